@@ -1,0 +1,12 @@
+export type { Digest, DigestAlgorithm, ParsedDigest } from './digest.ts';
+export {
+  asDigest,
+  digestHex,
+  digestStream,
+  formatDigest,
+  Hasher,
+  isDigest,
+  parseDigest,
+  sha256,
+  verifyStream,
+} from './digest.ts';

@@ -1,0 +1,132 @@
+/**
+ * The error hierarchy of pare. Each domain has one class with a closed union of SCREAMING_SNAKE codes, structured
+ * context fields and a `cause` chain (after sigstore-js and ky). Messages are lowercase and say
+ * "cannot <verb> <object>: <reason>" with the concrete value quoted. Only `cli/` turns errors into exit codes.
+ */
+
+/** Base class: a stable machine-readable `code` plus the usual message and cause. */
+export class BaseError<C extends string = string> extends Error {
+  readonly code: C;
+  override readonly name: string;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export type UsageErrorCode =
+  | 'USAGE'
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'INPUT_NOT_FOUND'
+  | 'INPUT_INVALID';
+/** Bad input from the user (arguments, pare.yaml, source files). The CLI maps these to exit code 2. */
+export class UsageError extends BaseError<UsageErrorCode> {
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  constructor(
+    code: UsageErrorCode,
+    message: string,
+    options?: { cause?: unknown; file?: string; line?: number; column?: number },
+  ) {
+    super(code, message, options);
+    this.file = options?.file;
+    this.line = options?.line;
+    this.column = options?.column;
+  }
+}
+
+export type DigestErrorCode = 'DIGEST_INVALID' | 'DIGEST_MISMATCH' | 'DIGEST_UNSUPPORTED' | 'SIZE_MISMATCH';
+/** A malformed digest string, or content whose digest or size is not what was promised. */
+export class DigestError extends BaseError<DigestErrorCode> {
+  readonly expected: string | undefined;
+  readonly actual: string | undefined;
+  constructor(
+    code: DigestErrorCode,
+    message: string,
+    options?: { cause?: unknown; expected?: string; actual?: string },
+  ) {
+    super(code, message, options);
+    this.expected = options?.expected;
+    this.actual = options?.actual;
+  }
+}
+
+export type TreeErrorCode =
+  | 'TREE_PATH_INVALID'
+  | 'TREE_PATH_ESCAPE'
+  | 'TREE_CONFLICT'
+  | 'TREE_NOT_FOUND'
+  | 'TREE_NOT_DIR'
+  | 'TREE_SYMLINK_LOOP'
+  | 'TREE_HARDLINK_INVALID';
+/** A path or entry that cannot be placed in an FsTree. */
+export class TreeError extends BaseError<TreeErrorCode> {
+  readonly path: string | undefined;
+  constructor(code: TreeErrorCode, message: string, options?: { cause?: unknown; path?: string }) {
+    super(code, message, options);
+    this.path = options?.path;
+  }
+}
+
+export type TarErrorCode =
+  | 'TAR_TRUNCATED'
+  | 'TAR_CHECKSUM'
+  | 'TAR_HEADER_INVALID'
+  | 'TAR_PAX_INVALID'
+  | 'TAR_UNSUPPORTED'
+  | 'TAR_UNSAFE_PATH'
+  | 'TAR_LIMIT';
+/** A tar stream that is malformed, truncated, hostile (path escapes) or over a named limit. */
+export class TarError extends BaseError<TarErrorCode> {
+  readonly offset: number | undefined;
+  readonly path: string | undefined;
+  constructor(
+    code: TarErrorCode,
+    message: string,
+    options?: { cause?: unknown; offset?: number; path?: string },
+  ) {
+    super(code, message, options);
+    this.offset = options?.offset;
+    this.path = options?.path;
+  }
+}
+
+export type OciErrorCode =
+  | 'OCI_MANIFEST_INVALID'
+  | 'OCI_CONFIG_INVALID'
+  | 'OCI_INDEX_INVALID'
+  | 'OCI_MEDIA_TYPE'
+  | 'OCI_PLATFORM_NOT_FOUND'
+  | 'OCI_VALIDATION';
+/** An image, manifest, config or index that does not follow the OCI image-spec. */
+export class OciError extends BaseError<OciErrorCode> {
+  readonly digest: string | undefined;
+  constructor(code: OciErrorCode, message: string, options?: { cause?: unknown; digest?: string }) {
+    super(code, message, options);
+    this.digest = options?.digest;
+  }
+}
+
+export type LayoutErrorCode =
+  | 'LAYOUT_NOT_FOUND'
+  | 'LAYOUT_INVALID'
+  | 'LAYOUT_BLOB_MISSING'
+  | 'LAYOUT_REF_NOT_FOUND'
+  | 'LAYOUT_ARCHIVE_INVALID'
+  | 'LAYOUT_LOCKED';
+/** An OCI image layout, oci-archive or docker-archive that is missing, corrupt or lacks what was asked for. */
+export class LayoutError extends BaseError<LayoutErrorCode> {
+  readonly path: string | undefined;
+  constructor(code: LayoutErrorCode, message: string, options?: { cause?: unknown; path?: string }) {
+    super(code, message, options);
+    this.path = options?.path;
+  }
+}
+
+/** True when `e` is a pare error with one of the given codes (or any pare error when none is given). */
+export function isPareError(e: unknown, ...codes: string[]): e is BaseError {
+  return e instanceof BaseError && (codes.length === 0 || codes.includes(e.code));
+}
