@@ -1,0 +1,28 @@
+export type { Content } from './content.ts';
+export { bufferContent, hostFileContent, hostFileContentSized, lazyContent } from './content.ts';
+export { describeEntry, dumpTree } from './dump.ts';
+export { readHostDir } from './host.ts';
+export type { ConflictResolver } from './overlay.ts';
+export {
+  applyLayer,
+  conflictError,
+  conflictReplace,
+  isWhiteoutPath,
+  merge,
+  OPAQUE_WHITEOUT,
+  WHITEOUT_PREFIX,
+} from './overlay.ts';
+export { baseName, comparePaths, isWithin, joinPath, normalizePath, parentPath } from './path.ts';
+export type {
+  DeviceEntry,
+  DirDefaults,
+  DirEntry,
+  Entry,
+  EntryKind,
+  FifoEntry,
+  FileEntry,
+  HardlinkEntry,
+  Resolved,
+  SymlinkEntry,
+} from './tree.ts';
+export { dirEntry, fileEntry, MAX_SYMLINK_HOPS, symlinkEntry, Tree, TreeBuilder } from './tree.ts';
