@@ -160,9 +160,9 @@ export class Tree {
       for (const p of this.paths()) {
         if (p === '/') continue;
         const parent = parentPath(p);
-        let list = m.get(parent);
-        if (!list) m.set(parent, (list = []));
-        list.push(p);
+        const list = m.get(parent);
+        if (list) list.push(p);
+        else m.set(parent, [p]);
       }
       this.#children = m;
     }
