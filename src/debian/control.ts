@@ -1,0 +1,179 @@
+import { BaseError } from '../errors.ts';
+
+/**
+ * deb822 control data (Debian Policy §5.1, deb822(5)): paragraphs of `Field: value` lines separated by blank lines;
+ * continuation lines start with a space or tab; a continuation line of just " ." is an empty line in multiline values.
+ * Field names are case-insensitive; a paragraph keeps the case it was written with for output. Used for Packages,
+ * Release, dpkg status and `.sources` files. Hand-written: it is small, hot (63k stanzas per Packages file) and
+ * must report line numbers.
+ */
+
+export type ControlErrorCode = 'CONTROL_SYNTAX' | 'CONTROL_DUPLICATE_FIELD';
+export class ControlError extends BaseError<ControlErrorCode> {
+  readonly line: number | undefined;
+  readonly source: string | undefined;
+  constructor(
+    code: ControlErrorCode,
+    message: string,
+    options?: { cause?: unknown; line?: number; source?: string },
+  ) {
+    super(code, message, options);
+    this.line = options?.line;
+    this.source = options?.source;
+  }
+}
+
+/** One paragraph: fields in file order. `get` is case-insensitive. Values keep continuation lines joined by "\n". */
+export class Paragraph {
+  readonly #fields: Map<string, { name: string; value: string }>;
+  /** 1-based line of the paragraph's first field in its source. */
+  readonly line: number;
+  constructor(fields: Iterable<readonly [string, string]> = [], line = 0) {
+    this.#fields = new Map();
+    for (const [k, v] of fields) this.#fields.set(k.toLowerCase(), { name: k, value: v });
+    this.line = line;
+  }
+  /** Returns the value of field `name` (any case), or undefined. */
+  get(name: string): string | undefined {
+    return this.#fields.get(name.toLowerCase())?.value;
+  }
+  has(name: string): boolean {
+    return this.#fields.has(name.toLowerCase());
+  }
+  /** Fields as `[name, value]` in file order, with the names' original case. */
+  *entries(): IterableIterator<[string, string]> {
+    for (const { name, value } of this.#fields.values()) yield [name, value];
+  }
+  get size(): number {
+    return this.#fields.size;
+  }
+  /** Returns a copy with `name` set (replacing in place, keeping order) or appended. */
+  with(name: string, value: string): Paragraph {
+    const entries = [...this.entries()];
+    const i = entries.findIndex(([k]) => k.toLowerCase() === name.toLowerCase());
+    if (i >= 0) entries[i] = [entries[i]![0], value];
+    else entries.push([name, value]);
+    return new Paragraph(entries, this.line);
+  }
+  /** Returns a copy without the named fields. */
+  without(...names: string[]): Paragraph {
+    const drop = new Set(names.map((n) => n.toLowerCase()));
+    return new Paragraph(
+      [...this.entries()].filter(([k]) => !drop.has(k.toLowerCase())),
+      this.line,
+    );
+  }
+  /** Renders the paragraph as deb822 text (no trailing blank line). */
+  format(): string {
+    let s = '';
+    for (const [k, v] of this.entries()) s += `${k}:${formatValue(v)}\n`;
+    return s;
+  }
+}
+
+function formatValue(v: string): string {
+  if (v === '') return '';
+  const lines = v.split('\n');
+  const first = lines[0] === '' ? '' : ` ${lines[0]}`;
+  return (
+    first +
+    lines
+      .slice(1)
+      .map((l) => `\n ${l === '' ? '.' : l}`)
+      .join('')
+  );
+}
+
+export interface ParseControlOptions {
+  /** Name of the file or URL, for error messages. */
+  readonly source?: string;
+  /** Allow `#` comment lines (deb822 `.sources` files do; Packages and status files do not). */
+  readonly comments?: boolean;
+}
+
+/**
+ * Parses deb822 text into paragraphs. Throws CONTROL_SYNTAX (with line) for a line that is neither a field nor a
+ * continuation, and CONTROL_DUPLICATE_FIELD for a field given twice in one paragraph.
+ */
+export function parseControl(text: string, options: ParseControlOptions = {}): Paragraph[] {
+  const out: Paragraph[] = [];
+  for (const p of iterateControl(text, options)) out.push(p);
+  return out;
+}
+
+/** Like parseControl, yielding one paragraph at a time (for big indexes). */
+export function* iterateControl(text: string, options: ParseControlOptions = {}): Generator<Paragraph> {
+  const where = options.source ? `${options.source}:` : 'line ';
+  let fields: [string, string][] = [];
+  let seen = new Set<string>();
+  let start = 0;
+  let lineNo = 0;
+  let pos = 0;
+  const n = text.length;
+  while (pos <= n) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = n;
+    let line = text.slice(pos, end);
+    pos = end + 1;
+    lineNo++;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (options.comments && line.startsWith('#')) continue;
+    if (line.trim() === '') {
+      if (fields.length > 0) yield new Paragraph(fields, start);
+      fields = [];
+      seen = new Set();
+      if (end === n) break;
+      continue;
+    }
+    const c = line.charCodeAt(0);
+    if (c === 32 || c === 9) {
+      const last = fields[fields.length - 1];
+      if (!last) {
+        throw new ControlError(
+          'CONTROL_SYNTAX',
+          `cannot parse control data at ${where}${lineNo}: continuation line without a field`,
+          {
+            line: lineNo,
+            source: options.source,
+          },
+        );
+      }
+      const t = line.trim();
+      last[1] += `\n${t === '.' ? '' : t}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      throw new ControlError(
+        'CONTROL_SYNTAX',
+        `cannot parse control data at ${where}${lineNo}: want "Field: value", got ${JSON.stringify(line.slice(0, 80))}`,
+        {
+          line: lineNo,
+          source: options.source,
+        },
+      );
+    }
+    const name = line.slice(0, colon);
+    const key = name.toLowerCase();
+    if (seen.has(key)) {
+      throw new ControlError(
+        'CONTROL_DUPLICATE_FIELD',
+        `cannot parse control data at ${where}${lineNo}: field ${JSON.stringify(name)} given twice`,
+        {
+          line: lineNo,
+          source: options.source,
+        },
+      );
+    }
+    seen.add(key);
+    if (fields.length === 0) start = lineNo;
+    fields.push([name, line.slice(colon + 1).trim()]);
+    if (end === n) break;
+  }
+  if (fields.length > 0) yield new Paragraph(fields, start);
+}
+
+/** Renders paragraphs as deb822 text, separated by blank lines. */
+export function formatControl(paragraphs: readonly Paragraph[]): string {
+  return paragraphs.map((p) => p.format()).join('\n');
+}
