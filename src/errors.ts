@@ -126,6 +126,36 @@ export class LayoutError extends BaseError<LayoutErrorCode> {
   }
 }
 
+export type DebianErrorCode =
+  | 'DEBIAN_VERSION_INVALID'
+  | 'DEBIAN_RELATION_INVALID'
+  | 'DEBIAN_PACKAGE_NOT_FOUND'
+  | 'DEBIAN_UNSATISFIABLE'
+  | 'DEBIAN_CONFLICT'
+  | 'DEBIAN_DEB_INVALID'
+  | 'DEBIAN_DEB_UNSAFE'
+  | 'DEBIAN_DEB_LIMIT'
+  | 'DEBIAN_ASSEMBLE_CONFLICT';
+/**
+ * A Debian version, relation, package set, .deb or assembled root that is malformed, unsatisfiable or unsafe.
+ * `package` names the package concerned, `path` the .deb member or tree path, `chain` the dependency chain.
+ */
+export class DebianError extends BaseError<DebianErrorCode> {
+  readonly package: string | undefined;
+  readonly path: string | undefined;
+  readonly chain: readonly string[] | undefined;
+  constructor(
+    code: DebianErrorCode,
+    message: string,
+    options?: { cause?: unknown; package?: string; path?: string; chain?: readonly string[] },
+  ) {
+    super(code, message, options);
+    this.package = options?.package;
+    this.path = options?.path;
+    this.chain = options?.chain;
+  }
+}
+
 /** True when `e` is a pare error with one of the given codes (or any pare error when none is given). */
 export function isPareError(e: unknown, ...codes: string[]): e is BaseError {
   return e instanceof BaseError && (codes.length === 0 || codes.includes(e.code));
