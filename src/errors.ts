@@ -135,24 +135,42 @@ export type DebianErrorCode =
   | 'DEBIAN_DEB_INVALID'
   | 'DEBIAN_DEB_UNSAFE'
   | 'DEBIAN_DEB_LIMIT'
-  | 'DEBIAN_ASSEMBLE_CONFLICT';
+  | 'DEBIAN_ASSEMBLE_CONFLICT'
+  // archive access (mirror, keys, secure-apt chain, cache, lockfile)
+  | 'DEBIAN_NO_MIRROR'
+  | 'DEBIAN_NO_KEYRING'
+  | 'DEBIAN_SOURCES_INVALID'
+  | 'DEBIAN_HTTP'
+  | 'DEBIAN_NOT_FOUND'
+  | 'DEBIAN_SIGNATURE'
+  | 'DEBIAN_EXPIRED'
+  | 'DEBIAN_RELEASE_INVALID'
+  | 'DEBIAN_SUITE_MISMATCH'
+  | 'DEBIAN_HASH_MISMATCH'
+  | 'DEBIAN_INDEX_INVALID'
+  | 'DEBIAN_LOCK_INVALID'
+  | 'DEBIAN_LOCK_MISMATCH'
+  | 'DEBIAN_LOCK_STALE';
 /**
  * A Debian version, relation, package set, .deb or assembled root that is malformed, unsatisfiable or unsafe.
- * `package` names the package concerned, `path` the .deb member or tree path, `chain` the dependency chain.
+ * `package` names the package concerned, `path` the .deb member or tree path, `chain` the dependency chain,
+ * `url` the archive URL that was fetched (archive access codes).
  */
 export class DebianError extends BaseError<DebianErrorCode> {
   readonly package: string | undefined;
   readonly path: string | undefined;
   readonly chain: readonly string[] | undefined;
+  readonly url: string | undefined;
   constructor(
     code: DebianErrorCode,
     message: string,
-    options?: { cause?: unknown; package?: string; path?: string; chain?: readonly string[] },
+    options?: { cause?: unknown; package?: string; path?: string; chain?: readonly string[]; url?: string },
   ) {
     super(code, message, options);
     this.package = options?.package;
     this.path = options?.path;
     this.chain = options?.chain;
+    this.url = options?.url;
   }
 }
 
