@@ -178,3 +178,124 @@ export class DebianError extends BaseError<DebianErrorCode> {
 export function isPareError(e: unknown, ...codes: string[]): e is BaseError {
   return e instanceof BaseError && (codes.length === 0 || codes.includes(e.code));
 }
+
+export type ElfErrorCode =
+  | 'ELF_NOT_ELF'
+  | 'ELF_TRUNCATED'
+  | 'ELF_UNSUPPORTED'
+  | 'ELF_HEADER_INVALID'
+  | 'ELF_OFFSET_INVALID'
+  | 'ELF_STRING_INVALID'
+  | 'ELF_NOTE_INVALID'
+  | 'ELF_VERSION_INVALID'
+  | 'ELF_LIMIT'
+  | 'ELF_CACHE_INVALID'
+  | 'ELF_PATH_LOOP'
+  | 'ELF_IO';
+/** An ELF file (or ld.so.cache / loader path) that is malformed, truncated, over a named limit or unreadable. */
+export class ElfError extends BaseError<ElfErrorCode> {
+  readonly file: string | undefined;
+  readonly offset: number | undefined;
+  readonly field: string | undefined;
+  constructor(
+    code: ElfErrorCode,
+    message: string,
+    options?: { cause?: unknown; file?: string; offset?: number; field?: string },
+  ) {
+    super(code, message, options);
+    this.file = options?.file;
+    this.offset = options?.offset;
+    this.field = options?.field;
+  }
+}
+
+export type AttestErrorCode =
+  | 'ATTEST_KEY_INVALID'
+  | 'ATTEST_KEY_PASSWORD'
+  | 'ATTEST_KEY_UNSUPPORTED'
+  | 'ATTEST_KEY_EXISTS'
+  | 'ATTEST_ENVELOPE_INVALID'
+  | 'ATTEST_SIGNATURE_INVALID'
+  | 'ATTEST_PAYLOAD_INVALID'
+  | 'ATTEST_SUBJECT_MISMATCH'
+  | 'ATTEST_NOT_FOUND'
+  | 'ATTEST_BUNDLE_INVALID';
+/** A key, signature, DSSE envelope, sigstore bundle or attestation that cannot be loaded, made or verified. */
+export class AttestError extends BaseError<AttestErrorCode> {
+  readonly path: string | undefined;
+  readonly digest: string | undefined;
+  constructor(
+    code: AttestErrorCode,
+    message: string,
+    options?: { cause?: unknown; path?: string; digest?: string },
+  ) {
+    super(code, message, options);
+    this.path = options?.path;
+    this.digest = options?.digest;
+  }
+}
+
+export type SbomErrorCode = 'SBOM_DPKG_INVALID' | 'SBOM_OS_RELEASE_INVALID' | 'SBOM_INVALID';
+/** Package metadata in an image that cannot be read into an SBOM, or an SBOM that fails its schema. */
+export class SbomError extends BaseError<SbomErrorCode> {
+  readonly path: string | undefined;
+  constructor(code: SbomErrorCode, message: string, options?: { cause?: unknown; path?: string }) {
+    super(code, message, options);
+    this.path = options?.path;
+  }
+}
+
+export type RegistryErrorCode =
+  | 'REGISTRY_AUTH'
+  | 'REGISTRY_CREDENTIALS'
+  | 'REGISTRY_DIGEST'
+  | 'REGISTRY_HTTP'
+  | 'REGISTRY_NETWORK'
+  | 'REGISTRY_NOT_FOUND'
+  | 'REGISTRY_PROTOCOL'
+  | 'REGISTRY_REFERENCE'
+  | 'REGISTRY_TIMEOUT'
+  | 'REGISTRY_TLS'
+  | 'REGISTRY_UNSUPPORTED';
+/** One entry of a distribution-spec error body (`{"errors":[{"code","message","detail"}]}`). */
+export interface RegistryDiagnostic {
+  readonly code: string;
+  readonly message: string;
+  readonly detail?: unknown;
+}
+/**
+ * A registry that refused, failed or answered outside the distribution spec, a bad image reference, or unusable
+ * credentials. `host`, `repository` and `status` name where it happened; `diagnostics` carries the registry's own
+ * error codes.
+ */
+export class RegistryError extends BaseError<RegistryErrorCode> {
+  readonly host: string | undefined;
+  readonly repository: string | undefined;
+  readonly status: number | undefined;
+  readonly request: string | undefined;
+  readonly diagnostics: readonly RegistryDiagnostic[];
+  constructor(
+    code: RegistryErrorCode,
+    message: string,
+    options?: {
+      cause?: unknown;
+      host?: string;
+      repository?: string;
+      status?: number;
+      request?: string;
+      diagnostics?: readonly RegistryDiagnostic[];
+    },
+  ) {
+    super(code, message, options);
+    this.host = options?.host;
+    this.repository = options?.repository;
+    this.status = options?.status;
+    this.request = options?.request;
+    this.diagnostics = options?.diagnostics ?? [];
+  }
+}
+
+/** True when `e` is a RegistryError (with one of the given codes, when any are given). */
+export function isRegistryError(e: unknown, ...codes: RegistryErrorCode[]): e is RegistryError {
+  return e instanceof RegistryError && (codes.length === 0 || codes.includes(e.code));
+}
