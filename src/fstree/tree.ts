@@ -114,7 +114,13 @@ export class Tree {
    */
   static from(entries: Iterable<readonly [string, Entry]>, dirs: DirDefaults = {}): Tree {
     const b = new TreeBuilder(dirs);
-    for (const [p, e] of entries) b.add(p, e);
+    const links: (readonly [string, Entry])[] = [];
+    // Hardlinks go last so that the order of `entries` never matters.
+    for (const pe of entries) {
+      if (pe[1].kind === 'hardlink') links.push(pe);
+      else b.add(pe[0], pe[1]);
+    }
+    for (const [p, e] of links) b.add(p, e);
     return b.build();
   }
 
