@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as key } from './key.ts';
 
 /**
  * Every `pare` subcommand lives in its own file in this folder and exports `register(program)`. Add one import and
@@ -6,4 +7,4 @@ import type { Command } from 'commander';
  */
 export type Register = (program: Command) => void;
 
-export const COMMANDS: readonly Register[] = [];
+export const COMMANDS: readonly Register[] = [key];
