@@ -299,3 +299,34 @@ export class RegistryError extends BaseError<RegistryErrorCode> {
 export function isRegistryError(e: unknown, ...codes: RegistryErrorCode[]): e is RegistryError {
   return e instanceof RegistryError && (codes.length === 0 || codes.includes(e.code));
 }
+
+export type RunErrorCode =
+  | 'RUN_BWRAP_MISSING'
+  | 'RUN_USERNS_DISABLED'
+  | 'RUN_ARCH_UNSUPPORTED'
+  | 'RUN_IMAGE_UNSUPPORTED'
+  | 'RUN_NO_COMMAND'
+  | 'RUN_USER_NOT_FOUND'
+  | 'RUN_USER_INVALID'
+  | 'RUN_VOLUME_INVALID'
+  | 'RUN_ENV_INVALID'
+  | 'RUN_UNPACK_FAILED'
+  | 'RUN_SANDBOX_FAILED';
+/**
+ * A sandboxed run that cannot start: bubblewrap or user namespaces unavailable (`hint` says how to enable them), an
+ * image that cannot be unpacked or has nothing to run, a bad `--user`/`-v`/`-e`.
+ */
+export class RunError extends BaseError<RunErrorCode> {
+  readonly path: string | undefined;
+  readonly hint: string | undefined;
+  constructor(code: RunErrorCode, message: string, options?: { cause?: unknown; path?: string; hint?: string }) {
+    super(code, message, options);
+    this.path = options?.path;
+    this.hint = options?.hint;
+  }
+}
+
+/** True when `e` is a RunError (with one of the given codes, when any are given). */
+export function isRunError(e: unknown, ...codes: RunErrorCode[]): e is RunError {
+  return e instanceof RunError && (codes.length === 0 || codes.includes(e.code));
+}

@@ -1,0 +1,185 @@
+import { ElfError, type ElfErrorCode } from '../errors.ts';
+
+/**
+ * Random access to the bytes of one file. `Content` from src/fstree satisfies it, so do host files
+ * (`hostFileContentSized`) and the lazy host root in rootfs.ts. Reads past the end return fewer bytes, never throw.
+ */
+export interface ByteSource {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** Largest single table (string table, symbol table, note segment …) read in one piece: 256 MiB. */
+export const MAX_TABLE_BYTES = 256 * 1024 * 1024;
+
+/** Throws an ElfError with the file name, offset and field filled in. */
+export function fail(
+  code: ElfErrorCode,
+  file: string,
+  what: string,
+  options: { offset?: number; field?: string; cause?: unknown } = {},
+): never {
+  const where = options.field
+    ? ` (${options.field}${options.offset !== undefined ? ` at ${options.offset}` : ''})`
+    : '';
+  throw new ElfError(code, `cannot parse ELF file ${JSON.stringify(file)}: ${what}${where}`, {
+    file,
+    ...options,
+  });
+}
+
+/** Converts a 64-bit file quantity to a number, throwing ELF_OFFSET_INVALID when it cannot be a valid offset/size. */
+export function toNumber(v: bigint, file: string, field: string): number {
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER))
+    fail('ELF_OFFSET_INVALID', file, `value ${v} is out of range`, { field });
+  return Number(v);
+}
+
+/**
+ * Reads exactly `length` bytes at `offset` from `src`, after checking the range lies inside the file and under
+ * MAX_TABLE_BYTES (offsets and sizes come from the file and are attacker-controlled).
+ */
+export async function readExact(
+  src: ByteSource,
+  file: string,
+  offset: number,
+  length: number,
+  field: string,
+): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+    fail('ELF_OFFSET_INVALID', file, `bad range ${offset}+${length}`, { field, offset });
+  if (length > MAX_TABLE_BYTES)
+    fail('ELF_LIMIT', file, `${length} bytes is over the ${MAX_TABLE_BYTES}-byte table limit`, {
+      field,
+      offset,
+    });
+  if (offset + length > src.size)
+    fail(
+      'ELF_TRUNCATED',
+      file,
+      `range ${offset}+${length} ends past the end of the file (${src.size} bytes)`,
+      {
+        field,
+        offset,
+      },
+    );
+  if (length === 0) return new Uint8Array(0);
+  let got: Uint8Array;
+  try {
+    got = await src.read(offset, length);
+  } catch (e) {
+    fail('ELF_IO', file, `read failed: ${(e as Error).message}`, { field, offset, cause: e });
+  }
+  if (got.length !== length)
+    fail('ELF_TRUNCATED', file, `short read: got ${got.length} of ${length} bytes`, { field, offset });
+  return got;
+}
+
+/** An endian-aware view over bytes read from the file at `base`, with bounds-checked accessors. */
+export class View {
+  readonly bytes: Uint8Array;
+  readonly #dv: DataView;
+  readonly le: boolean;
+  readonly file: string;
+  readonly base: number;
+  readonly field: string;
+
+  constructor(bytes: Uint8Array, le: boolean, file: string, base: number, field: string) {
+    this.bytes = bytes;
+    this.#dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.le = le;
+    this.file = file;
+    this.base = base;
+    this.field = field;
+  }
+
+  get length(): number {
+    return this.bytes.length;
+  }
+
+  #check(at: number, n: number): void {
+    if (at < 0 || at + n > this.bytes.length)
+      fail('ELF_TRUNCATED', this.file, `field runs past its table`, {
+        field: this.field,
+        offset: this.base + at,
+      });
+  }
+  u8(at: number): number {
+    this.#check(at, 1);
+    return this.bytes[at]!;
+  }
+  u16(at: number): number {
+    this.#check(at, 2);
+    return this.#dv.getUint16(at, this.le);
+  }
+  u32(at: number): number {
+    this.#check(at, 4);
+    return this.#dv.getUint32(at, this.le);
+  }
+  i32(at: number): number {
+    this.#check(at, 4);
+    return this.#dv.getInt32(at, this.le);
+  }
+  u64(at: number): bigint {
+    this.#check(at, 8);
+    return this.#dv.getBigUint64(at, this.le);
+  }
+  i64(at: number): bigint {
+    this.#check(at, 8);
+    return this.#dv.getBigInt64(at, this.le);
+  }
+  /** Word-sized unsigned field: u32 for ELF32, u64 for ELF64, always as bigint. */
+  word(at: number, is64: boolean): bigint {
+    return is64 ? this.u64(at) : BigInt(this.u32(at));
+  }
+  /** Signed word (d_tag is signed). */
+  sword(at: number, is64: boolean): bigint {
+    return is64 ? this.i64(at) : BigInt(this.i32(at));
+  }
+  sub(at: number, n: number, field = this.field): View {
+    this.#check(at, n);
+    return new View(this.bytes.subarray(at, at + n), this.le, this.file, this.base + at, field);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/** Longest string read from a string table; C++ symbol names can run to tens of KiB. */
+export const MAX_STRING_LENGTH = 1024 * 1024;
+
+/** A string table (`.dynstr`, `.strtab`, `.shstrtab`): NUL-terminated strings addressed by offset. */
+export class StringTable {
+  readonly #bytes: Uint8Array;
+  readonly #file: string;
+  readonly #field: string;
+  readonly #cache = new Map<number, string>();
+  constructor(bytes: Uint8Array, file: string, field: string) {
+    this.#bytes = bytes;
+    this.#file = file;
+    this.#field = field;
+  }
+  /** Returns the string at `offset`; throws ELF_STRING_INVALID when it is outside the table or not terminated. */
+  get(offset: number): string {
+    const hit = this.#cache.get(offset);
+    if (hit !== undefined) return hit;
+    if (offset < 0 || offset >= this.#bytes.length) {
+      if (offset === 0 && this.#bytes.length === 0) return '';
+      fail(
+        'ELF_STRING_INVALID',
+        this.#file,
+        `string offset ${offset} is outside the table of ${this.#bytes.length} bytes`,
+        {
+          field: this.#field,
+        },
+      );
+    }
+    const end = this.#bytes.indexOf(0, offset);
+    if (end < 0 || end - offset > MAX_STRING_LENGTH)
+      fail('ELF_STRING_INVALID', this.#file, `string at ${offset} is not NUL-terminated inside its table`, {
+        field: this.#field,
+      });
+    const s = utf8.decode(this.#bytes.subarray(offset, end));
+    this.#cache.set(offset, s);
+    return s;
+  }
+}
