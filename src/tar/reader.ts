@@ -24,6 +24,8 @@ export interface TarMember {
   readonly header: TarHeader;
   /** Byte offset of the member's (first) header in the archive. */
   readonly offset: number;
+  /** Byte offset of the member's data in the (uncompressed) archive. */
+  readonly dataOffset: number;
   /** The member's data; empty for non-files. */
   body(): AsyncIterable<Uint8Array>;
   /** Reads the whole body into memory. */
@@ -225,6 +227,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
       const member: TarMember = {
         header,
         offset: at,
+        dataOffset: bodyStart,
         body,
         async bytes() {
           const parts: Uint8Array[] = [];

@@ -1,0 +1,414 @@
+import { createReadStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Digest, digestStream, sha256, verifyStream } from '../digest/index.ts';
+import { LayoutError } from '../errors.ts';
+import { bufferContent, lazyContent, normalizePath, TreeBuilder } from '../fstree/index.ts';
+import {
+  type Artifact,
+  canonicalBytes,
+  type Descriptor,
+  decompress,
+  detectCompression,
+  type Image,
+  imageFromParts,
+  indexFromParts,
+  indexJson,
+  isImageManifestType,
+  isIndexType,
+  layerFromOpener,
+  layerMediaType,
+  MediaType,
+  manifestJson,
+  type Platform,
+  parseConfig,
+  parseIndex,
+  selectImage,
+  sniffMediaType,
+} from '../oci/index.ts';
+import { readTar, tarFromTree } from '../tar/index.ts';
+import { streamToTemp } from './atomic.ts';
+import { REF_NAME, validateTag } from './layout.ts';
+
+/**
+ * Single-file image archives.
+ *
+ * `writeArchive` writes one tar that is at once an OCI image layout (`oci-layout`, `index.json`, `blobs/…`: what
+ * `skopeo copy oci-archive:` reads) and a docker-archive (`manifest.json` with Config/RepoTags/Layers pointing at the
+ * same blobs: what `docker load`, `podman load` and `skopeo copy docker-archive:` read) — the format `docker save`
+ * writes since Docker 25. Deterministic: fixed owners and mtimes, sorted members.
+ *
+ * `readArchive` reads any of: that format, a plain oci-archive, a docker-archive from `docker save` (old
+ * `<id>/layer.tar` form included), each optionally gzip/zstd compressed. Members are indexed once and then read by
+ * offset, so no layer is held in memory.
+ */
+
+export interface WriteArchiveOptions {
+  /** Tag for index.json's ref name (e.g. `latest`). */
+  readonly tag?: string;
+  /** Docker `RepoTags` entry (e.g. `hello:latest`); default `pare/image:<tag>` when a tag is given. */
+  readonly repoTag?: string;
+  /** For an index: which image goes into manifest.json (docker-archive holds single-platform images). */
+  readonly platform?: Platform;
+  /** mtime for every member (SOURCE_DATE_EPOCH). */
+  readonly epoch?: number;
+}
+
+function blobName(d: Digest): string {
+  return `/blobs/${d.replace(':', '/')}`;
+}
+
+/** Writes `artifact` to `file` atomically as an OCI layout + docker-archive tar. */
+export async function writeArchive(
+  file: string,
+  artifact: Artifact,
+  options: WriteArchiveOptions = {},
+): Promise<Descriptor> {
+  if (options.tag !== undefined) validateTag(options.tag);
+  const mtime = options.epoch ?? 0;
+  const b = new TreeBuilder({ mtime });
+  const meta = { mode: 0o644, uid: 0, gid: 0, mtime };
+  const putBytes = (bytes: Uint8Array) => {
+    const d = sha256(bytes);
+    if (!b.has(blobName(d))) b.put(blobName(d), { ...meta, kind: 'file', content: bufferContent(bytes) });
+    return d;
+  };
+  const putImage = async (img: Image): Promise<void> => {
+    const m = await img.manifest();
+    for (const [i, l] of (await img.layers()).entries()) {
+      const d = m.layers[i]!;
+      if (!b.has(blobName(d.digest)))
+        b.put(blobName(d.digest), {
+          ...meta,
+          kind: 'file',
+          content: lazyContent(d.size, () => verifyStream(l.compressed(), d.digest, d.size)),
+        });
+    }
+    putBytes(await img.rawConfig());
+    putBytes(await img.rawManifest());
+  };
+  let top: Descriptor;
+  let dockerImage: Image;
+  if (artifact.kind === 'image') {
+    await putImage(artifact.image);
+    const raw = await artifact.image.rawManifest();
+    top = { mediaType: await artifact.image.mediaType(), digest: sha256(raw), size: raw.length };
+    dockerImage = artifact.image;
+  } else {
+    const walk = async (idx: typeof artifact.index): Promise<void> => {
+      for (const d of (await idx.manifest()).manifests) {
+        if (isImageManifestType(d.mediaType)) await putImage(await idx.image(d.digest));
+        else if (isIndexType(d.mediaType)) await walk(await idx.imageIndex(d.digest));
+      }
+      putBytes(await idx.rawManifest());
+    };
+    await walk(artifact.index);
+    const raw = await artifact.index.rawManifest();
+    top = { mediaType: await artifact.index.mediaType(), digest: sha256(raw), size: raw.length };
+    dockerImage = await selectImage(artifact, options.platform);
+  }
+  const refAnn = options.tag !== undefined ? { [REF_NAME]: options.tag } : undefined;
+  const repoTag = options.repoTag ?? (options.tag !== undefined ? `pare/image:${options.tag}` : undefined);
+  const index = canonicalBytes(
+    indexJson({
+      schemaVersion: 2,
+      mediaType: MediaType.OCI_INDEX,
+      manifests: [
+        {
+          ...top,
+          annotations: refAnn && repoTag ? { 'io.containerd.image.name': repoTag, ...refAnn } : refAnn,
+        },
+      ],
+    }),
+  );
+  const dm = await dockerImage.manifest();
+  const dockerManifest = [
+    {
+      Config: blobName(dm.config.digest).slice(1),
+      RepoTags: repoTag ? [repoTag] : [],
+      Layers: dm.layers.map((l) => blobName(l.digest).slice(1)),
+    },
+  ];
+  b.put('/oci-layout', { ...meta, kind: 'file', content: bufferContent('{"imageLayoutVersion":"1.0.0"}') });
+  b.put('/index.json', { ...meta, kind: 'file', content: bufferContent(index) });
+  b.put('/manifest.json', { ...meta, kind: 'file', content: bufferContent(JSON.stringify(dockerManifest)) });
+  const tree = b.build();
+  const tmp = await streamToTemp(file, tarFromTree(tree));
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return top;
+}
+
+interface Member {
+  readonly type: string;
+  readonly dataOffset: number;
+  readonly size: number;
+  readonly linkname: string;
+}
+
+/** An indexed archive file: members by path, read by offset. */
+class ArchiveFile {
+  readonly path: string;
+  readonly members: Map<string, Member>;
+  constructor(path: string, members: Map<string, Member>) {
+    this.path = path;
+    this.members = members;
+  }
+  resolve(name: string, hops = 0): Member {
+    const p = normalizePath(name);
+    const m = this.members.get(p);
+    if (!m)
+      throw new LayoutError(
+        'LAYOUT_ARCHIVE_INVALID',
+        `cannot read ${JSON.stringify(name)} from archive ${JSON.stringify(this.path)}: no such member`,
+        { path: this.path },
+      );
+    if ((m.type === 'symlink' || m.type === 'hardlink') && hops < 8) {
+      const target =
+        m.type === 'symlink' && !m.linkname.startsWith('/')
+          ? `${p.slice(0, p.lastIndexOf('/'))}/${m.linkname}`
+          : m.linkname;
+      return this.resolve(target, hops + 1);
+    }
+    if (m.type !== 'file')
+      throw new LayoutError(
+        'LAYOUT_ARCHIVE_INVALID',
+        `cannot read ${JSON.stringify(name)} from archive ${JSON.stringify(this.path)}: not a file`,
+        { path: this.path },
+      );
+    return m;
+  }
+  has(name: string): boolean {
+    return this.members.has(normalizePath(name));
+  }
+  open(name: string): AsyncIterable<Uint8Array> {
+    const m = this.resolve(name);
+    if (m.size === 0) return (async function* () {})();
+    return createReadStream(this.path, {
+      start: m.dataOffset,
+      end: m.dataOffset + m.size - 1,
+      highWaterMark: 1 << 20,
+    }) as AsyncIterable<Uint8Array>;
+  }
+  async bytes(name: string): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const c of this.open(name)) parts.push(c);
+    return Buffer.concat(parts);
+  }
+  async head(name: string, n: number): Promise<Uint8Array> {
+    const m = this.resolve(name);
+    const fh = await open(this.path, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(n, m.size));
+      await fh.read(buf, 0, buf.length, m.dataOffset);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+async function indexArchive(path: string): Promise<ArchiveFile> {
+  const members = new Map<string, Member>();
+  for await (const m of readTar(
+    createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>,
+  )) {
+    if (m.header.path === '' || m.header.path === '.') continue;
+    members.set(normalizePath(m.header.path), {
+      type: m.header.type,
+      dataOffset: m.dataOffset,
+      size: m.header.size,
+      linkname: m.header.linkname,
+    });
+  }
+  return new ArchiveFile(path, members);
+}
+
+/**
+ * Reads an image archive (see module comment). `ref` picks a tag (oci: ref name; docker: a RepoTag or its tag part)
+ * or, for docker archives, `@N` the N-th image. Throws LAYOUT_ARCHIVE_INVALID / LAYOUT_REF_NOT_FOUND.
+ */
+export async function readArchive(file: string, ref?: string): Promise<Artifact> {
+  const fh = await open(file, 'r').catch((e) => {
+    throw new LayoutError(
+      'LAYOUT_NOT_FOUND',
+      `cannot open archive ${JSON.stringify(file)}: ${(e as Error).message}`,
+      { cause: e, path: file },
+    );
+  });
+  const head = Buffer.alloc(4);
+  await fh.read(head, 0, 4, 0);
+  await fh.close();
+  let path = file;
+  if (detectCompression(head) !== 'none') {
+    // A compressed archive cannot be read by offset: decompress it once to a private temp file.
+    const spoolPath = await streamToTemp(
+      join(tmpdir(), 'pare-archive'),
+      decompress(createReadStream(file) as AsyncIterable<Uint8Array>),
+    );
+    process.once('exit', () => {
+      void rm(spoolPath, { force: true });
+    });
+    path = spoolPath;
+  }
+  let ar: ArchiveFile;
+  try {
+    ar = await indexArchive(path);
+  } catch (e) {
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot read archive ${JSON.stringify(file)}: ${(e as Error).message}`,
+      { cause: e, path: file },
+    );
+  }
+  if (ar.has('oci-layout') && ar.has('index.json')) return readOciArchive(ar, file, ref);
+  if (ar.has('manifest.json')) return readDockerArchive(ar, file, ref);
+  throw new LayoutError(
+    'LAYOUT_ARCHIVE_INVALID',
+    `cannot read archive ${JSON.stringify(file)}: it has neither index.json + oci-layout (OCI) nor manifest.json (docker save)`,
+    { path: file },
+  );
+}
+
+async function readOciArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
+  const idx = parseIndex(await ar.bytes('index.json'), `${file}:index.json`);
+  let d: Descriptor | undefined;
+  if (ref === undefined || ref === '') {
+    if (idx.manifests.length === 1) d = idx.manifests[0];
+  } else if (/^sha(256|512):/.test(ref)) d = idx.manifests.find((m) => m.digest === ref);
+  else d = idx.manifests.find((m) => m.annotations?.[REF_NAME] === ref);
+  if (!d) {
+    const tags = idx.manifests.map((m) => m.annotations?.[REF_NAME]).filter(Boolean);
+    throw new LayoutError(
+      'LAYOUT_REF_NOT_FOUND',
+      `cannot find ${JSON.stringify(ref ?? '')} in archive ${JSON.stringify(file)}; it has ${idx.manifests.length} manifest(s)${tags.length ? ` tagged ${tags.join(', ')}` : ''}`,
+      { path: file },
+    );
+  }
+  const blob = (x: Digest) => `blobs/${x.replace(':', '/')}`;
+  const readBlob = async (x: Digest) => {
+    const bytes = await ar.bytes(blob(x));
+    if (sha256(bytes) !== x)
+      throw new LayoutError(
+        'LAYOUT_ARCHIVE_INVALID',
+        `cannot read blob ${x} from ${JSON.stringify(file)}: content hashes to ${sha256(bytes)}`,
+        { path: file },
+      );
+    return bytes;
+  };
+  const image = (m: Descriptor): Image =>
+    imageFromParts({
+      where: m.digest,
+      rawManifest: () => readBlob(m.digest),
+      rawConfig: (c) => readBlob(c.digest),
+      layer: async (l, _i, diffId) =>
+        layerFromOpener({
+          open: () => verifyStream(ar.open(blob(l.digest)), l.digest, l.size),
+          digest: l.digest,
+          size: l.size,
+          mediaType: l.mediaType,
+          diffId,
+        }),
+    });
+  const index = (m: Descriptor): ReturnType<typeof indexFromParts> =>
+    indexFromParts({
+      where: m.digest,
+      rawManifest: () => readBlob(m.digest),
+      image: async (c) => image(c),
+      index: async (c) => index(c),
+    });
+  if (
+    isIndexType(d.mediaType) ||
+    (d.mediaType === undefined && sniffMediaType(await readBlob(d.digest)) === MediaType.OCI_INDEX)
+  )
+    return { kind: 'index', index: index(d) };
+  return { kind: 'image', image: image(d) };
+}
+
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
+  let entries: DockerManifestEntry[];
+  try {
+    entries = JSON.parse(new TextDecoder().decode(await ar.bytes('manifest.json'))) as DockerManifestEntry[];
+    if (
+      !Array.isArray(entries) ||
+      entries.some((e) => typeof e.Config !== 'string' || !Array.isArray(e.Layers))
+    )
+      throw new Error('want [{Config, RepoTags, Layers}]');
+  } catch (e) {
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot read manifest.json in ${JSON.stringify(file)}: ${(e as Error).message}`,
+      { cause: e, path: file },
+    );
+  }
+  let entry: DockerManifestEntry | undefined;
+  if (ref === undefined || ref === '') {
+    if (entries.length === 1) entry = entries[0];
+  } else if (/^@\d+$/.test(ref)) entry = entries[Number(ref.slice(1))];
+  // Docker stores fully qualified names; accept the name as given, without its registry, or just the tag.
+  else
+    entry = entries.find((e) =>
+      (e.RepoTags ?? []).some((t) => t === ref || t.endsWith(`/${ref}`) || t.endsWith(`:${ref}`)),
+    );
+  if (!entry) {
+    const tags = entries.flatMap((e) => e.RepoTags ?? []);
+    throw new LayoutError(
+      'LAYOUT_REF_NOT_FOUND',
+      `cannot choose an image in docker archive ${JSON.stringify(file)}: ${entries.length} image(s)${tags.length ? ` tagged ${tags.join(', ')}` : ''}; name one (or @N)`,
+      { path: file },
+    );
+  }
+  const e = entry;
+  const rawConfig = await ar.bytes(e.Config);
+  const cfg = parseConfig(rawConfig, `${file}:${e.Config}`);
+  if (cfg.rootfs.diff_ids.length !== e.Layers.length) {
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot read docker archive ${JSON.stringify(file)}: ${e.Layers.length} layers but the config lists ${cfg.rootfs.diff_ids.length} diff_ids`,
+      { path: file },
+    );
+  }
+  const layerDescs: Descriptor[] = [];
+  for (const [i, name] of e.Layers.entries()) {
+    const c = detectCompression(await ar.head(name, 4));
+    const size = ar.resolve(name).size;
+    // An uncompressed layer's digest is its diffID; a compressed one must be hashed once to describe it.
+    let digest: Digest;
+    if (c === 'none') digest = cfg.rootfs.diff_ids[i]!;
+    else digest = (await digestStream(ar.open(name))).digest;
+    layerDescs.push({ mediaType: layerMediaType(c), digest, size });
+  }
+  const rawManifest = canonicalBytes(
+    manifestJson({
+      schemaVersion: 2,
+      mediaType: MediaType.OCI_MANIFEST,
+      config: { mediaType: MediaType.OCI_CONFIG, digest: sha256(rawConfig), size: rawConfig.length },
+      layers: layerDescs,
+    }),
+  );
+  const image = imageFromParts({
+    where: file,
+    rawManifest: async () => rawManifest,
+    rawConfig: async () => rawConfig,
+    layer: async (l, i, diffId) =>
+      layerFromOpener({
+        open: () => verifyStream(ar.open(e.Layers[i]!), l.digest, l.size, `layer ${e.Layers[i]} of ${file}`),
+        digest: l.digest,
+        size: l.size,
+        mediaType: l.mediaType,
+        diffId,
+      }),
+  });
+  return { kind: 'image', image };
+}
