@@ -1,0 +1,383 @@
+import { type Digest, sha256, verifyStream } from '../digest/index.ts';
+import { isRegistryError, RegistryError } from '../errors.ts';
+import {
+  type Artifact,
+  type Descriptor,
+  type Image,
+  type ImageIndex,
+  isImageManifestType,
+  isIndexType,
+  MediaType,
+} from '../oci/index.ts';
+import { repositoryScope } from './auth.ts';
+import { drain, type RegistryClient, resolveLocation } from './client.ts';
+import { type BlobSource, blobSourceOf } from './pull.ts';
+import { formatReference, type ImageReference, manifestReference } from './reference.ts';
+
+/**
+ * Pushing (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push): `HEAD` to skip blobs the
+ * registry has, cross-repository mount (`POST ?mount=&from=`) for blobs pulled from the same registry, monolithic
+ * upload (`POST` + `PUT ?digest=`) below the chunk threshold and chunked upload (`PATCH` with `Content-Range`)
+ * above it; then manifests and indexes with their own media type, children before parents, then tags.
+ * Blob transfers run with bounded concurrency. Every blob is hashed on its way out: a source that does not match its
+ * descriptor aborts the upload before the registry commits it.
+ */
+
+/** How a blob got to the registry. */
+export type BlobPushResult = 'exists' | 'mounted' | 'uploaded';
+
+export interface PushOptions {
+  /** More tags to point at the pushed manifest, in the same repository. */
+  readonly tags?: readonly string[];
+}
+
+/** Whole-upload attempts for failures the registry may recover from (the upload session is restarted). */
+const UPLOAD_ATTEMPTS = 3;
+
+/** A counting semaphore: bounds concurrent blob transfers across every image of one push. */
+class Limiter {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+interface PushContext {
+  readonly client: RegistryClient;
+  readonly limiter: Limiter;
+  /** One upload per digest per push, however many images share it. */
+  readonly blobs: Map<Digest, Promise<BlobPushResult>>;
+}
+
+function newContext(client: RegistryClient): PushContext {
+  return { client, limiter: new Limiter(client.concurrency), blobs: new Map() };
+}
+
+function retryable(e: unknown): boolean {
+  if (!isRegistryError(e)) return false;
+  if (e.code === 'REGISTRY_NETWORK' || e.code === 'REGISTRY_TIMEOUT') return true;
+  return e.code === 'REGISTRY_HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
+}
+
+/** Returns true when the registry already has blob `digest` in `ref`'s repository. */
+export async function blobExists(
+  client: RegistryClient,
+  ref: ImageReference,
+  digest: Digest,
+): Promise<boolean> {
+  const res = await client.request({
+    method: 'HEAD',
+    host: ref.registry,
+    repository: ref.repository,
+    path: `/v2/${ref.repository}/blobs/${digest}`,
+    scopes: [repositoryScope(ref.repository, 'pull', 'push')],
+    expect: [200, 404],
+    what: `check blob ${digest}`,
+  });
+  await drain(res);
+  return res.status === 200;
+}
+
+/**
+ * Uploads one blob unless the repository has it; mounts it from `mountFrom` (same registry) when given. `open` must
+ * yield the blob's bytes afresh on each call. Throws REGISTRY_* or DIGEST_MISMATCH when `open` yields other bytes.
+ */
+export async function pushBlob(
+  client: RegistryClient,
+  ref: ImageReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  open: () => AsyncIterable<Uint8Array>,
+  options: { readonly mountFrom?: BlobSource } = {},
+): Promise<BlobPushResult> {
+  const host = ref.registry;
+  const repository = ref.repository;
+  const base = { direction: 'push', host, repository, digest: desc.digest } as const;
+  if (await blobExists(client, ref, desc.digest)) {
+    client.progress({ ...base, state: 'exists', bytes: desc.size, total: desc.size });
+    return 'exists';
+  }
+  const pushScope = repositoryScope(repository, 'pull', 'push');
+  const from =
+    options.mountFrom && options.mountFrom.host === host && options.mountFrom.repository !== repository
+      ? options.mountFrom.repository
+      : undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const q = from ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}` : '';
+      const start = await client.request({
+        method: 'POST',
+        host,
+        repository,
+        path: `/v2/${repository}/blobs/uploads/${q}`,
+        scopes: from ? [pushScope, repositoryScope(from, 'pull')] : [pushScope],
+        headers: { 'content-length': '0' },
+        expect: from ? [201, 202] : [202],
+        what: from ? `mount blob ${desc.digest} from "${from}"` : `start upload of blob ${desc.digest}`,
+      });
+      await drain(start);
+      if (start.status === 201) {
+        client.progress({ ...base, state: 'mounted', bytes: desc.size, total: desc.size });
+        return 'mounted';
+      }
+      const { base: origin } = await client.ping(host);
+      let location = resolveLocation(start, `${origin}/v2/${repository}/blobs/uploads/`, host, repository);
+      const minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0) || 0;
+      client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
+      let sent = 0;
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        for await (const c of verifyStream(open(), desc.digest, desc.size, 'blob to push')) {
+          sent += c.length;
+          client.progress({ ...base, state: 'data', bytes: sent, total: desc.size });
+          yield c;
+        }
+      }
+      const withDigest = (loc: string) => {
+        const u = new URL(loc);
+        u.searchParams.set('digest', desc.digest);
+        return u.href;
+      };
+      if (desc.size < client.chunkedThreshold) {
+        const put = await client.request({
+          method: 'PUT',
+          host,
+          repository,
+          url: withDigest(location),
+          scopes: [pushScope],
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+          body: () => counted(),
+          expect: [201],
+          retry: false,
+          what: `upload blob ${desc.digest}`,
+        });
+        await drain(put);
+      } else {
+        const chunkSize = Math.max(client.chunkSize, minChunk);
+        let offset = 0;
+        for await (const chunk of rechunk(counted(), chunkSize)) {
+          const patch = await client.request({
+            method: 'PATCH',
+            host,
+            repository,
+            url: location,
+            scopes: [pushScope],
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-length': String(chunk.length),
+              'content-range': `${offset}-${offset + chunk.length - 1}`,
+            },
+            body: () => chunk,
+            expect: [202],
+            retry: false,
+            what: `upload chunk ${offset}-${offset + chunk.length - 1} of blob ${desc.digest}`,
+          });
+          await drain(patch);
+          location = resolveLocation(patch, location, host, repository);
+          offset += chunk.length;
+        }
+        const put = await client.request({
+          method: 'PUT',
+          host,
+          repository,
+          url: withDigest(location),
+          scopes: [pushScope],
+          headers: { 'content-length': '0' },
+          expect: [201],
+          retry: false,
+          what: `finish upload of blob ${desc.digest}`,
+        });
+        await drain(put);
+      }
+      client.progress({ ...base, state: 'done', bytes: desc.size, total: desc.size });
+      return 'uploaded';
+    } catch (e) {
+      if (attempt >= UPLOAD_ATTEMPTS || !retryable(e)) throw e;
+    }
+  }
+}
+
+/** Yields the bytes of `source` regrouped into chunks of exactly `size` (the last may be shorter). */
+async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for await (const c of source) {
+    let off = 0;
+    while (off < c.length) {
+      const n = Math.min(size - fill, c.length - off);
+      buf.set(c.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === size) {
+        yield buf;
+        buf = Buffer.allocUnsafe(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
+}
+
+/**
+ * Puts manifest bytes under `reference` (a tag or the digest) with their media type and returns the response
+ * headers that matter: the registry's digest and `OCI-Subject` (set when it processed a `subject`).
+ */
+export async function putManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  reference: string,
+  raw: Uint8Array,
+  mediaType: string,
+): Promise<{ digest: Digest; subject: string | undefined }> {
+  const digest = sha256(raw);
+  const res = await client.request({
+    method: 'PUT',
+    host: ref.registry,
+    repository: ref.repository,
+    path: `/v2/${ref.repository}/manifests/${reference}`,
+    scopes: [repositoryScope(ref.repository, 'pull', 'push')],
+    headers: { 'content-type': mediaType },
+    body: () => raw,
+    expect: [201],
+    what: `put manifest ${JSON.stringify(reference)}`,
+  });
+  await drain(res);
+  const got = res.headers.get('docker-content-digest');
+  if (got?.startsWith('sha256:') && got !== digest)
+    throw new RegistryError(
+      'REGISTRY_DIGEST',
+      `cannot put manifest ${JSON.stringify(reference)} in "${ref.registry}/${ref.repository}": registry stored it as ${got}, want ${digest}`,
+      { host: ref.registry, repository: ref.repository, status: res.status },
+    );
+  return { digest, subject: res.headers.get('oci-subject') ?? undefined };
+}
+
+async function pushImageBlobs(ctx: PushContext, ref: ImageReference, image: Image): Promise<void> {
+  const m = await image.manifest();
+  const layers = await image.layers();
+  const jobs: Promise<BlobPushResult>[] = [];
+  const once = (d: Digest, fn: () => Promise<BlobPushResult>) => {
+    let p = ctx.blobs.get(d);
+    if (!p) {
+      p = ctx.limiter.run(fn);
+      ctx.blobs.set(d, p);
+    }
+    jobs.push(p);
+  };
+  once(m.config.digest, async () => {
+    const raw = await image.rawConfig();
+    return pushBlob(ctx.client, ref, m.config, async function* () {
+      yield raw;
+    });
+  });
+  m.layers.forEach((d, i) => {
+    // Foreign layers (with `urls`) are fetched by the runtime from elsewhere and never pushed (image-spec descriptor.md).
+    if (d.urls?.length && d.mediaType === MediaType.DOCKER_LAYER_FOREIGN) return;
+    const layer = layers[i]!;
+    const source = blobSourceOf(layer);
+    once(d.digest, () =>
+      pushBlob(ctx.client, ref, d, () => layer.compressed(), source ? { mountFrom: source } : {}),
+    );
+  });
+  await Promise.all(jobs);
+}
+
+async function pushImageTree(
+  ctx: PushContext,
+  ref: ImageReference,
+  image: Image,
+  reference: string,
+): Promise<Descriptor> {
+  await pushImageBlobs(ctx, ref, image);
+  const raw = await image.rawManifest();
+  const mediaType = await image.mediaType();
+  const { digest } = await putManifest(ctx.client, ref, reference, raw, mediaType);
+  return { mediaType, digest, size: raw.length };
+}
+
+async function pushIndexTree(
+  ctx: PushContext,
+  ref: ImageReference,
+  index: ImageIndex,
+  reference: string,
+): Promise<Descriptor> {
+  const m = await index.manifest();
+  await Promise.all(
+    m.manifests.map(async (d) => {
+      if (isIndexType(d.mediaType))
+        return pushIndexTree(ctx, ref, await index.imageIndex(d.digest), d.digest);
+      if (isImageManifestType(d.mediaType))
+        return pushImageTree(ctx, ref, await index.image(d.digest), d.digest);
+      throw new RegistryError(
+        'REGISTRY_UNSUPPORTED',
+        `cannot push index to "${ref.registry}/${ref.repository}": child ${d.digest} has media type ${JSON.stringify(d.mediaType)}, which is neither an image nor an index`,
+        { host: ref.registry, repository: ref.repository },
+      );
+    }),
+  );
+  const raw = await index.rawManifest();
+  const mediaType = await index.mediaType();
+  const { digest } = await putManifest(ctx.client, ref, reference, raw, mediaType);
+  return { mediaType, digest, size: raw.length };
+}
+
+/**
+ * Pushes an image or index (all children, all blobs) to `ref` and returns the descriptor of the top manifest. The
+ * manifest goes under `ref`'s tag (or `latest`), or under its digest when `ref` is pinned (which must then match),
+ * then under every extra tag. Throws REGISTRY_* codes; DIGEST_MISMATCH when a source blob is not what it claims.
+ */
+export async function pushArtifact(
+  client: RegistryClient,
+  ref: ImageReference,
+  artifact: Artifact,
+  options: PushOptions = {},
+): Promise<Descriptor> {
+  const ctx = newContext(client);
+  const top = artifact.kind === 'image' ? artifact.image : artifact.index;
+  const digest = await top.digest();
+  if (ref.digest && ref.digest !== digest)
+    throw new RegistryError(
+      'REGISTRY_DIGEST',
+      `cannot push to ${formatReference(ref)}: the artifact's digest is ${digest}`,
+      { host: ref.registry, repository: ref.repository },
+    );
+  const reference = ref.tag ?? (ref.digest ? digest : manifestReference(ref));
+  const desc =
+    artifact.kind === 'image'
+      ? await pushImageTree(ctx, ref, artifact.image, reference)
+      : await pushIndexTree(ctx, ref, artifact.index, reference);
+  const raw = await top.rawManifest();
+  for (const t of options.tags ?? [])
+    if (t !== reference) await putManifest(client, ref, t, raw, desc.mediaType);
+  return desc;
+}
+
+/** Pushes one image; see `pushArtifact`. */
+export function pushImage(
+  client: RegistryClient,
+  ref: ImageReference,
+  image: Image,
+  options: PushOptions = {},
+): Promise<Descriptor> {
+  return pushArtifact(client, ref, { kind: 'image', image }, options);
+}
+
+/** Pushes an index and every image in it; see `pushArtifact`. */
+export function pushIndex(
+  client: RegistryClient,
+  ref: ImageReference,
+  index: ImageIndex,
+  options: PushOptions = {},
+): Promise<Descriptor> {
+  return pushArtifact(client, ref, { kind: 'index', index }, options);
+}
