@@ -1,0 +1,191 @@
+import { stringify } from 'yaml';
+import type { ImageConfig } from '../oci/model.ts';
+import { parseEnvVar, type Volume } from './spec.ts';
+import { DEFAULT_GID, DEFAULT_UID, type ExecUser } from './user.ts';
+
+/**
+ * The hardened settings of `pare run`, spelled for other runtimes: a `docker run` / `podman run` command line, or a
+ * Kubernetes Pod with a restrictive securityContext. Derived from the image config (user, exposed ports, volumes) and
+ * the same overrides `pare run` takes. Pure: returns text and warnings, prints nothing.
+ *
+ * The Pod follows the "restricted" Pod Security Standard
+ * (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted): runAsNonRoot, no privilege
+ * escalation, capabilities drop ALL, seccompProfile RuntimeDefault; plus a read-only root with an in-memory /tmp.
+ */
+
+export type HardenedPrintTarget = 'docker' | 'podman' | 'kubernetes';
+
+export interface PrintOptions {
+  /** The image reference the other runtime pulls (a registry reference, or e.g. `oci:DIR:tag` for podman). */
+  readonly reference: string;
+  readonly config: ImageConfig | undefined;
+  /** The resolved user (uid 0 is replaced by 65532:65532 with a warning: the output never runs as root). */
+  readonly user: ExecUser;
+  readonly entrypoint?: string;
+  readonly cmd?: readonly string[];
+  readonly env?: readonly string[];
+  readonly workdir?: string;
+  readonly hostname?: string;
+  readonly volumes?: readonly Volume[];
+  /** Network access (docker/podman: without it `--network=none`, and ports are not published). */
+  readonly net?: boolean;
+  /** Size of the /tmp tmpfs (Kubernetes quantity syntax, e.g. `64Mi`). */
+  readonly tmpSize?: string;
+}
+
+export interface PrintResult {
+  readonly text: string;
+  readonly warnings: readonly string[];
+}
+
+const TMP_SIZE = '64Mi';
+
+function nonRoot(user: ExecUser, warnings: string[]): { uid: number; gid: number } {
+  if (user.uid !== 0) return { uid: user.uid, gid: user.gid };
+  warnings.push(
+    `the image runs as root (uid 0); the hardened settings use ${DEFAULT_UID}:${DEFAULT_GID} instead`,
+  );
+  return { uid: DEFAULT_UID, gid: DEFAULT_GID };
+}
+
+/** Exposed ports as `[port, protocol]` (`8080/tcp` → [8080, 'TCP']), sorted; malformed keys are skipped with a warning. */
+function exposedPorts(
+  config: ImageConfig | undefined,
+  warnings: string[],
+): [number, 'TCP' | 'UDP' | 'SCTP'][] {
+  const out: [number, 'TCP' | 'UDP' | 'SCTP'][] = [];
+  for (const key of Object.keys(config?.config?.ExposedPorts ?? {}).sort()) {
+    const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(key);
+    const port = m ? Number(m[1]) : 0;
+    if (!m || port < 1 || port > 65535) {
+      warnings.push(`skipped exposed port ${JSON.stringify(key)}: want PORT[/tcp|udp|sctp]`);
+      continue;
+    }
+    out.push([port, (m[2] ?? 'tcp').toUpperCase() as 'TCP' | 'UDP' | 'SCTP']);
+  }
+  return out;
+}
+
+/** Quotes `s` for a POSIX shell (unchanged when it needs no quoting). */
+export function shellQuote(s: string): string {
+  if (s !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Returns the `docker run` (or `podman run`) arguments after `run`, one flag group per element. */
+export function dockerFlags(o: PrintOptions, warnings: string[] = []): string[][] {
+  const { uid, gid } = nonRoot(o.user, warnings);
+  const tmpSize = (o.tmpSize ?? TMP_SIZE).replace(/i$/, '').toLowerCase();
+  const f: string[][] = [
+    ['--rm'],
+    ['--read-only'],
+    ['--cap-drop=ALL'],
+    ['--security-opt=no-new-privileges'],
+    ['--user', `${uid}:${gid}`],
+    ['--tmpfs', `/tmp:rw,noexec,nosuid,nodev,size=${tmpSize}`],
+  ];
+  if (!o.net) f.push(['--network=none']);
+  else
+    for (const [port, proto] of exposedPorts(o.config, warnings))
+      f.push(['--publish', `127.0.0.1:${port}:${port}/${proto.toLowerCase()}`]);
+  if (o.hostname) f.push(['--hostname', o.hostname]);
+  if (o.workdir) f.push(['--workdir', o.workdir]);
+  for (const e of o.env ?? []) f.push(['--env', e]);
+  for (const v of o.volumes ?? []) f.push(['--volume', `${v.host}:${v.container}${v.readOnly ? ':ro' : ''}`]);
+  if (o.entrypoint !== undefined) f.push(['--entrypoint', o.entrypoint]);
+  f.push([o.reference, ...(o.cmd ?? [])]);
+  return f;
+}
+
+/** Returns a DNS-1123 label for the Pod and container name, from the last path component of the reference. */
+export function podName(reference: string): string {
+  let s = reference.replace(/^[a-z-]+:(?=\/|\.)/, '').replace(/@.*$/, '');
+  s = s.slice(s.lastIndexOf('/') + 1).replace(/:.*$/, '');
+  s = s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+  return /^[a-z0-9]/.test(s) ? s : 'app';
+}
+
+function volumeName(path: string, used: Set<string>): string {
+  const base = `vol${path.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`.replace(/-+$/, '').slice(0, 55);
+  let name = base;
+  for (let i = 2; used.has(name); i++) name = `${base}-${i}`;
+  used.add(name);
+  return name;
+}
+
+/** Returns the Pod object (the JSON form of the YAML `--print kubernetes` emits). */
+export function kubernetesPod(o: PrintOptions, warnings: string[] = []): Record<string, unknown> {
+  const { uid, gid } = nonRoot(o.user, warnings);
+  const name = podName(o.reference);
+  const used = new Set<string>(['tmp']);
+  const mounts: { name: string; mountPath: string }[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  const volumes: Record<string, unknown>[] = [
+    { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: o.tmpSize ?? TMP_SIZE } },
+  ];
+  // The image's VOLUMEs are writable in docker even with --read-only; give each an emptyDir so the app keeps working.
+  for (const path of Object.keys(o.config?.config?.Volumes ?? {}).sort()) {
+    if (path === '/tmp' || !path.startsWith('/')) continue;
+    const v = volumeName(path, used);
+    mounts.push({ name: v, mountPath: path });
+    volumes.push({ name: v, emptyDir: {} });
+  }
+  for (const v of o.volumes ?? []) {
+    warnings.push(
+      `volume ${v.host}:${v.container} is not carried into the Pod (a hostPath volume would weaken it); mount a PersistentVolumeClaim there instead`,
+    );
+  }
+  const container: Record<string, unknown> = { name, image: o.reference };
+  if (o.entrypoint !== undefined) container.command = o.entrypoint === '' ? [] : [o.entrypoint];
+  if (o.cmd && o.cmd.length > 0) container.args = [...o.cmd];
+  if (o.workdir) container.workingDir = o.workdir;
+  const env = (o.env ?? []).filter((e) => e.includes('=')).map((e) => parseEnvVar(e, '-e'));
+  if (env.length > 0) container.env = env.map(([k, v]) => ({ name: k, value: v }));
+  const ports = exposedPorts(o.config, warnings);
+  if (ports.length > 0) container.ports = ports.map(([p, proto]) => ({ containerPort: p, protocol: proto }));
+  container.securityContext = {
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    readOnlyRootFilesystem: true,
+    runAsNonRoot: true,
+    runAsUser: uid,
+    runAsGroup: gid,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  container.volumeMounts = mounts;
+  const spec: Record<string, unknown> = {
+    automountServiceAccountToken: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: uid,
+      runAsGroup: gid,
+      fsGroup: gid,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+  if (o.hostname) spec.hostname = o.hostname;
+  spec.containers = [container];
+  spec.volumes = volumes;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { 'app.kubernetes.io/name': name } },
+    spec,
+  };
+}
+
+/** Returns the hardened settings for `target` as text: a shell command line, or Pod YAML. */
+export function printHardened(target: HardenedPrintTarget, o: PrintOptions): PrintResult {
+  const warnings: string[] = [];
+  if (target === 'kubernetes') {
+    const text = stringify(kubernetesPod(o, warnings), { lineWidth: 0 });
+    return { text, warnings };
+  }
+  const groups = dockerFlags(o, warnings).map((g) => g.map(shellQuote).join(' '));
+  return { text: `${target} run ${groups.join(' \\\n  ')}\n`, warnings };
+}

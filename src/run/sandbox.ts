@@ -1,0 +1,299 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { RunError } from '../errors.ts';
+import { isWithin } from '../fstree/index.ts';
+import { listTopLevel, lookupInRoot, type TopLevelEntry } from './rootfs.ts';
+import { type SeccompArch, seccompProgram } from './seccomp.ts';
+import type { ProcessSpec, Volume } from './spec.ts';
+import { checkSandboxSupport, explainBwrapFailure } from './support.ts';
+import type { ExecUser } from './user.ts';
+
+/**
+ * The bubblewrap sandbox: a read-only root built from an unpacked image, every namespace unshared (the network only
+ * with `net`), a fresh /proc, a minimal /dev, a tmpfs /tmp, every capability dropped, no new privileges, the default
+ * seccomp filter, dying with its parent.
+ *
+ * The root is a tmpfs with each top-level entry of the image bound read-only into it, remounted read-only once every
+ * mount is in place. Binding the image directly as `/` would need the mount points (/proc, /dev, /tmp, volume
+ * targets) to exist in the image, and making them there would write to the shared cache.
+ *
+ * bwrap sets PR_SET_NO_NEW_PRIVS itself before it executes the command (it must, to load a seccomp filter without
+ * CAP_SYS_ADMIN); test/run/sandbox.test.ts checks `NoNewPrivs: 1` inside.
+ */
+
+/** File descriptors bwrap reads from, as placed in the spawn stdio array. */
+export const SECCOMP_FD = 3;
+export const INFO_FD = 4;
+
+/** Everything the sandbox needs; build the parts with resolveUser, resolveProcess and parseVolume. */
+export interface SandboxSpec {
+  /** The unpacked root filesystem on the host. */
+  readonly rootfs: string;
+  readonly process: ProcessSpec;
+  readonly user: ExecUser;
+  readonly volumes?: readonly Volume[];
+  /** Share the host's network namespace (default: only a private loopback). */
+  readonly net?: boolean;
+  /** Put the command in a new session (no controlling terminal, so no TIOCSTI on the caller's tty). Default true. */
+  readonly newSession?: boolean;
+  /** Load the seccomp filter (default true); false is for debugging only. */
+  readonly seccomp?: boolean;
+}
+
+const MANAGED = new Set(['proc', 'dev', 'tmp']);
+
+/**
+ * Returns bwrap's arguments for `spec`, given the root's top-level entries. Pure. The seccomp program is expected on
+ * SECCOMP_FD and the info JSON is written to INFO_FD.
+ */
+export function bwrapArgs(
+  spec: SandboxSpec,
+  topLevel: readonly TopLevelEntry[],
+  extra: { resolvConf?: boolean } = {},
+): string[] {
+  const a: string[] = ['--unshare-all'];
+  if (spec.net) a.push('--share-net');
+  a.push('--die-with-parent');
+  if (spec.newSession ?? true) a.push('--new-session');
+  a.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
+  a.push('--hostname', spec.process.hostname);
+  a.push('--tmpfs', '/');
+  for (const e of topLevel) {
+    if (MANAGED.has(e.name)) continue;
+    const host = join(spec.rootfs, e.name);
+    if (e.kind === 'symlink') a.push('--symlink', e.target!, `/${e.name}`);
+    else if (e.kind === 'dir' || e.kind === 'file') a.push('--ro-bind', host, `/${e.name}`);
+  }
+  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  if (spec.net && extra.resolvConf) a.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+  for (const v of spec.volumes ?? []) a.push(v.readOnly ? '--ro-bind' : '--bind', v.host, v.container);
+  a.push('--remount-ro', '/');
+  a.push('--chdir', spec.process.cwd);
+  a.push('--clearenv');
+  for (const [k, v] of spec.process.env) a.push('--setenv', k, v);
+  a.push('--cap-drop', 'ALL');
+  if (spec.seccomp ?? true) a.push('--seccomp', String(SECCOMP_FD));
+  a.push('--info-fd', String(INFO_FD));
+  a.push('--', ...spec.process.argv);
+  return a;
+}
+
+/**
+ * Checks that every volume target can be mounted: it exists in the image, or its first missing component lies
+ * directly below `/` or below `/tmp` (both tmpfs in the sandbox). Throws RUN_VOLUME_INVALID otherwise, since bwrap
+ * cannot create a directory inside the read-only image.
+ */
+export async function checkVolumeTargets(rootfs: string, volumes: readonly Volume[]): Promise<void> {
+  for (const v of volumes) {
+    const found = await lookupInRoot(rootfs, v.container);
+    if (found.kind !== 'missing') continue;
+    const missing = found.missingAt!;
+    const parent = missing.slice(0, missing.lastIndexOf('/')) || '/';
+    if (
+      parent === '/' ||
+      isWithin(parent, '/tmp') ||
+      volumes.some((o) => o !== v && isWithin(parent, o.container))
+    )
+      continue;
+    throw new RunError(
+      'RUN_VOLUME_INVALID',
+      `cannot mount ${JSON.stringify(v.host)} at ${JSON.stringify(v.container)}: ${JSON.stringify(missing)} does not exist in the image and ${JSON.stringify(parent)} is read-only; mount at a path the image has, at a new top-level path, or below /tmp`,
+      { path: v.container },
+    );
+  }
+}
+
+/** How the sandbox's standard streams are wired. */
+export interface SandboxStdio {
+  readonly stdin?: 'inherit' | 'pipe' | 'ignore';
+  readonly stdout?: 'inherit' | 'pipe';
+  readonly stderr?: 'inherit' | 'pipe';
+}
+
+/** A running sandbox. */
+export interface SandboxHandle {
+  /** bwrap's process (its stdin/stdout/stderr are set when piped). */
+  readonly child: ChildProcess;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly stdin: Writable | null;
+  /** The bwrap argv used (for `--dry-run` style output and debugging). */
+  readonly args: readonly string[];
+  /**
+   * Resolves with the exit code to pass on: the command's exit status, or 128+N when it was killed by signal N (bwrap
+   * reports it that way, as shells do). Rejects with RUN_SANDBOX_FAILED when bwrap failed before starting the command.
+   */
+  readonly exited: Promise<number>;
+  /**
+   * Sends `signal` to the sandboxed command (not to bwrap's init, which would drop it). Returns false when the command
+   * is not running.
+   */
+  signal(signal: NodeJS.Signals): boolean;
+}
+
+/** Options for startSandbox. */
+export interface StartOptions extends SandboxStdio {
+  /** Seccomp arch; default from the host (the image must match it anyway). */
+  readonly arch?: SeccompArch;
+  /** Path of bwrap; default: found by checkSandboxSupport. */
+  readonly bwrap?: string;
+}
+
+/**
+ * Starts `spec` under bwrap and returns a handle. Checks host support first (RUN_BWRAP_MISSING, RUN_USERNS_DISABLED)
+ * and the volume targets (RUN_VOLUME_INVALID). Does not forward the caller's own signals: the CLI does that with
+ * `handle.signal`.
+ */
+export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}): Promise<SandboxHandle> {
+  const bwrap = options.bwrap ?? checkSandboxSupport();
+  const arch = options.arch ?? hostSeccompArch();
+  await checkVolumeTargets(spec.rootfs, spec.volumes ?? []);
+  const topLevel = await listTopLevel(spec.rootfs);
+  const resolvConf =
+    spec.net === true &&
+    (await lookupInRoot(spec.rootfs, '/etc/resolv.conf')).kind === 'file' &&
+    (await exists('/etc/resolv.conf'));
+  const args = bwrapArgs(spec, topLevel, { resolvConf });
+  const child = spawn(bwrap, args, {
+    stdio: [
+      options.stdin ?? 'inherit',
+      options.stdout ?? 'inherit',
+      options.stderr ?? 'inherit',
+      'pipe',
+      'pipe',
+    ],
+  });
+  const seccompPipe = child.stdio[SECCOMP_FD] as Writable;
+  const infoPipe = child.stdio[INFO_FD] as Readable;
+  // A short filter fits the pipe buffer; bwrap reads it to EOF before it executes anything.
+  seccompPipe.on('error', () => {});
+  if (spec.seccomp ?? true) seccompPipe.end(Buffer.from(seccompProgram(arch)));
+  else seccompPipe.end();
+
+  let initPid: number | undefined;
+  let commandPid: number | undefined;
+  const infoChunks: Buffer[] = [];
+  infoPipe.on('data', (c: Buffer) => {
+    infoChunks.push(c);
+    const m = /"child-pid"\s*:\s*(\d+)/.exec(Buffer.concat(infoChunks).toString('utf8'));
+    if (m) initPid = Number(m[1]);
+  });
+  infoPipe.on('error', () => {});
+  let done = false;
+
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', (e) =>
+      reject(
+        new RunError('RUN_SANDBOX_FAILED', `cannot start ${JSON.stringify(bwrap)}: ${e.message}`, {
+          cause: e,
+        }),
+      ),
+    );
+    child.on('close', (code, sig) => {
+      done = true;
+      if (initPid === undefined && code !== 0) {
+        reject(diagnoseStartFailure(bwrap, code, sig));
+        return;
+      }
+      resolve(code ?? 128 + signalNumber(sig));
+    });
+  });
+
+  const findCommand = (): number | undefined => {
+    if (commandPid !== undefined || initPid === undefined) return commandPid;
+    commandPid = childWithNsPid(initPid, 2);
+    return commandPid;
+  };
+
+  return {
+    child,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    stdin: child.stdin,
+    args,
+    exited,
+    signal(sig) {
+      if (done) return false;
+      const pid = findCommand();
+      try {
+        if (pid !== undefined) process.kill(pid, sig);
+        else child.kill(sig);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** Returns the seccomp arch of this host; throws RUN_ARCH_UNSUPPORTED elsewhere. */
+export function hostSeccompArch(): SeccompArch {
+  if (process.arch === 'x64') return 'x86_64';
+  if (process.arch === 'arm64') return 'aarch64';
+  throw new RunError(
+    'RUN_ARCH_UNSUPPORTED',
+    `cannot run sandbox on ${process.arch}: pare's seccomp filter supports x86_64 and aarch64`,
+  );
+}
+
+/**
+ * Returns the pid (in our namespace) of the child of `parent` whose pid inside its namespace is `nsPid`, from
+ * /proc/PID/task/PID/children and the NSpid line of /proc/PID/status. bwrap's init is pid 1; the command is pid 2.
+ */
+function childWithNsPid(parent: number, nsPid: number): number | undefined {
+  try {
+    const kids = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+    for (const k of kids) {
+      const status = readFileSync(`/proc/${k}/status`, 'utf8');
+      const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+      if (ns && Number(ns[ns.length - 1]) === nsPid) return k;
+    }
+  } catch {
+    /* gone or not yet there */
+  }
+  return undefined;
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number {
+  if (!sig) return 0;
+  return osConstants.signals[sig] ?? 0;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * bwrap exited before the command started. Re-run the smallest user-namespace sandbox with captured stderr to tell a
+ * host restriction (RUN_USERNS_DISABLED) from anything else (RUN_SANDBOX_FAILED); bwrap has already printed its own
+ * message on the inherited stderr.
+ */
+function diagnoseStartFailure(bwrap: string, code: number | null, sig: NodeJS.Signals | null): RunError {
+  const probe = spawnSync(
+    bwrap,
+    ['--unshare-user', '--unshare-pid', '--ro-bind', '/', '/', '--', bwrap, '--version'],
+    {
+      encoding: 'utf8',
+      timeout: 10_000,
+    },
+  );
+  const why = explainBwrapFailure(probe.stderr ?? '');
+  if (probe.status !== 0 && why) return why;
+  return new RunError(
+    'RUN_SANDBOX_FAILED',
+    `cannot run sandbox: bubblewrap failed before starting the command (${sig ? `signal ${sig}` : `exit ${code}`}); see its message above`,
+  );
+}
