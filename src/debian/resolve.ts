@@ -309,7 +309,7 @@ export function resolveDependencies(
         `cannot install both ${JSON.stringify(`${old.name}=${old.version}`)} and ${JSON.stringify(`${pkg.name}=${pkg.version}`)}: both were requested`,
         { package: pkg.name },
       );
-    const clash = conflictBetween(universe, state, pkg);
+    const clash = conflictBetween(state, pkg);
     if (clash)
       throw new DebianError(
         'DEBIAN_CONFLICT',
@@ -488,7 +488,7 @@ function compareProviders(u: PackageUniverse, a: IndexedPackage, b: IndexedPacka
 }
 
 /** Returns a description of the conflict between `pkg` and the selection, or undefined when there is none. */
-function conflictBetween(u: PackageUniverse, s: State, pkg: IndexedPackage): string | undefined {
+function conflictBetween(s: State, pkg: IndexedPackage): string | undefined {
   for (const other of s.selected.values()) {
     if (other === pkg) continue;
     if (other.name === pkg.name) {
@@ -593,7 +593,7 @@ function installDeps(ctx: Ctx, s: State, pkg: IndexedPackage, chain: ChainLink[]
           tried.push(`${cand.name} ${cand.version}`);
           const saved = cloneState(s);
           const visitedBefore = new Set(ctx.visited);
-          const clash = conflictBetween(u, s, cand);
+          const clash = conflictBetween(s, cand);
           if (clash) {
             firstFailure ??= new DebianError(
               'DEBIAN_CONFLICT',
