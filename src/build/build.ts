@@ -1,0 +1,207 @@
+import { basename, resolve } from 'node:path';
+import type { LoadedConfig } from '../config/index.ts';
+import type { Digest } from '../digest/index.ts';
+import { UsageError } from '../errors.ts';
+import { conflictReplace, merge, type Tree } from '../fstree/index.ts';
+import { OciLayout, writeArchive } from '../layout/index.ts';
+import {
+  type Artifact,
+  buildImage,
+  buildIndex,
+  type Descriptor,
+  type Image,
+  type Layer,
+  layerFromTree,
+  type Platform,
+  parsePlatform,
+  type RunConfig,
+} from '../oci/index.ts';
+import { idsFromTree, minimalBase } from './base.ts';
+import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
+
+/**
+ * `pare build`: pare.yaml → sources → trees → layers → image (or index) → store. Every input is checked before
+ * anything is written: a bad config, a missing source or a symlink loop fails the build with the output untouched.
+ * Same config + same inputs + same epoch → same digest on any machine, TZ or umask.
+ */
+
+export interface BuildOptions {
+  /** Overrides output.layout (relative to the current directory). */
+  readonly output?: string;
+  /** Overrides output.tag. */
+  readonly tag?: string;
+  /** Overrides output.tar. */
+  readonly tar?: string;
+  /** SOURCE_DATE_EPOCH; default: the environment variable, then `epoch:` in pare.yaml, then 0. */
+  readonly epoch?: number;
+  /** Compute the image but write nothing. */
+  readonly dryRun?: boolean;
+  /**
+   * Builds the per-platform root filesystem from the `packages:` section. Provided by the Debian integration;
+   * without it, a config with packages is refused.
+   */
+  readonly packagesRoot?: (platform: Platform, epoch: number) => Promise<Tree>;
+}
+
+export interface BuildResult {
+  readonly artifact: Artifact;
+  readonly digest: Digest;
+  readonly descriptor: Descriptor;
+  readonly platforms: readonly Platform[];
+  /** The root filesystem of each platform's image (what the image unpacks to). */
+  readonly trees: ReadonlyMap<string, Tree>;
+  readonly layoutDir: string | undefined;
+  readonly tag: string;
+  readonly tarFile: string | undefined;
+  readonly epoch: number;
+}
+
+/** Returns the epoch to build at: SOURCE_DATE_EPOCH, then the config's, then 0. Throws on a malformed variable. */
+export function resolveEpoch(configEpoch: number | undefined, explicit?: number): number {
+  if (explicit !== undefined) return explicit;
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env !== undefined && env !== '') {
+    if (!/^\d+$/.test(env))
+      throw new UsageError(
+        'USAGE',
+        `cannot use SOURCE_DATE_EPOCH=${JSON.stringify(env)}: want whole seconds since 1970`,
+      );
+    return Number(env);
+  }
+  return configEpoch ?? 0;
+}
+
+function toList(v: string | readonly string[] | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? [v] : [...v];
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Returns the image's run config from the `image:` section, with hardened defaults (user 65532). */
+export function runConfig(
+  loaded: LoadedConfig,
+  resolveUser: (u: string | number) => { uid: number; gid: number },
+): RunConfig {
+  const img = loaded.config.image;
+  const env = Object.entries(img.env ?? {}).map(([k, v]) => `${k}=${String(v)}`);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  const user = img.user === undefined ? { uid: 65532, gid: 65532 } : resolveUser(img.user);
+  const ports = img.ports?.map((p) => (typeof p === 'number' || !p.includes('/') ? `${p}/tcp` : p));
+  return {
+    User: `${user.uid}:${user.gid}`,
+    ExposedPorts: ports?.length ? Object.fromEntries(ports.map((p) => [p, {}])) : undefined,
+    Env: env,
+    Entrypoint: toList(img.entrypoint),
+    Cmd: toList(img.cmd),
+    Volumes: img.volumes?.length ? Object.fromEntries(img.volumes.map((v) => [v, {}])) : undefined,
+    WorkingDir: img.workdir,
+    Labels: img.labels && Object.keys(img.labels).length ? img.labels : undefined,
+    StopSignal: img.stopSignal,
+  };
+}
+
+/** Runs the build described by a loaded pare.yaml. */
+export async function build(loaded: LoadedConfig, options: BuildOptions = {}): Promise<BuildResult> {
+  const cfg = loaded.config;
+  const epoch = resolveEpoch(cfg.epoch, options.epoch);
+  const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+  const platforms = cfg.platforms.map(parsePlatform);
+  const name = cfg.name ?? basename(loaded.dir);
+  const tag = options.tag ?? cfg.output.tag ?? 'latest';
+
+  if (cfg.packages?.length && !options.packagesRoot) {
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['packages'])}: this pare cannot build Debian packages yet (no archive client configured)`,
+    );
+  }
+
+  const images: { image: Image; platform: Platform }[] = [];
+  const trees = new Map<string, Tree>();
+  let appLayer: Layer | undefined;
+  let appTree: Tree | undefined;
+  for (const platform of platforms) {
+    const base = cfg.packages?.length
+      ? await options.packagesRoot!(platform, epoch)
+      : cfg.base === 'minimal'
+        ? minimalBase(epoch)
+        : undefined;
+    const ids = await idsFromTree(base ?? minimalBase(epoch));
+    const resolveOwner = ownerResolver(ids.users, ids.groups);
+    appTree ??= await filesTree(loaded, epoch, resolveOwner);
+    // App files lie over the base, as a later layer would: a file given in pare.yaml replaces the base's.
+    const rootfs = base ? merge([base, appTree], conflictReplace) : appTree;
+    checkSymlinkLoops(rootfs, `${loaded.path} for ${platform.os}/${platform.architecture}`);
+    trees.set(
+      `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`,
+      rootfs,
+    );
+    const compression = cfg.output.compression ?? 'gzip';
+    const layers: Layer[] = [];
+    const history = [];
+    if (base) {
+      layers.push(layerFromTree(base, { compression, epoch }));
+      history.push({
+        created,
+        created_by: cfg.packages?.length
+          ? `pare build: packages ${cfg.packages.join(' ')}`
+          : 'pare build: base (minimal)',
+      });
+    }
+    if (appTree.size > 1) {
+      appLayer ??= layerFromTree(appTree, { compression, epoch });
+      layers.push(appLayer);
+      history.push({ created, created_by: 'pare build: files' });
+    }
+    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
+    const annotations: Record<string, string> = {
+      'org.opencontainers.image.created': created,
+      'org.opencontainers.image.title': name,
+      ...(cfg.image.annotations ?? {}),
+    };
+    images.push({
+      image: buildImage({ layers, platform, config: rc, created, history, annotations }),
+      platform,
+    });
+  }
+  const artifact: Artifact =
+    images.length === 1
+      ? { kind: 'image', image: images[0]!.image }
+      : {
+          kind: 'index',
+          index: buildIndex(
+            images.map((i) => ({ image: i.image, platform: i.platform })),
+            { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': name },
+          ),
+        };
+  // Computing the digest packs and compresses every layer: every input is read (and checked) before the store is touched.
+  const a = artifact.kind === 'image' ? artifact.image : artifact.index;
+  const digest = await a.digest();
+  const descriptor: Descriptor = { mediaType: await a.mediaType(), digest, size: await a.size() };
+
+  const layoutDir =
+    options.output !== undefined
+      ? resolve(options.output)
+      : cfg.output.layout !== undefined
+        ? resolve(loaded.dir, cfg.output.layout)
+        : resolve('out');
+  const tarOpt =
+    options.tar ?? (cfg.output.tar !== undefined ? resolve(loaded.dir, cfg.output.tar) : undefined);
+  if (!options.dryRun) {
+    const layout = await OciLayout.create(layoutDir);
+    await layout.writeArtifact(artifact, { tag });
+    if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
+  }
+  return {
+    artifact,
+    digest,
+    descriptor,
+    platforms,
+    trees,
+    layoutDir: options.dryRun ? undefined : layoutDir,
+    tag,
+    tarFile: options.dryRun ? undefined : tarOpt,
+    epoch,
+  };
+}

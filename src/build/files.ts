@@ -1,0 +1,206 @@
+import { lstat, readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { LoadedConfig } from '../config/index.ts';
+import type { FileSpec } from '../config/schema.ts';
+import { BaseError, UsageError } from '../errors.ts';
+import {
+  bufferContent,
+  type Entry,
+  hostFileContentSized,
+  normalizePath,
+  readHostDir,
+  type Tree,
+  TreeBuilder,
+} from '../fstree/index.ts';
+
+/**
+ * `files:` → the app tree. Host files are read lazily (only their size is taken now) and normalised so the result
+ * does not depend on the machine: modes are 0755 for anything executable and 0644 otherwise unless `mode` is given
+ * (so umask and checkout tools do not matter), owners are root unless `owner` is given, mtimes are the epoch,
+ * setuid/setgid bits from the host are dropped.
+ */
+
+export type IdResolver = (owner: string | number, where: string) => { uid: number; gid: number };
+
+/** Returns a resolver for `uid[:gid]` where each part is a number or a known name. */
+export function ownerResolver(
+  users: Map<string, { uid: number; gid: number }>,
+  groups: Map<string, number>,
+): IdResolver {
+  return (owner, where) => {
+    if (typeof owner === 'number') return { uid: owner, gid: owner };
+    const [u, g] = owner.split(':');
+    const user = /^\d+$/.test(u!) ? { uid: Number(u), gid: Number(u) } : users.get(u!);
+    if (!user) {
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: unknown user ${JSON.stringify(u)}; use a number or one of: ${[...users.keys()].sort().join(', ')}`,
+      );
+    }
+    if (g === undefined) return user;
+    const gid = /^\d+$/.test(g) ? Number(g) : groups.get(g);
+    if (gid === undefined)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: unknown group ${JSON.stringify(g)}; use a number or one of: ${[...groups.keys()].sort().join(', ')}`,
+      );
+    return { uid: user.uid, gid };
+  };
+}
+
+function parseMode(m: string | number | undefined): number | undefined {
+  if (m === undefined) return undefined;
+  return typeof m === 'number' ? m : Number.parseInt(m, 8);
+}
+
+/** Builds the tree of the `files:` section. Throws UsageError naming the config line for every bad entry. */
+export async function filesTree(loaded: LoadedConfig, epoch: number, ids: IdResolver): Promise<Tree> {
+  const b = new TreeBuilder({ mtime: epoch });
+  const origin = new Map<string, string>();
+  const specs = loaded.config.files;
+  const claim = (p: string, where: string) => {
+    const prev = origin.get(p);
+    if (prev)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: two entries for ${JSON.stringify(p)} (the other is at ${prev}); each image path may be given once`,
+      );
+    origin.set(p, where);
+  };
+  for (const [i, f] of specs.entries()) {
+    const where = loaded.locate(['files', i, 'dest']);
+    let dest: string;
+    try {
+      dest = normalizePath(f.dest);
+    } catch (e) {
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: cannot use dest ${JSON.stringify(f.dest)}: ${(e as Error).message.replace(/^cannot use path "[^"]*": /, '')}`,
+        { cause: e },
+      );
+    }
+    if (!f.dest.startsWith('/'))
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: dest ${JSON.stringify(f.dest)} must be an absolute path in the image`,
+      );
+    if (dest === '/') throw new UsageError('CONFIG_INVALID', `${where}: dest cannot be "/"`);
+    const own =
+      f.owner !== undefined ? ids(f.owner, loaded.locate(['files', i, 'owner'])) : { uid: 0, gid: 0 };
+    const mode = parseMode(f.mode);
+    const meta = { uid: own.uid, gid: own.gid, mtime: epoch };
+    try {
+      if (f.content !== undefined) {
+        claim(dest, where);
+        b.put(dest, { ...meta, kind: 'file', mode: mode ?? 0o644, content: bufferContent(f.content) });
+      } else if (f.symlink !== undefined) {
+        claim(dest, where);
+        b.put(dest, { ...meta, kind: 'symlink', mode: 0o777, target: f.symlink });
+      } else if (f.dir) {
+        claim(dest, where);
+        b.put(dest, { ...meta, kind: 'dir', mode: mode ?? 0o755 });
+      } else {
+        await addHost(b, loaded, f, i, dest, mode, meta, claim);
+      }
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      if (e instanceof BaseError)
+        throw new UsageError('CONFIG_INVALID', `${where}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
+  return b.build();
+}
+
+async function addHost(
+  b: TreeBuilder,
+  loaded: LoadedConfig,
+  f: FileSpec,
+  i: number,
+  dest: string,
+  mode: number | undefined,
+  meta: { uid: number; gid: number; mtime: number },
+  claim: (p: string, where: string) => void,
+): Promise<void> {
+  const where = loaded.locate(['files', i, 'src']);
+  const src = resolve(loaded.dir, f.src!);
+  const st = await lstat(src).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(
+      'INPUT_NOT_FOUND',
+      `${where}: cannot read source ${JSON.stringify(f.src)} (${src}): ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`,
+      { cause: e },
+    );
+  });
+  const norm = (kind: 'file' | 'dir', hostMode: number) =>
+    mode ?? (kind === 'dir' || hostMode & 0o111 ? 0o755 : 0o644);
+  if (st.isFile()) {
+    claim(dest, where);
+    b.put(dest, {
+      ...meta,
+      kind: 'file',
+      mode: norm('file', st.mode),
+      content: hostFileContentSized(src, st.size),
+    });
+    return;
+  }
+  if (st.isSymbolicLink()) {
+    claim(dest, where);
+    b.put(dest, { ...meta, kind: 'symlink', mode: 0o777, target: await readlink(src) });
+    return;
+  }
+  if (!st.isDirectory())
+    throw new UsageError(
+      'INPUT_INVALID',
+      `${where}: source ${JSON.stringify(f.src)} is neither a file, a directory nor a symlink`,
+    );
+  const host = await readHostDir(src);
+  claim(dest, where);
+  b.put(dest, { ...meta, kind: 'dir', mode: mode ?? 0o755 });
+  const links: [string, Entry][] = [];
+  for (const [p, e] of host) {
+    if (p === '/') continue;
+    const to = `${dest}${p}`;
+    claim(to, where);
+    let n: Entry;
+    switch (e.kind) {
+      case 'file':
+        n = { ...meta, kind: 'file', mode: norm('file', e.mode), content: e.content };
+        break;
+      case 'dir':
+        n = { ...meta, kind: 'dir', mode: norm('dir', e.mode) };
+        break;
+      case 'symlink':
+        n = { ...meta, kind: 'symlink', mode: 0o777, target: e.target };
+        break;
+      case 'hardlink':
+        links.push([
+          to,
+          { ...meta, kind: 'hardlink', mode: norm('file', e.mode), target: `${dest}${e.target}` },
+        ]);
+        continue;
+      default:
+        throw new UsageError(
+          'INPUT_INVALID',
+          `${where}: ${JSON.stringify(`${f.src}${p}`)} is a ${e.kind}; only files, directories and symlinks can be copied from the host`,
+        );
+    }
+    b.put(to, n);
+  }
+  for (const [p, e] of links) b.put(p, e);
+}
+
+/** Throws a UsageError for the first symlink in `tree` that cannot be resolved because it loops. */
+export function checkSymlinkLoops(tree: Tree, what: string): void {
+  for (const [p, e] of tree) {
+    if (e.kind !== 'symlink') continue;
+    try {
+      tree.resolve(p);
+    } catch (err) {
+      throw new UsageError(
+        'INPUT_INVALID',
+        `cannot build ${what}: the symlink ${JSON.stringify(p)} → ${JSON.stringify(e.target)} is part of a loop; fix or remove it`,
+        { cause: err },
+      );
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import { Command, CommanderError } from 'commander';
+import { BaseError, UsageError } from '../errors.ts';
+import { COMMANDS } from './commands/index.ts';
+
+/**
+ * The `pare` command line. Only this folder prints and sets exit codes:
+ *   0 success · 1 a check failed or an operation could not be completed · 2 bad usage or bad input (nothing written).
+ */
+
+export const VERSION = '0.1.0';
+
+/** Returns the program with every subcommand registered. */
+export function program(): Command {
+  const p = new Command('pare')
+    .description(
+      'small, hardened, verifiable container images from Debian packages — daemonless and reproducible',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run `pare --help` for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  for (const register of COMMANDS) register(p);
+  for (const c of p.commands) c.exitOverride();
+  return p;
+}
+
+/** Returns the exit code for an error and prints it to stderr. */
+export function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+      return 0;
+    return 2; // commander already printed the message
+  }
+  const debug = process.env.PARE_DEBUG === '1';
+  if (e instanceof BaseError) {
+    process.stderr.write(`pare: error: ${e.message}\n`);
+    if (debug) {
+      let c: unknown = e.cause;
+      while (c instanceof Error) {
+        process.stderr.write(`  caused by: ${c.message}\n`);
+        c = c.cause;
+      }
+      process.stderr.write(`${e.stack}\n`);
+    }
+    return e instanceof UsageError || (e.code.endsWith('_INVALID') && e.name === 'UsageError')
+      ? 2
+      : exitCodeFor(e);
+  }
+  process.stderr.write(
+    `pare: internal error: ${e instanceof Error ? (debug ? e.stack : e.message) : String(e)}\n`,
+  );
+  if (!debug) process.stderr.write('(set PARE_DEBUG=1 for details; please report this)\n');
+  return 1;
+}
+
+function exitCodeFor(e: BaseError): number {
+  // Input that is wrong (rather than an operation that failed) is a usage error: nothing was written.
+  const usage = [
+    'TREE_PATH_ESCAPE',
+    'TREE_PATH_INVALID',
+    'TREE_SYMLINK_LOOP',
+    'LAYOUT_NOT_FOUND',
+    'LAYOUT_REF_NOT_FOUND',
+    'CONTROL_SYNTAX',
+  ];
+  return usage.includes(e.code) ? 2 : 1;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program().parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    return reportError(e);
+  }
+}

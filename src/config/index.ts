@@ -1,0 +1,4 @@
+export type { LoadedConfig } from './load.ts';
+export { findConfig, loadConfig, parseConfigText } from './load.ts';
+export type { Config, FileSpec } from './schema.ts';
+export { configSchema } from './schema.ts';

@@ -1,0 +1,107 @@
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isMap, LineCounter, parseDocument } from 'yaml';
+import { UsageError } from '../errors.ts';
+import { type Config, configSchema } from './schema.ts';
+
+/** A loaded pare.yaml: the validated config, where it came from, and its exact bytes (for provenance). */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly path: string;
+  /** Directory that relative paths in the config are resolved against. */
+  readonly dir: string;
+  readonly bytes: Uint8Array;
+  /** Returns "file:line:column" of a config node (e.g. `['files', 2, 'src']`), for error messages. */
+  readonly locate: (keys: readonly (string | number)[]) => string;
+}
+
+/** Accepts a pare.yaml path or a directory containing one. */
+export async function findConfig(target: string): Promise<string> {
+  const st = await stat(target).catch(() => undefined);
+  if (!st)
+    throw new UsageError(
+      'CONFIG_NOT_FOUND',
+      `cannot find ${JSON.stringify(target)}: no such file or directory (give a pare.yaml or the directory holding it)`,
+      { file: target },
+    );
+  return st.isDirectory() ? resolve(target, 'pare.yaml') : resolve(target);
+}
+
+/**
+ * Loads and validates pare.yaml. Every problem is a UsageError (CONFIG_INVALID) naming the file, line and column of
+ * the offending key or value, and what is wanted there.
+ */
+export async function loadConfig(target: string): Promise<LoadedConfig> {
+  const path = await findConfig(target);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new UsageError(
+      'CONFIG_NOT_FOUND',
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      { cause: e, file: path },
+    );
+  }
+  const text = new TextDecoder().decode(bytes);
+  const config = parseConfigText(text, path);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  const locate = (keys: readonly (string | number)[]) => {
+    for (let n = keys.length; n >= 0; n--) {
+      const node = (n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true)) as {
+        range?: [number, number, number];
+      } | null;
+      if (node?.range) {
+        const p = lines.linePos(node.range[0]);
+        return `${path}:${p.line}:${p.col}`;
+      }
+    }
+    return path;
+  };
+  return { config, path, dir: dirname(path), bytes, locate };
+}
+
+/** Parses pare.yaml text (see loadConfig). */
+export function parseConfigText(text: string, path = 'pare.yaml'): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => {
+    const p = lines.linePos(offset ?? 0);
+    return { line: p.line, column: p.col };
+  };
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, column } = at(e.pos[0]);
+    throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${e.message.split('\n')[0]}`, {
+      file: path,
+      line,
+      column,
+    });
+  }
+  const value = doc.toJS() ?? {};
+  const r = configSchema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  // Point at the deepest node that exists: for an unknown key, the key itself.
+  let keys = issue.path as (string | number)[];
+  if (issue.code === 'unrecognized_keys') keys = [...keys, issue.keys[0]!];
+  let node: unknown;
+  for (let n = keys.length; n >= 0 && !node; n--) {
+    if (issue.code === 'unrecognized_keys' && n === keys.length) {
+      const parent = n > 1 ? doc.getIn(keys.slice(0, -1), true) : doc.contents;
+      if (isMap(parent))
+        node = parent.items.find(
+          (it) => (it.key as { value?: unknown })?.value === keys[keys.length - 1],
+        )?.key;
+    } else node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
+  }
+  const range = (node as { range?: [number, number, number] } | undefined)?.range;
+  const { line, column } = at(range?.[0]);
+  const field = keys.join('.') || '(top level)';
+  const msg =
+    issue.code === 'unrecognized_keys'
+      ? `unknown key ${JSON.stringify(issue.keys[0])}${issue.path.length ? ` in ${issue.path.join('.')}` : ''}; see the README's pare.yaml reference`
+      : `${field}: ${issue.message}`;
+  throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${msg}`, { file: path, line, column });
+}
