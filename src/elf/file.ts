@@ -497,7 +497,11 @@ export class ElfFile {
           `symbol ${JSON.stringify(s.name)} has version index ${idx}, which no verdef/verneed defines`,
           { field: 'versym', offset: versym.base + i * 2 },
         );
-      return { ...s, versionIndex: idx, version: { name: n.name, hidden: (raw & 0x8000) !== 0, file: n.file } };
+      return {
+        ...s,
+        versionIndex: idx,
+        version: { name: n.name, hidden: (raw & 0x8000) !== 0, file: n.file },
+      };
     });
   }
 

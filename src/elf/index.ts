@@ -15,7 +15,26 @@ export {
 } from './file.ts';
 export type { ElfHeader, ProgramHeader, Section } from './header.ts';
 export { ET, MACHINES, MAX_PROGRAM_HEADERS, MAX_SECTIONS, machineName, PF, PT, SHT } from './header.ts';
+export type { LdCacheEntry } from './ldcache.ts';
+export {
+  HWCAP_EXTENSION,
+  MAX_LDCACHE_BYTES,
+  MAX_LDCACHE_ENTRIES,
+  parseLdCache,
+  writeLdCache,
+} from './ldcache.ts';
+export type {
+  Closure,
+  DependencyEdge,
+  FoundBy,
+  LoadedObject,
+  LoaderOptions,
+  SkippedCandidate,
+} from './ldso.ts';
+export { expandDst, Loader, MAX_CLOSURE_OBJECTS, multiarchTriplet, readLdConf } from './ldso.ts';
 export type { ElfNotes, GnuProperty } from './notes.ts';
 export { GNU_PROPERTY, MAX_NOTES, NT } from './notes.ts';
 export type { ByteSource } from './reader.ts';
 export { MAX_STRING_LENGTH, MAX_TABLE_BYTES } from './reader.ts';
+export type { RootDirent, RootFs, RootStat } from './rootfs.ts';
+export { hostRootFs, hostSource, MAX_SYMLINK_HOPS, treeRootFs } from './rootfs.ts';

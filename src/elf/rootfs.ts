@@ -1,0 +1,252 @@
+import { lstat, open as openFile, readdir, readlink } from 'node:fs/promises';
+import { ElfError } from '../errors.ts';
+import type { Tree } from '../fstree/index.ts';
+import type { ByteSource } from './reader.ts';
+
+/**
+ * A root filesystem as the dynamic loader sees it from inside a chroot: paths resolve through symlinks without ever
+ * leaving the root. The loader code (ldso.ts) and the audit read files only through this interface, so the same
+ * logic runs over an in-memory FsTree (an image being built or pulled) and over a host directory (`/`, an unpacked
+ * rootfs) without reading the host into memory.
+ */
+export interface RootFs {
+  /** A label for messages: the host directory, or the name the caller gave the tree. */
+  readonly name: string;
+  /**
+   * Resolves `path` (absolute, inside the root) through symlinks, the last component too; returns the canonical path and
+   * what is there, or undefined when nothing is. Throws ELF_PATH_LOOP after MAX_SYMLINK_HOPS links.
+   */
+  stat(path: string): Promise<RootStat | undefined>;
+  /** Returns the entries of directory `path` (resolved), sorted by name, without following the entries' links. */
+  list(path: string): Promise<readonly RootDirent[]>;
+  /** Opens the regular file at `path` (resolved) for random reads, or returns undefined when there is none. */
+  open(path: string): Promise<ByteSource | undefined>;
+}
+
+export interface RootStat {
+  /** Canonical path inside the root after following every symlink. */
+  readonly path: string;
+  readonly kind: 'file' | 'dir' | 'other';
+  readonly size: number;
+  /** Permission bits (with setuid/setgid). */
+  readonly mode: number;
+}
+
+export interface RootDirent {
+  readonly name: string;
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other';
+}
+
+/** Linux's MAXSYMLINKS (40): more links while resolving one path is a loop. */
+export const MAX_SYMLINK_HOPS = 40;
+
+function loop(root: string, path: string): ElfError {
+  return new ElfError(
+    'ELF_PATH_LOOP',
+    `cannot resolve ${JSON.stringify(path)} in ${JSON.stringify(root)}: too many levels of symbolic links`,
+    {
+      file: path,
+    },
+  );
+}
+
+function components(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+/** Returns a RootFs over an FsTree; hardlinks resolve to their target file, so identity is by canonical path. */
+export function treeRootFs(tree: Tree, name = 'tree'): RootFs {
+  const stat = async (path: string): Promise<RootStat | undefined> => {
+    let r: ReturnType<Tree['resolve']>;
+    try {
+      r = tree.resolve(path);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'TREE_SYMLINK_LOOP') throw loop(name, path);
+      throw e;
+    }
+    let { entry, path: p } = r;
+    if (entry?.kind === 'hardlink') {
+      p = entry.target;
+      entry = tree.get(p);
+    }
+    if (!entry) return undefined;
+    if (entry.kind === 'file') return { path: p, kind: 'file', size: entry.content.size, mode: entry.mode };
+    return { path: p, kind: entry.kind === 'dir' ? 'dir' : 'other', size: 0, mode: entry.mode };
+  };
+  return {
+    name,
+    stat,
+    async list(path) {
+      const s = await stat(path);
+      if (s?.kind !== 'dir') return [];
+      return tree.children(s.path).map((c) => {
+        const e = tree.get(c)!;
+        const kind =
+          e.kind === 'file' || e.kind === 'hardlink'
+            ? 'file'
+            : e.kind === 'dir'
+              ? 'dir'
+              : e.kind === 'symlink'
+                ? 'symlink'
+                : 'other';
+        return { name: c.slice(c.lastIndexOf('/') + 1), kind };
+      });
+    },
+    async open(path) {
+      const s = await stat(path);
+      if (s?.kind !== 'file') return undefined;
+      return tree.file(s.path)?.content;
+    },
+  };
+}
+
+/**
+ * Returns a RootFs over a host directory, read lazily (the host `/` has far too many files to load into a tree).
+ * Symlinks are resolved component by component with chroot semantics: absolute targets restart at `root`, `..` stops
+ * at it, so nothing outside `root` is ever read. lstat/readlink results are cached for the life of the object.
+ */
+export function hostRootFs(root: string): RootFs {
+  const base = root === '/' ? '' : root.replace(/\/+$/, '');
+  const host = (p: string) => (p === '/' ? base || '/' : base + p);
+  type L = { kind: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; target?: string } | null;
+  const lcache = new Map<string, Promise<L>>();
+  const lst = (p: string): Promise<L> => {
+    let hit = lcache.get(p);
+    if (!hit) {
+      hit = (async (): Promise<L> => {
+        try {
+          const st = await lstat(host(p));
+          if (st.isSymbolicLink())
+            return { kind: 'symlink', size: 0, mode: 0o777, target: await readlink(host(p)) };
+          return {
+            kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other',
+            size: st.size,
+            mode: st.mode & 0o7777,
+          };
+        } catch {
+          return null;
+        }
+      })();
+      lcache.set(p, hit);
+    }
+    return hit;
+  };
+  const scache = new Map<string, Promise<RootStat | undefined>>();
+  const resolve = async (path: string): Promise<RootStat | undefined> => {
+    let todo = components(path);
+    const done: string[] = [];
+    let hops = 0;
+    while (todo.length > 0) {
+      const c = todo.shift()!;
+      if (c === '..') {
+        done.pop();
+        continue;
+      }
+      const p = `/${[...done, c].join('/')}`;
+      const l = await lst(p);
+      if (!l) return undefined;
+      if (l.kind === 'symlink') {
+        if (++hops > MAX_SYMLINK_HOPS) throw loop(root, path);
+        if (l.target!.startsWith('/')) done.length = 0;
+        todo = [...components(l.target!), ...todo];
+        continue;
+      }
+      if (todo.length > 0 && l.kind !== 'dir') return undefined;
+      done.push(c);
+    }
+    const p = `/${done.join('/')}`;
+    const l = p === '/' ? ({ kind: 'dir', size: 0, mode: 0o755 } as const) : await lst(p);
+    if (!l) return undefined;
+    return { path: p, kind: l.kind === 'symlink' ? 'other' : l.kind, size: l.size, mode: l.mode };
+  };
+  const stat = (path: string) => {
+    let hit = scache.get(path);
+    if (!hit) {
+      hit = resolve(path);
+      scache.set(path, hit);
+    }
+    return hit;
+  };
+  return {
+    name: root,
+    stat,
+    async list(path) {
+      const s = await stat(path);
+      if (s?.kind !== 'dir') return [];
+      let ents: import('node:fs').Dirent[];
+      try {
+        ents = await readdir(host(s.path), { withFileTypes: true });
+      } catch {
+        return [];
+      }
+      return ents
+        .map((d) => ({
+          name: d.name,
+          kind: d.isFile()
+            ? ('file' as const)
+            : d.isDirectory()
+              ? ('dir' as const)
+              : d.isSymbolicLink()
+                ? ('symlink' as const)
+                : ('other' as const),
+        }))
+        .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+    },
+    async open(path) {
+      const s = await stat(path);
+      if (s?.kind !== 'file') return undefined;
+      return hostSource(host(s.path), s.size);
+    },
+  };
+}
+
+/** Page size of the host read cache: one read usually covers the ELF header, program headers and dynamic tables. */
+const PAGE = 64 * 1024;
+/** Pages kept per open file. */
+const MAX_PAGES = 8;
+
+/**
+ * Returns a ByteSource over a host file that opens it per read (no file descriptors are held between reads, so
+ * thousands of files can be open at once) and keeps a few 64 KiB pages, since ELF parsing reads small pieces.
+ */
+export function hostSource(path: string, size: number): ByteSource {
+  const pages = new Map<number, Uint8Array>();
+  const readRaw = async (offset: number, length: number): Promise<Uint8Array> => {
+    const len = Math.max(0, Math.min(length, size - offset));
+    const buf = Buffer.allocUnsafe(len);
+    if (len === 0) return buf;
+    const fh = await openFile(path, 'r');
+    try {
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      await fh.close();
+    }
+  };
+  return {
+    size,
+    async read(offset, length) {
+      const first = Math.floor(offset / PAGE);
+      const last = Math.floor((offset + Math.max(length, 1) - 1) / PAGE);
+      if (last - first >= 2) return readRaw(offset, length);
+      const parts: Uint8Array[] = [];
+      for (let p = first; p <= last; p++) {
+        let page = pages.get(p);
+        if (!page) {
+          page = await readRaw(p * PAGE, PAGE);
+          if (pages.size >= MAX_PAGES) pages.delete(pages.keys().next().value!);
+          pages.set(p, page);
+        }
+        parts.push(page);
+      }
+      const joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      const start = offset - first * PAGE;
+      return joined.subarray(start, Math.min(start + length, joined.length));
+    },
+  };
+}
