@@ -1,0 +1,15 @@
+export type { CopyrightLicenses } from './copyright.ts';
+export { parseCopyright } from './copyright.ts';
+export type { CycloneDxOptions } from './cyclonedx.ts';
+export { cycloneDxJson, toCycloneDxModel } from './cyclonedx.ts';
+export type { DpkgPackage } from './dpkg.ts';
+export { packageKey, parseMd5sums, readDpkgDatabase, SLICED_FIELD } from './dpkg.ts';
+export { readPackageNote } from './elf-note.ts';
+export type { Inventory, InventoryOptions, SbomFile, SbomPackage } from './inventory.ts';
+export { inventory, isAppFile } from './inventory.ts';
+export { debianExpressionToSpdx, debianLicenseToSpdx } from './licenses.ts';
+export type { OsRelease } from './os-release.ts';
+export { distroQualifier, parseOsRelease, readOsRelease } from './os-release.ts';
+export type { SpdxOptions } from './spdx.ts';
+export { spdxJson, toSpdx } from './spdx.ts';
+export { uuidV5 } from './uuid.ts';
