@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, utimesSync, watch, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OciLayout } from '../../src/layout/index.ts';
+import { pare, pareSpawn } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+/**
+ * `pare build` through the real CLI, as the README runs it. The golden digest pins the whole chain (tar bytes, gzip
+ * settings, JSON field order); when it changes on purpose, update it here and say why in the commit.
+ */
+const HELLO = resolve('examples/hello');
+const GOLDEN_HELLO = 'sha256:e1d484f0339f38baccd40db4881873ee64f1b652d96eeddf7a491071e45db1e5';
+
+function copyProject(to: string, order: 'forward' | 'reverse'): string {
+  // Recreate the files in a different order with different timestamps: none of that may reach the image.
+  mkdirSync(join(to, 'app'), { recursive: true });
+  const files = ['app/hello.sh', 'app/README.txt', 'pare.yaml'];
+  for (const f of order === 'forward' ? files : [...files].reverse()) {
+    cpSync(join(HELLO, f), join(to, f));
+    const t = order === 'forward' ? 1_000_000_000 : 1_900_000_000;
+    utimesSync(join(to, f), t, t);
+  }
+  return to;
+}
+
+describe('pare build', () => {
+  const dir = tempDir();
+
+  it('gives the same digest in two directories, under another TZ, umask and locale, with files created in another order', () => {
+    const a = copyProject(join(dir, 'one'), 'forward');
+    const b = copyProject(join(dir, 'two', 'nested'), 'reverse');
+    const r1 = pare(['build', a, '-o', join(dir, 'out1')], {
+      env: { TZ: 'Pacific/Kiritimati', LC_ALL: 'C' },
+      umask: '077',
+    });
+    const r2 = pare(['build', b, '-o', join(dir, 'out2')], {
+      env: { TZ: 'UTC', LC_ALL: 'C.UTF-8' },
+      umask: '022',
+    });
+    expect(r1.stderr).toContain('built');
+    expect(r1.code).toBe(0);
+    expect(r2.code).toBe(0);
+    expect(r1.stdout.trim()).toBe(r2.stdout.trim());
+    expect(r1.stdout.trim()).toBe(GOLDEN_HELLO);
+    // and a second build in the same place gives it again
+    expect(pare(['build', a, '-o', join(dir, 'out1')]).stdout.trim()).toBe(GOLDEN_HELLO);
+  });
+
+  it('changes the digest when SOURCE_DATE_EPOCH changes (the epoch is really used)', () => {
+    const r = pare(['build', HELLO, '--dry-run'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).not.toBe(GOLDEN_HELLO);
+    expect(pare(['build', HELLO, '--dry-run'], { env: { SOURCE_DATE_EPOCH: '1700000000' } }).stdout).toBe(
+      r.stdout,
+    );
+  });
+
+  it('writes a layout that verify-store accepts and inspect describes', () => {
+    const out = join(dir, 'inspect');
+    expect(pare(['build', HELLO, '-o', out, '--tar', join(dir, 'hello.tar')]).code).toBe(0);
+    expect(pare(['verify-store', out]).code).toBe(0);
+    const j = JSON.parse(pare(['inspect', '--json', `oci:${out}:hello`]).stdout) as {
+      digest: string;
+      index: { manifests: unknown[] };
+    };
+    expect(j.digest).toBe(GOLDEN_HELLO);
+    expect(j.index.manifests).toHaveLength(2);
+    const t = JSON.parse(
+      pare(['inspect', '--json', `oci-archive:${join(dir, 'hello.tar')}:hello`]).stdout,
+    ) as { digest: string };
+    expect(t.digest).toBe(GOLDEN_HELLO);
+  });
+
+  describe('when the input is bad', () => {
+    const cases: [string, string, Record<string, string>, RegExp][] = [
+      [
+        'a missing source file',
+        'files:\n  - src: nope.txt\n    dest: /x\n',
+        {},
+        /pare\.yaml:2:10: cannot read source "nope.txt".*no such file/,
+      ],
+      [
+        'a dest path with ..',
+        'files:\n  - content: x\n    dest: /app/../../etc/passwd\n',
+        {},
+        /pare\.yaml:3:11: cannot use dest .*"\.\." is not allowed/,
+      ],
+      [
+        'two entries for one path',
+        'files:\n  - content: a\n    dest: /a\n  - content: b\n    dest: //a/\n',
+        {},
+        /pare\.yaml:5:11: two entries for "\/a" \(the other is at .*pare\.yaml:3:11\)/,
+      ],
+      ['an unknown key', 'name: x\nfilez: []\n', {}, /pare\.yaml:2:1: unknown key "filez"/],
+      [
+        'an unknown user',
+        'image:\n  user: alice\n',
+        {},
+        /pare\.yaml:2:9: unknown user "alice"; use a number or one of: nobody, nonroot, root/,
+      ],
+      [
+        'a symlink loop',
+        'files:\n  - symlink: /b\n    dest: /a\n  - symlink: a\n    dest: /b\n',
+        {},
+        /symlink "\/a" → "\/b" is part of a loop/,
+      ],
+      [
+        'a bad SOURCE_DATE_EPOCH',
+        'name: x\n',
+        { SOURCE_DATE_EPOCH: 'yesterday' },
+        /SOURCE_DATE_EPOCH="yesterday"/,
+      ],
+    ];
+    it.each(cases)(
+      'refuses %s with exit 2, a clear message, and writes nothing',
+      (_what, yaml, env, message) => {
+        const p = join(dir, `bad-${randomBytes(4).toString('hex')}`);
+        mkdirSync(p);
+        writeFileSync(join(p, 'pare.yaml'), yaml);
+        const out = join(p, 'out');
+        const r = pare(['build', p, '-o', out, '--tar', join(p, 'x.tar')], { env });
+        expect(r.stderr).toMatch(message);
+        expect(r.code).toBe(2);
+        expect(existsSync(out)).toBe(false);
+        expect(existsSync(join(p, 'x.tar'))).toBe(false);
+      },
+    );
+  });
+
+  it('leaves the layout valid and the old tag intact when killed with SIGKILL mid-write', async () => {
+    const p = join(dir, 'kill');
+    mkdirSync(p);
+    writeFileSync(join(p, 'pare.yaml'), 'files:\n  - src: big.bin\n    dest: /big.bin\n');
+    writeFileSync(join(p, 'big.bin'), randomBytes(8 << 20));
+    const out = join(p, 'out');
+    const first = pare(['build', p, '-o', out, '-t', 'v1']);
+    expect(first.code).toBe(0);
+    const oldDigest = first.stdout.trim();
+    // A second build with other content into the same tag, killed the moment it starts writing a blob.
+    writeFileSync(join(p, 'big.bin'), randomBytes(40 << 20));
+    const child = pareSpawn(['build', p, '-o', out, '-t', 'v1']);
+    const blobs = join(out, 'blobs', 'sha256');
+    let killedMidWrite = false;
+    const w = watch(blobs, (_ev, name) => {
+      if (String(name).startsWith('.tmp-') && !killedMidWrite) {
+        killedMidWrite = true;
+        child.kill('SIGKILL');
+      }
+    });
+    const code = await new Promise<number | null>((r) =>
+      child.on('exit', (c, sig) => r(sig === 'SIGKILL' ? null : c)),
+    );
+    w.close();
+    expect(killedMidWrite).toBe(true);
+    expect(code).toBeNull();
+    expect(pare(['verify-store', out]).code).toBe(0);
+    const layout = await OciLayout.open(out);
+    expect((await layout.resolve('v1')).digest).toBe(oldDigest);
+    // the interrupted write left at most a temp file, which a rebuild ignores
+    expect(readdirSync(blobs).every((n) => n.startsWith('.tmp-') || /^[0-9a-f]{64}$/.test(n))).toBe(true);
+    expect(pare(['build', p, '-o', out, '-t', 'v1']).code).toBe(0);
+    expect(pare(['verify-store', out]).code).toBe(0);
+  });
+});
