@@ -139,7 +139,12 @@ function describeCause(e: unknown): string {
   let cur: unknown = e;
   for (let i = 0; i < 5 && cur instanceof Error; i++) {
     const code = (cur as { code?: string }).code;
-    const text = code && !cur.message.includes(code) ? `${cur.message} (${code})` : cur.message;
+    // Node suggests --use-system-ca for certificate errors; the client already trusts the system roots.
+    const message = cur.message.replace(
+      /; if the root CA is installed locally, try running Node\.js with --use-system-ca/,
+      '',
+    );
+    const text = code && !message.includes(code) ? `${message} (${code})` : message;
     if (!parts.includes(text)) parts.push(text);
     cur = cur.cause;
   }

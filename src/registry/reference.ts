@@ -163,9 +163,22 @@ export function withDigest(ref: ImageReference, digest: Digest): ImageReference 
 const TRANSPORTS = ['docker', 'oci', 'oci-archive', 'docker-archive'] as const;
 
 /**
+ * Splits `PATH[:TAG]` as src/layout does: the last `:` not followed by a `/` starts the tag, and `PATH:sha256:<hex>`
+ * names a digest, so paths may contain `:` earlier.
+ */
+function splitPathAndTag(rest: string): { path: string; tag?: string } {
+  const i = rest.lastIndexOf(':');
+  if (i < 0 || rest.slice(i + 1).includes('/')) return { path: rest };
+  const j = rest.lastIndexOf(':', i - 1);
+  if (j >= 0 && /^sha(256|512)$/.test(rest.slice(j + 1, i)))
+    return { path: rest.slice(0, j), tag: rest.slice(j + 1) };
+  return { path: rest.slice(0, i), tag: rest.slice(i + 1) };
+}
+
+/**
  * Returns the transport and location of `docker://REF`, `oci:DIR[:tag]`, `oci-archive:FILE[:tag]` or
- * `docker-archive:FILE[:ref]`; a string without a transport prefix is a registry reference. As in skopeo, the part
- * after the first `:` following the path is the tag, so the path itself cannot contain `:`.
+ * `docker-archive:FILE[:ref]`; a string without a transport prefix is a registry reference. The tag of a local
+ * transport follows the path's last `:` (see splitPathAndTag).
  */
 export function parseTransportReference(
   input: string,
@@ -176,10 +189,7 @@ export function parseTransportReference(
   const colon = input.indexOf(':');
   const prefix = colon > 0 ? input.slice(0, colon) : '';
   if (prefix === 'oci' || prefix === 'oci-archive' || prefix === 'docker-archive') {
-    const body = input.slice(colon + 1);
-    const sep = body.indexOf(':');
-    const path = sep >= 0 ? body.slice(0, sep) : body;
-    const tag = sep >= 0 ? body.slice(sep + 1) : undefined;
+    const { path, tag } = splitPathAndTag(input.slice(colon + 1));
     if (path === '')
       throw new RegistryError(
         'REGISTRY_REFERENCE',

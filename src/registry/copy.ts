@@ -1,0 +1,67 @@
+import { type LocalRef, readLocal, writeLocal } from '../layout/index.ts';
+import { type Artifact, type Descriptor, type Platform, selectImage } from '../oci/index.ts';
+import type { RegistryClient } from './client.ts';
+import { pull } from './pull.ts';
+import { pushArtifact } from './push.ts';
+import type { TransportReference } from './reference.ts';
+
+/**
+ * Copying between transports, as `skopeo copy` does: any source (`docker://`, `oci:`, `oci-archive:`,
+ * `docker-archive:`) to any destination. Sources are lazy (oci/model.ts); sinks pull from them, and every sink
+ * verifies each blob before committing it (registry: the registry checks `?digest=`, and we hash on the way out;
+ * layout: temp file + rename after the digest check). Between two repositories of one registry, blobs are mounted.
+ */
+
+export interface CopyOptions {
+  /** Copy the whole index (every platform). Without it an index is narrowed to one image, as skopeo does. */
+  readonly all?: boolean;
+  /** The image to take from an index when `all` is not set (default: this host's platform). */
+  readonly platform?: Platform;
+  /** More tags for a registry destination. */
+  readonly tags?: readonly string[];
+}
+
+function toLocal(t: Exclude<TransportReference, { transport: 'docker' }>): LocalRef {
+  return t.tag === undefined
+    ? { transport: t.transport, path: t.path }
+    : { transport: t.transport, path: t.path, ref: t.tag };
+}
+
+/** Returns the artifact a transport reference names (lazy: blobs are read when a sink pulls). */
+export async function openSource(client: RegistryClient, src: TransportReference): Promise<Artifact> {
+  if (src.transport === 'docker') return pull(client, src.ref);
+  return readLocal(toLocal(src));
+}
+
+/** Writes an artifact to a transport reference and returns the descriptor of what was written. */
+export async function writeSink(
+  client: RegistryClient,
+  dst: TransportReference,
+  artifact: Artifact,
+  options: Pick<CopyOptions, 'tags' | 'platform'> = {},
+): Promise<Descriptor> {
+  if (dst.transport === 'docker')
+    return pushArtifact(client, dst.ref, artifact, options.tags ? { tags: options.tags } : {});
+  if (dst.transport === 'docker-archive' && artifact.kind === 'index') {
+    // A docker-archive holds single images; narrow here so the error names the platform, not the archive format.
+    const image = await selectImage(artifact, options.platform);
+    return writeLocal(toLocal(dst), { kind: 'image', image });
+  }
+  return writeLocal(toLocal(dst), artifact, options.platform ? { platform: options.platform } : {});
+}
+
+/**
+ * Copies `src` to `dst` and returns the descriptor written. An index is copied whole with `all`, else narrowed to the
+ * image for `platform` (default: this host's). Throws REGISTRY_*, LAYOUT_*, OCI_PLATFORM_NOT_FOUND, DIGEST_MISMATCH.
+ */
+export async function copy(
+  client: RegistryClient,
+  src: TransportReference,
+  dst: TransportReference,
+  options: CopyOptions = {},
+): Promise<Descriptor> {
+  let artifact = await openSource(client, src);
+  if (artifact.kind === 'index' && !options.all)
+    artifact = { kind: 'image', image: await selectImage(artifact, options.platform) };
+  return writeSink(client, dst, artifact, options);
+}
