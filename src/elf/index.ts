@@ -1,3 +1,5 @@
+export type { SymbolImport, SymbolKind } from './bind.ts';
+export { linkedFunctions, matchDefinition, resolveImports } from './bind.ts';
 export type { DynamicEntry, DynamicInfo, ElfSymbol, SymbolVersion, VersionDef, VersionNeed } from './file.ts';
 export {
   DF,
@@ -13,6 +15,23 @@ export {
   STB,
   STT,
 } from './file.ts';
+export type {
+  Fact,
+  FortifyFacts,
+  FortifyList,
+  HardeningFacts,
+  HardeningOptions,
+  Linkage,
+  PieKind,
+  Relro,
+} from './hardening.ts';
+export {
+  fortifyFacts,
+  fortifyListOf,
+  hardeningFacts,
+  MAX_CODE_SCAN_BYTES,
+  NO_FORTIFY_LIST,
+} from './hardening.ts';
 export type { ElfHeader, ProgramHeader, Section } from './header.ts';
 export { ET, MACHINES, MAX_PROGRAM_HEADERS, MAX_SECTIONS, machineName, PF, PT, SHT } from './header.ts';
 export type { LdCacheEntry } from './ldcache.ts';

@@ -1,0 +1,306 @@
+/**
+ * Hardening facts of one ELF file with checksec semantics (checksec.sh 2.6 `filecheck`), each with the evidence it
+ * was read from. Where the loader and checksec disagree pare follows the loader and says so (RELRO: DF_1_NOW counts
+ * as immediate binding, as it does for ld.so). See src/audit/README.md for every deliberate difference.
+ */
+import { DF, DF_1, type ElfFile, type ElfSymbol, SHN, STT } from './file.ts';
+import { ET, PF, PT } from './header.ts';
+
+/** One fact and where it came from (a header, flag, segment or symbol). */
+export interface Fact<V> {
+  readonly value: V;
+  readonly evidence: string;
+}
+
+export type Relro = 'full' | 'partial' | 'none';
+/** checksec's PIE column: `pie` (ET_DYN executable), `dso` (shared object), `no` (ET_EXEC), `rel` (object file). */
+export type PieKind = 'pie' | 'dso' | 'no' | 'rel' | 'other';
+/** How the file is linked: `standalone` is an ET_DYN without interpreter or DT_NEEDED that is not a PIE (ld.so itself). */
+export type Linkage = 'dynamic' | 'static' | 'static-pie' | 'standalone' | 'object';
+
+export interface FortifyFacts {
+  /** checksec's `fortify_source`: some dynamic symbol ends in `_chk`. */
+  readonly source: boolean;
+  /** Dynamic symbols that are libc `_chk` variants (checksec's `fortified`). */
+  readonly fortified: number;
+  /** fortified + dynamic symbols that have a libc `_chk` variant (checksec's `fortify-able`). */
+  readonly fortifiable: number;
+  /** Imported functions with a `__<name>_chk` twin that were imported in the checked form (hardening-check's view). */
+  readonly protected: readonly string[];
+  /** Imported functions that have a `_chk` twin but were imported unchecked. */
+  readonly unprotected: readonly string[];
+}
+
+export interface HardeningFacts {
+  readonly relro: Fact<Relro>;
+  /** DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW: every symbol bound at load time. */
+  readonly bindNow: Fact<boolean>;
+  readonly canary: Fact<boolean>;
+  readonly nx: Fact<boolean>;
+  readonly pie: Fact<PieKind>;
+  readonly linkage: Fact<Linkage>;
+  readonly rpath: Fact<string | null>;
+  readonly runpath: Fact<string | null>;
+  /** True when there is no `.symtab` (checksec `symbols: no`). */
+  readonly stripped: Fact<boolean>;
+  readonly fortify: Fact<boolean> & FortifyFacts;
+  /** x86 CET (GNU property X86_FEATURE_1_AND); null on other machines. */
+  readonly ibt: Fact<boolean | null>;
+  readonly shstk: Fact<boolean | null>;
+  /** AArch64 branch protection (GNU property AARCH64_FEATURE_1_AND); null on other machines. */
+  readonly bti: Fact<boolean | null>;
+  readonly pac: Fact<boolean | null>;
+  /** `yes` when GCC's -fstack-clash-protection probe (x86-64) is in executable code; otherwise `unknown` (absence cannot be proven). */
+  readonly stackClash: Fact<'yes' | 'unknown'>;
+}
+
+/** The libc's fortified function names, as checksec reads them from the root's libc. */
+export interface FortifyList {
+  /** `_chk` names after the last `__` (e.g. `memcpy_chk`, `fdelt_chk`). */
+  readonly checked: ReadonlySet<string>;
+  /** The same names without `_chk` (e.g. `memcpy`). */
+  readonly plain: ReadonlySet<string>;
+  /** Where the list came from. */
+  readonly source: string;
+}
+
+/** Returns the fortify list of a libc: its default-version (`@@`) defined symbols ending in `_chk` (checksec's sed). */
+export async function fortifyListOf(libc: ElfFile): Promise<FortifyList> {
+  const checked = new Set<string>();
+  const tables = [await libc.dynamicSymbols(), (await libc.symbolTable()) ?? []];
+  for (const t of tables) {
+    for (const s of t) {
+      if (s.shndx === SHN.UNDEF || !s.version || s.version.hidden || !s.name.endsWith('_chk')) continue;
+      const i = s.name.lastIndexOf('__');
+      if (i < 0) continue;
+      checked.add(s.name.slice(i + 2));
+    }
+  }
+  return { checked, plain: new Set([...checked].map((n) => n.replaceAll('_chk', ''))), source: libc.name };
+}
+
+/** An empty fortify list (no libc found): every fortify count is 0. */
+export const NO_FORTIFY_LIST: FortifyList = { checked: new Set(), plain: new Set(), source: 'none' };
+
+const CANARY_SYMBOLS = ['__stack_chk_fail', '__stack_chk_guard', '__intel_security_cookie'];
+
+/** Most executable bytes scanned for stack-clash probes per file; beyond it the answer stays `unknown`. */
+export const MAX_CODE_SCAN_BYTES = 256 * 1024 * 1024;
+/** `sub rsp,0x1000` followed by `or QWORD PTR [rsp],0x0`: GCC's x86-64 stack-clash probe (static and alloca loops). */
+const X86_64_PROBE = Buffer.from([0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00]);
+
+export interface HardeningOptions {
+  /** Scan executable segments for stack-clash probes (reads the code; default true). */
+  readonly scanCode?: boolean;
+}
+
+/** Returns the hardening facts of `f`. `fortify` is the fortify list of the libc the file would use. */
+export async function hardeningFacts(
+  f: ElfFile,
+  list: FortifyList,
+  options: HardeningOptions = {},
+): Promise<HardeningFacts> {
+  const dyn = await f.dynamic();
+  const dynsym = await f.dynamicSymbols();
+  const symtab = await f.symbolTable();
+  const h = f.header;
+  const relroSeg = f.segment(PT.GNU_RELRO);
+  const stack = f.segment(PT.GNU_STACK);
+  const interp = f.segment(PT.INTERP);
+
+  const nowWhy: string[] = [];
+  if (dyn?.bindNowTag) nowWhy.push('DT_BIND_NOW');
+  if (dyn && dyn.flags & DF.BIND_NOW) nowWhy.push('DT_FLAGS BIND_NOW');
+  if (dyn && dyn.flags1 & DF_1.NOW) nowWhy.push('DT_FLAGS_1 NOW');
+  const bindNow: Fact<boolean> = {
+    value: nowWhy.length > 0,
+    evidence: nowWhy.length
+      ? nowWhy.join(', ')
+      : dyn
+        ? 'no BIND_NOW / FLAGS BIND_NOW / FLAGS_1 NOW in the dynamic section'
+        : 'no dynamic section',
+  };
+  const relro: Fact<Relro> = relroSeg
+    ? bindNow.value
+      ? { value: 'full', evidence: `PT_GNU_RELRO and ${nowWhy.join(', ')}` }
+      : { value: 'partial', evidence: 'PT_GNU_RELRO without immediate binding' }
+    : { value: 'none', evidence: 'no PT_GNU_RELRO segment' };
+
+  const canaryHits: string[] = [];
+  for (const [table, syms] of [
+    ['.dynsym', dynsym],
+    ['.symtab', symtab ?? []],
+  ] as const) {
+    for (const s of syms) {
+      if (CANARY_SYMBOLS.some((c) => s.name.includes(c))) {
+        canaryHits.push(`${s.name} (${table}${s.shndx === SHN.UNDEF ? ', imported' : ''})`);
+        break;
+      }
+    }
+  }
+  const canary: Fact<boolean> = {
+    value: canaryHits.length > 0,
+    evidence: canaryHits.length
+      ? `symbol ${canaryHits.join(', ')}`
+      : 'no __stack_chk_fail / __stack_chk_guard / __intel_security_cookie symbol',
+  };
+
+  const nx: Fact<boolean> = stack
+    ? { value: (stack.flags & PF.X) === 0, evidence: `PT_GNU_STACK flags ${flagString(stack.flags)}` }
+    : { value: false, evidence: 'no PT_GNU_STACK segment (the kernel may map an executable stack)' };
+
+  let pie: Fact<PieKind>;
+  if (h.type === ET.EXEC) pie = { value: 'no', evidence: 'e_type ET_EXEC' };
+  else if (h.type === ET.DYN) {
+    const pieFlag = dyn ? (dyn.flags1 & DF_1.PIE) !== 0 : false;
+    if (dyn?.debugTag || pieFlag)
+      pie = {
+        value: 'pie',
+        evidence: `e_type ET_DYN with ${[dyn?.debugTag ? 'DT_DEBUG' : '', pieFlag ? 'DF_1_PIE' : ''].filter(Boolean).join(' and ')}`,
+      };
+    else pie = { value: 'dso', evidence: 'e_type ET_DYN without DT_DEBUG or DF_1_PIE' };
+  } else if (h.type === ET.REL) pie = { value: 'rel', evidence: 'e_type ET_REL' };
+  else pie = { value: 'other', evidence: `e_type ${h.type}` };
+
+  let linkage: Fact<Linkage>;
+  const needed = dyn?.needed.length ?? 0;
+  if (h.type === ET.REL) linkage = { value: 'object', evidence: 'e_type ET_REL' };
+  else if (interp || needed > 0)
+    linkage = { value: 'dynamic', evidence: interp ? 'PT_INTERP present' : `${needed} DT_NEEDED entries` };
+  else if (h.type === ET.EXEC)
+    linkage = { value: 'static', evidence: 'ET_EXEC without PT_INTERP or DT_NEEDED' };
+  else if (pie.value === 'pie')
+    linkage = {
+      value: 'static-pie',
+      evidence: `ET_DYN without PT_INTERP or DT_NEEDED, ${pie.evidence.replace(/^e_type ET_DYN with /, '')}`,
+    };
+  else
+    linkage = { value: 'standalone', evidence: 'ET_DYN without PT_INTERP, DT_NEEDED, DT_DEBUG or DF_1_PIE' };
+
+  const rpath: Fact<string | null> = dyn?.rpath
+    ? { value: dyn.rpath, evidence: `DT_RPATH ${JSON.stringify(dyn.rpath)}` }
+    : { value: null, evidence: 'no DT_RPATH' };
+  const runpath: Fact<string | null> = dyn?.runpath
+    ? { value: dyn.runpath, evidence: `DT_RUNPATH ${JSON.stringify(dyn.runpath)}` }
+    : { value: null, evidence: 'no DT_RUNPATH' };
+  const stripped: Fact<boolean> = f.hasSymtab
+    ? { value: false, evidence: `.symtab section with ${symtab?.length ?? 0} entries` }
+    : { value: true, evidence: 'no .symtab section' };
+
+  const fortify = fortifyFacts(dynsym, symtab, list);
+  const fort: HardeningFacts['fortify'] = {
+    ...fortify,
+    value: fortify.source,
+    evidence: `${fortify.fortified} of ${fortify.fortifiable} fortifiable dynamic symbols are _chk variants (libc list from ${fortify.listSource})`,
+  };
+
+  const notes = await f.notes();
+  const x86 = h.machineName === 'x86_64' || h.machineName === 'i386';
+  const arm = h.machineName === 'aarch64';
+  const xf = notes.x86Features;
+  const af = notes.aarch64Features;
+  const prop = (on: boolean | undefined, name: string, what: string): Fact<boolean | null> =>
+    on === undefined
+      ? { value: false, evidence: `no ${what} GNU property` }
+      : { value: on, evidence: `${what} GNU property ${on ? 'has' : 'lacks'} ${name}` };
+  const na: Fact<boolean | null> = { value: null, evidence: `not applicable to ${h.machineName}` };
+  const ibt = x86 ? prop(xf?.ibt, 'IBT', 'X86_FEATURE_1_AND') : na;
+  const shstk = x86 ? prop(xf?.shstk, 'SHSTK', 'X86_FEATURE_1_AND') : na;
+  const bti = arm ? prop(af?.bti, 'BTI', 'AARCH64_FEATURE_1_AND') : na;
+  const pac = arm ? prop(af?.pac, 'PAC', 'AARCH64_FEATURE_1_AND') : na;
+
+  const stackClash =
+    options.scanCode === false
+      ? { value: 'unknown' as const, evidence: 'code not scanned' }
+      : await scanStackClash(f);
+  return {
+    relro,
+    bindNow,
+    canary,
+    nx,
+    pie,
+    linkage,
+    rpath,
+    runpath,
+    stripped,
+    fortify: fort,
+    ibt,
+    shstk,
+    bti,
+    pac,
+    stackClash,
+  };
+}
+
+function flagString(f: number): string {
+  return `${f & PF.R ? 'R' : '-'}${f & PF.W ? 'W' : '-'}${f & PF.X ? 'E' : '-'}`;
+}
+
+/** Fortify counts with checksec's formula (dynamic symbol names, leading underscores and version stripped). */
+export function fortifyFacts(
+  dynsym: readonly ElfSymbol[],
+  symtab: readonly ElfSymbol[] | undefined,
+  list: FortifyList,
+): FortifyFacts & { listSource: string } {
+  let fortified = 0;
+  let unchecked = 0;
+  let source = false;
+  for (const s of dynsym) {
+    if (s.name === '') continue;
+    const n = s.name.replace(/^_+/, '');
+    if (list.checked.has(n)) fortified++;
+    if (list.plain.has(n)) unchecked++;
+    if (n.endsWith('_chk')) source = true;
+  }
+  // hardening-check's view: undefined FUNC/NOTYPE symbols of both tables, by name.
+  const imported = new Set<string>();
+  for (const s of [...dynsym, ...(symtab ?? [])]) {
+    if (s.shndx !== SHN.UNDEF || s.name === '') continue;
+    if (s.type !== STT.FUNC && s.type !== STT.GNU_IFUNC && s.type !== STT.NOTYPE) continue;
+    imported.add(s.name.replace(/@.*$/, ''));
+  }
+  const prot: string[] = [];
+  const unprot: string[] = [];
+  for (const p of list.plain) {
+    if (imported.has(p)) unprot.push(p);
+    if (imported.has(`__${p}_chk`)) prot.push(p);
+  }
+  return {
+    source,
+    fortified,
+    fortifiable: fortified + unchecked,
+    protected: prot.sort(),
+    unprotected: unprot.sort(),
+    listSource: list.source,
+  };
+}
+
+async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
+  if (f.header.machineName !== 'x86_64' || f.header.class !== 64)
+    return { value: 'unknown', evidence: `no probe pattern known for ${f.header.machineName}` };
+  let budget = MAX_CODE_SCAN_BYTES;
+  const CHUNK = 4 * 1024 * 1024;
+  for (const p of f.programHeaders) {
+    if (p.type !== PT.LOAD || (p.flags & PF.X) === 0) continue;
+    const start = Number(p.offset);
+    const end = Math.min(Number(p.offset + p.filesz), f.source.size);
+    for (let o = start; o < end && budget > 0; o += CHUNK) {
+      const n = Math.min(CHUNK + X86_64_PROBE.length - 1, end - o);
+      budget -= n;
+      const c = await f.source.read(o, n);
+      const at = Buffer.from(c.buffer, c.byteOffset, c.byteLength).indexOf(X86_64_PROBE);
+      if (at >= 0)
+        return {
+          value: 'yes',
+          evidence: `stack-clash probe (sub rsp,0x1000; or [rsp],0) at file offset 0x${(o + at).toString(16)}`,
+        };
+    }
+  }
+  return {
+    value: 'unknown',
+    evidence:
+      budget > 0
+        ? 'no stack-clash probe in executable segments'
+        : `no probe in the first ${MAX_CODE_SCAN_BYTES} bytes of code`,
+  };
+}
