@@ -1,7 +1,7 @@
 export type { PreparedRun, RunOptions, RunSource } from './prepare.ts';
 export { checkPlatform, prepareRun, resolveRootfsUser } from './prepare.ts';
-export type { HardenedPrintTarget, PrintOptions } from './print.ts';
-export { dockerFlags, kubernetesPod, printHardened } from './print.ts';
+export type { HardenedPrintTarget, PrintOptions, PrintResult } from './print.ts';
+export { dockerFlags, kubernetesPod, podName, printHardened, shellQuote } from './print.ts';
 export type { RootLookup, TopLevelEntry } from './rootfs.ts';
 export { listTopLevel, lookupInRoot, MAX_ROOT_FILE_SIZE, readFileInRoot } from './rootfs.ts';
 export type { SandboxHandle, SandboxSpec, SandboxStdio, StartOptions } from './sandbox.ts';
@@ -16,11 +16,12 @@ export {
   seccompFilter,
   seccompProgram,
 } from './seccomp.ts';
+export { openRunSource, resolveSourceUser } from './source.ts';
 export type { ProcessOverrides, ProcessSpec, Volume } from './spec.ts';
 export { DEFAULT_PATH, parseEnvVar, parseVolume, resolveProcess } from './spec.ts';
 export type { HostProbe } from './support.ts';
 export { checkSandboxSupport, hostProbe } from './support.ts';
 export type { UnpackedRootfs, UnpackReport } from './unpack.ts';
-export { imageTree, materializeTree, rootfsCacheDir, unpackCached, unpackImage } from './unpack.ts';
+export { materializeTree, rootfsCacheDir, unpackCached, unpackImage } from './unpack.ts';
 export type { ExecUser, GroupEntry, PasswdEntry, UserDb } from './user.ts';
 export { DEFAULT_GID, DEFAULT_UID, parseGroup, parsePasswd, resolveUser } from './user.ts';

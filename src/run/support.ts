@@ -28,16 +28,19 @@ export const hostProbe: HostProbe = {
     }
   },
   which(name) {
-    if (name.includes('/')) return name;
+    const executable = (p: string) => {
+      try {
+        accessSync(p, constants.X_OK);
+        return statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    };
+    if (name.includes('/')) return executable(name) ? name : undefined;
     for (const dir of (process.env.PATH ?? '').split(delimiter)) {
       if (dir === '') continue;
       const p = join(dir, name);
-      try {
-        accessSync(p, constants.X_OK);
-        if (statSync(p).isFile()) return p;
-      } catch {
-        /* next */
-      }
+      if (executable(p)) return p;
     }
     return undefined;
   },

@@ -18,9 +18,8 @@ import { isAbsolute, join } from 'node:path';
 import type { Digest } from '../digest/index.ts';
 import { digestHex, parseDigest } from '../digest/index.ts';
 import { RunError } from '../errors.ts';
-import { applyLayer, type Entry, parentPath, Tree } from '../fstree/index.ts';
-import type { Image } from '../oci/model.ts';
-import { collectEntries } from '../tar/index.ts';
+import { type Entry, parentPath, type Tree } from '../fstree/index.ts';
+import { type Image, imageToTree } from '../oci/index.ts';
 
 /**
  * Unpacking an image for a rootless run: the image's filesystem tree is written once into a content-addressed cache
@@ -246,25 +245,14 @@ export async function unpackCached(
 }
 
 /**
- * Returns the filesystem of `image`: its layers applied in order, whiteouts honoured (fstree.applyLayer), each layer
- * read through the tar reader's safety checks (no absolute paths, `..`, escaping symlinks, writes through symlinks).
- * Holds file contents in memory.
+ * Unpacks `image` into the cache (keyed by its manifest digest) and returns where it is. The tree comes from
+ * oci.imageToTree: layers applied in order with whiteouts, each layer through the tar reader's escape checks.
  */
-export async function imageTree(image: Image): Promise<Tree> {
-  let tree = Tree.empty();
-  for (const layer of await image.layers()) {
-    const source = `layer ${await layer.digest()}`;
-    tree = applyLayer(tree, await collectEntries(layer.uncompressed(), { base: tree, source }));
-  }
-  return tree;
-}
-
-/** Unpacks `image` into the cache (keyed by its manifest digest) and returns where it is. */
 export async function unpackImage(
   image: Image,
   options: { cacheDir?: string } = {},
 ): Promise<UnpackedRootfs> {
-  return unpackCached(await image.digest(), () => imageTree(image), options);
+  return unpackCached(await image.digest(), () => imageToTree(image), options);
 }
 
 async function isDir(p: string): Promise<boolean> {

@@ -1,0 +1,174 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { UsageError } from '../../errors.ts';
+import { parsePlatform } from '../../oci/index.ts';
+import {
+  type HardenedPrintTarget,
+  openRunSource,
+  parseVolume,
+  prepareRun,
+  printHardened,
+  resolveSourceUser,
+  startSandbox,
+} from '../../run/index.ts';
+
+/**
+ * `pare run IMAGE [-- CMD…]`: run an image in the bubblewrap sandbox (src/run), or `--print docker|podman|kubernetes`
+ * the same hardening for another runtime. Only argument handling and output live here.
+ */
+
+export interface RunCommandOptions {
+  readonly user?: string;
+  readonly entrypoint?: string;
+  readonly env: string[];
+  readonly volume: string[];
+  readonly workdir?: string;
+  readonly hostname?: string;
+  readonly net?: boolean;
+  readonly platform?: string;
+  readonly print?: HardenedPrintTarget;
+  readonly ref?: string;
+  readonly seccomp: boolean;
+  readonly cacheDir?: string;
+}
+
+/** Where the command writes; the real process streams by default. */
+export interface RunCommandIo {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+  /** Signals to forward to the sandboxed command (default: the process's own). */
+  readonly signals?: NodeJS.EventEmitter;
+  readonly isTTY?: boolean;
+}
+
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Runs `pare run` and returns the exit code (the command's, for a sandbox run). Throws pare errors. */
+export async function runCommand(
+  image: string,
+  cmd: readonly string[],
+  o: RunCommandOptions,
+  io: RunCommandIo,
+): Promise<number> {
+  let platform: ReturnType<typeof parsePlatform> | undefined;
+  if (o.platform) {
+    try {
+      platform = parsePlatform(o.platform);
+    } catch (e) {
+      throw new UsageError('USAGE', (e as Error).message, { cause: e });
+    }
+  }
+  const source = await openRunSource(image, platform ? { platform } : {});
+
+  if (o.print) {
+    if (source.kind === 'rootfs' && !o.ref) {
+      throw new UsageError(
+        'USAGE',
+        `cannot print settings for the directory ${JSON.stringify(image)}: give the image reference with --ref`,
+      );
+    }
+    const user = await resolveSourceUser(source, o.user);
+    const config = source.kind === 'image' ? await source.image.config() : source.config;
+    const result = printHardened(o.print, {
+      reference: o.ref ?? image,
+      config,
+      user,
+      ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+      ...(cmd.length > 0 ? { cmd } : {}),
+      env: o.env,
+      ...(o.workdir ? { workdir: o.workdir } : {}),
+      ...(o.hostname ? { hostname: o.hostname } : {}),
+      volumes: o.volume.map((v) => parseVolume(v, process.cwd())),
+      net: o.net ?? false,
+    });
+    for (const w of result.warnings) io.stderr(`pare: warning: ${w}\n`);
+    io.stdout(result.text);
+    return 0;
+  }
+
+  const tty = io.isTTY ?? process.stdin.isTTY === true;
+  const prepared = await prepareRun(source, {
+    ...(o.user !== undefined ? { user: o.user } : {}),
+    ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+    cmd,
+    env: o.env,
+    ...(o.workdir ? { workdir: o.workdir } : {}),
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    volumes: o.volume,
+    net: o.net ?? false,
+    newSession: !tty,
+    seccomp: o.seccomp,
+    hostEnv: process.env,
+    ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+  });
+  const r = prepared.unpacked?.report;
+  if (r && r.setidDropped.length > 0) {
+    io.stderr(`pare: note: dropped setuid/setgid bits for the rootless run: ${r.setidDropped.join(', ')}\n`);
+  }
+  if (r && r.devicesSkipped.length > 0)
+    io.stderr(`pare: note: skipped device nodes and FIFOs: ${r.devicesSkipped.join(', ')}\n`);
+  if (!o.seccomp) io.stderr('pare: warning: running without the seccomp filter\n');
+
+  const handle = await startSandbox(prepared.spec);
+  const signals = io.signals ?? process;
+  const forward = (sig: NodeJS.Signals) => {
+    // On a terminal, Ctrl-C already reached the command (same foreground process group): do not send it twice.
+    if (tty && sig === 'SIGINT' && io.signals === undefined) return;
+    handle.signal(sig);
+  };
+  for (const s of FORWARDED) signals.on(s, forward);
+  try {
+    return await handle.exited;
+  } finally {
+    for (const s of FORWARDED) signals.off(s, forward);
+  }
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+/** Registers `pare run`. */
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'run an image in a hardened bubblewrap sandbox (read-only root, no capabilities, seccomp, no network), or print the same hardening for docker, podman or Kubernetes',
+    )
+    .argument(
+      '<image>',
+      'oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:tag], a layout or archive path, or an unpacked rootfs directory',
+    )
+    .argument('[command...]', 'command and arguments after "--"; replace the image Cmd')
+    .option(
+      '-u, --user <user[:group]>',
+      'user to run as, names resolved in the image (default: the image User, else 65532:65532)',
+    )
+    .option('--entrypoint <path>', 'replace the image Entrypoint (and clear its Cmd); "" clears it')
+    .option(
+      '-e, --env <NAME=VALUE>',
+      'set an environment variable (NAME alone copies it from the host); repeatable',
+      collect,
+      [],
+    )
+    .option('-v, --volume <HOST:CONTAINER[:ro]>', 'bind a host path; repeatable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the sandbox')
+    .option('--hostname <name>', 'hostname inside the sandbox (default: pare)')
+    .option('--net', "share the host's network (default: only a private loopback)")
+    .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this host)')
+    .addOption(
+      new Option('--print <runtime>', 'print hardened settings instead of running').choices([
+        'docker',
+        'podman',
+        'kubernetes',
+      ]),
+    )
+    .option('--ref <reference>', 'image reference to put in --print output (default: IMAGE as given)')
+    .option('--no-seccomp', 'do not load the seccomp filter (debugging only)')
+    .option('--cache-dir <dir>', 'rootfs cache (default: $XDG_CACHE_HOME/pare/rootfs)')
+    .action(async (image: string, command: string[], opts: RunCommandOptions) => {
+      const code = await runCommand(image, command, opts, {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+      });
+      process.exitCode = code;
+    });
+}

@@ -1,0 +1,251 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { bufferContent, dirEntry, fileEntry, hostFileContent, Tree } from '../../src/fstree/index.ts';
+import { OciLayout } from '../../src/layout/index.ts';
+import { buildImage, hostPlatform, layerFromTree } from '../../src/oci/index.ts';
+import { peersOrSkip } from '../helpers/peers.ts';
+
+/**
+ * `pare run` end to end on a real OCI image layout: two layers (the second whites out a file of the first), a config
+ * with User, Entrypoint, Cmd, Env, WorkingDir, ExposedPorts and Volumes, run through the command's CLI wiring in a
+ * child process (so signals reach it the way they reach the real `pare`).
+ */
+
+const peers = peersOrSkip('bwrap', 'gcc');
+const NODE = process.execPath;
+const DRIVER = join(import.meta.dirname, 'driver.ts');
+
+let work: string;
+let layout: string;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function pare(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {
+  const child = spawn(NODE, [DRIVER, ...args], {
+    env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const done = new Promise<Result>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+const PASSWD = 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/home/app:/sbin/nologin\n';
+
+describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'pare-run-cli-'));
+    const probe = join(work, 'probe');
+    execFileSync(peers.paths.gcc!, [
+      '-static',
+      '-O2',
+      '-o',
+      probe,
+      join(import.meta.dirname, '../fixtures/run/probe.c'),
+    ]);
+    const base = Tree.from([
+      ['/bin/probe', fileEntry(await hostFileContent(probe), { mode: 0o755 })],
+      ['/etc/passwd', fileEntry(bufferContent(PASSWD))],
+      ['/etc/group', fileEntry(bufferContent('root:x:0:\napp:x:1000:\n'))],
+      ['/etc/removed', fileEntry(bufferContent('from the base layer\n'))],
+      ['/etc/motd', fileEntry(bufferContent('base\n'))],
+      ['/home/app', dirEntry({ uid: 1000, gid: 1000 })],
+    ]);
+    const top = Tree.from([
+      // note: a whiteout deletes /etc/removed from the layer below; /etc/motd is replaced
+      ['/etc/.wh.removed', fileEntry(bufferContent(''))],
+      ['/etc/motd', fileEntry(bufferContent('top\n'))],
+    ]);
+    const image = buildImage({
+      layers: [layerFromTree(base), layerFromTree(top)],
+      platform: hostPlatform(),
+      config: {
+        User: 'app',
+        Entrypoint: ['/bin/probe'],
+        Cmd: [
+          'id',
+          'cwd',
+          'env',
+          'GREETING',
+          'read',
+          '/etc/motd',
+          'read',
+          '/etc/removed',
+          'status',
+          'exit',
+          '5',
+        ],
+        Env: ['GREETING=hello', 'PATH=/bin'],
+        WorkingDir: '/home/app',
+        ExposedPorts: { '8080/tcp': {}, '9090/udp': {} },
+        Volumes: { '/var/lib/app': {} },
+      },
+    });
+    layout = join(work, 'layout');
+    await (await OciLayout.create(layout)).writeArtifact({ kind: 'image', image }, { tag: 'v1' });
+  });
+
+  afterAll(() => {
+    if (work) {
+      execFileSync('chmod', ['-R', 'u+w', work]);
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the image config: user, workdir, env, layers with whiteouts, exit code', async () => {
+    const r = await pare(['run', `oci:${layout}:v1`]).done;
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'id: uid=1000 gid=1000',
+      'cwd: /home/app',
+      'env GREETING: hello',
+      'read /etc/motd: top',
+      'read /etc/removed: ENOENT',
+      'status: CapEff: 0000000000000000',
+      'status: NoNewPrivs: 1',
+      'status: Seccomp: 2',
+    ]);
+    expect(r.code).toBe(5);
+  });
+
+  it('takes the command after -- and -e, --user, -v from the command line', async () => {
+    const r = await pare([
+      'run',
+      '-e',
+      'GREETING=hi',
+      '--user',
+      '4242',
+      '-v',
+      `${work}:/mnt:ro`,
+      `oci:${layout}:v1`,
+      '--',
+      'id',
+      'env',
+      'GREETING',
+      'write',
+      '/mnt/x',
+      'keyctl',
+    ]).done;
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'id: uid=4242 gid=4242',
+      'env GREETING: hi',
+      'write /mnt/x: EROFS',
+      'keyctl: EPERM',
+    ]);
+    expect(r.code).toBe(0);
+  });
+
+  it('forwards SIGTERM sent to pare to the command and passes its exit code on', async () => {
+    const p = pare(['run', `oci:${layout}:v1`, '--', 'wait']);
+    await new Promise<void>((resolve) => {
+      p.child.stdout!.on('data', (c: Buffer) => {
+        if (c.toString().includes('ready')) resolve();
+      });
+    });
+    p.child.kill('SIGTERM');
+    const r = await p.done;
+    expect(r.stdout).toContain('signal: 15');
+    expect(r.code).toBe(115);
+  });
+
+  it('unpacks once into the cache by manifest digest', async () => {
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    const hex = index.manifests[0]!.digest.split(':')[1]!;
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(join(work, 'cache', 'pare', 'rootfs'))).toEqual([hex]);
+  });
+
+  it('says how to fix a missing bwrap', async () => {
+    const r = await pare(['run', `oci:${layout}:v1`], { PARE_BWRAP: join(work, 'no-such-bwrap') }).done;
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('bubblewrap');
+    expect(r.stderr).toContain('[RUN_BWRAP_MISSING]');
+    expect(r.stderr).toContain('hint: install it');
+  });
+
+  describe('--print', () => {
+    it('prints hardened docker flags derived from the image', async () => {
+      const r = await pare([
+        'run',
+        '--print',
+        'docker',
+        '--ref',
+        'registry.invalid/hello:1',
+        `oci:${layout}:v1`,
+      ]).done;
+      expect(r.code).toBe(0);
+      const flags = r.stdout.replaceAll(' \\\n  ', ' ').trim();
+      expect(flags).toBe(
+        'docker run --rm --read-only --cap-drop=ALL --security-opt=no-new-privileges --user 1000:1000 --tmpfs /tmp:rw,noexec,nosuid,nodev,size=64m --network=none registry.invalid/hello:1',
+      );
+    });
+
+    it('prints a Pod that validates against the Pod schema and the restricted profile', async () => {
+      const r = await pare([
+        'run',
+        '--print',
+        'kubernetes',
+        '--ref',
+        'registry.invalid/hello:1',
+        '-e',
+        'MODE=prod',
+        `oci:${layout}:v1`,
+        '--',
+        'serve',
+      ]).done;
+      expect(r.code).toBe(0);
+      const pod = parseYaml(r.stdout) as Record<string, unknown>;
+      const ajv = new Ajv({ allErrors: true, strict: true });
+      const schema = JSON.parse(
+        readFileSync(join(import.meta.dirname, '../fixtures/run/pod.schema.json'), 'utf8'),
+      );
+      const restricted = JSON.parse(
+        readFileSync(join(import.meta.dirname, '../fixtures/run/pod-restricted.schema.json'), 'utf8'),
+      );
+      const valid = ajv.compile(schema);
+      expect(valid(pod), JSON.stringify(valid.errors)).toBe(true);
+      const hardened = ajv.compile(restricted);
+      expect(hardened(pod), JSON.stringify(hardened.errors)).toBe(true);
+      expect(pod).toMatchObject({
+        metadata: { name: 'hello' },
+        spec: {
+          securityContext: { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true },
+          containers: [
+            {
+              image: 'registry.invalid/hello:1',
+              args: ['serve'],
+              env: [{ name: 'MODE', value: 'prod' }],
+              ports: [
+                { containerPort: 8080, protocol: 'TCP' },
+                { containerPort: 9090, protocol: 'UDP' },
+              ],
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'vol-var-lib-app', mountPath: '/var/lib/app' },
+              ],
+            },
+          ],
+        },
+      });
+    });
+  });
+});
