@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { BaseError, UsageError } from '../errors.ts';
-import { COMMANDS } from './commands/index.ts';
+import { loadCommands } from './commands/index.ts';
 
 /**
  * The `pare` command line. Only this folder prints and sets exit codes:
@@ -9,8 +9,8 @@ import { COMMANDS } from './commands/index.ts';
 
 export const VERSION = '0.1.0';
 
-/** Returns the program with every subcommand registered. */
-export function program(): Command {
+/** Returns the program with the subcommands registered: only `only`'s when given and known, else all. */
+export async function program(only?: string): Promise<Command> {
   const p = new Command('pare')
     .description(
       'small, hardened, verifiable container images from Debian packages — daemonless and reproducible',
@@ -19,7 +19,7 @@ export function program(): Command {
     .showHelpAfterError('(run `pare --help` for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
-  for (const register of COMMANDS) register(p);
+  for (const register of await loadCommands(only)) register(p);
   for (const c of p.commands) c.exitOverride();
   return p;
 }
@@ -69,7 +69,8 @@ function exitCodeFor(e: BaseError): number {
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await program().parseAsync([...argv], { from: 'user' });
+    const first = argv.find((a) => !a.startsWith('-'));
+    await (await program(first)).parseAsync([...argv], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     return reportError(e);

@@ -1,34 +1,30 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { register as build } from './build.ts';
-import { register as copy } from './copy.ts';
-import { register as digest } from './digest.ts';
-import { register as inspect } from './inspect.ts';
-import { register as key } from './key.ts';
-import { register as login } from './login.ts';
-import { register as pull } from './pull.ts';
-import { register as push } from './push.ts';
-import { register as referrers } from './referrers.ts';
-import { register as run } from './run.ts';
-import { register as tags } from './tags.ts';
-import { register as verifyStore } from './verify-store.ts';
 
 /**
- * Every `pare` subcommand lives in its own file in this folder and exports `register(program)`. Add one import and
- * one entry to COMMANDS per command; keep the list sorted by name.
+ * Every `pare` subcommand lives in its own file in this folder, named after the command (`verify-store.ts` →
+ * `pare verify-store`), and exports `register(program)`. Files are discovered, not listed, so adding a command touches
+ * no shared file; and only the invoked command's module is loaded, which keeps start-up fast.
  */
 export type Register = (program: Command) => void;
 
-export const COMMANDS: readonly Register[] = [
-  build,
-  copy,
-  digest,
-  inspect,
-  key,
-  login,
-  pull,
-  push,
-  referrers,
-  run,
-  tags,
-  verifyStore,
-];
+const DIR = import.meta.dirname;
+
+/** Returns the command names there are files for, sorted. */
+export function commandNames(): string[] {
+  return readdirSync(DIR)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'index.ts')
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+/** Loads the register functions of `only` (when a file has that name) or of every command. */
+export async function loadCommands(only?: string): Promise<Register[]> {
+  const names = commandNames();
+  const pick = only !== undefined && names.includes(only) ? [only] : names;
+  const mods = await Promise.all(
+    pick.map((n) => import(join(DIR, `${n}.ts`)) as Promise<{ register?: Register }>),
+  );
+  return mods.flatMap((m) => (m.register ? [m.register] : []));
+}
