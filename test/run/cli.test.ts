@@ -1,5 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -8,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { bufferContent, dirEntry, fileEntry, hostFileContent, Tree } from '../../src/fstree/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { buildImage, hostPlatform, layerFromTree } from '../../src/oci/index.ts';
-import { peersOrSkip } from '../helpers/peers.ts';
+import { isRoot, peersOrSkip } from '../helpers/peers.ts';
 
 /**
  * `pare run` end to end on a real OCI image layout: two layers (the second whites out a file of the first), a config
@@ -17,6 +26,7 @@ import { peersOrSkip } from '../helpers/peers.ts';
  */
 
 const peers = peersOrSkip('bwrap', 'gcc');
+const rootless = isRoot() ? peersOrSkip('setpriv') : { skip: true, paths: {} as Record<string, string> };
 const NODE = process.execPath;
 const DRIVER = join(import.meta.dirname, 'driver.ts');
 
@@ -29,8 +39,13 @@ interface Result {
   stderr: string;
 }
 
-function pare(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {
-  const child = spawn(NODE, [DRIVER, ...args], {
+function pare(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  prefix: string[] = [],
+): { child: ChildProcess; done: Promise<Result> } {
+  const [cmd, ...pre] = prefix.length > 0 ? prefix : [NODE];
+  const child = spawn(cmd!, [...pre, ...(prefix.length > 0 ? [NODE] : []), DRIVER, ...args], {
     env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -46,6 +61,10 @@ function pare(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProces
     child.on('close', (code) => resolve({ code, stdout, stderr })),
   );
   return { child, done };
+}
+
+function pareAs(prefix: string[], args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  return pare(args, env, prefix).done;
 }
 
 const PASSWD = 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/home/app:/sbin/nologin\n';
@@ -68,6 +87,11 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
       ['/etc/removed', fileEntry(bufferContent('from the base layer\n'))],
       ['/etc/motd', fileEntry(bufferContent('base\n'))],
       ['/home/app', dirEntry({ uid: 1000, gid: 1000 })],
+      // note: a read-only directory with content and a setuid file: a rootless unpack must still write below the
+      // directory (its mode is applied last) and must drop the setuid bit
+      ['/usr/lib/app/data', fileEntry(bufferContent('lib data\n'))],
+      ['/usr/lib/app', dirEntry({ mode: 0o555 })],
+      ['/usr/bin/su', fileEntry(bufferContent('#!/bin/false\n'), { mode: 0o4755 })],
     ]);
     const top = Tree.from([
       // note: a whiteout deletes /etc/removed from the layer below; /etc/motd is replaced
@@ -170,7 +194,6 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
       manifests: { digest: string }[];
     };
     const hex = index.manifests[0]!.digest.split(':')[1]!;
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(join(work, 'cache', 'pare', 'rootfs'))).toEqual([hex]);
   });
 
@@ -180,6 +203,49 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
     expect(r.stderr).toContain('bubblewrap');
     expect(r.stderr).toContain('[RUN_BWRAP_MISSING]');
     expect(r.stderr).toContain('hint: install it');
+  });
+
+  describe.skipIf(rootless.skip)('when pare itself runs as an unprivileged user', () => {
+    it('unpacks into that user’s cache and runs in a user namespace with the same hardening', async () => {
+      const home = join(work, 'nobody-home');
+      mkdirSync(home, { mode: 0o755 });
+      chownSync(home, 65534, 65534);
+      chmodSync(work, 0o755);
+      chmodSync(layout, 0o755);
+      const r = await pareAs(
+        [rootless.paths.setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+        [
+          'run',
+          `oci:${layout}:v1`,
+          '--',
+          'id',
+          'read',
+          '/usr/lib/app/data',
+          'status',
+          'write',
+          '/x',
+          'unshare',
+          'net',
+        ],
+        { HOME: home, XDG_CACHE_HOME: '' },
+      );
+      expect(r.stderr).toContain('dropped setuid/setgid bits for the rootless run: /usr/bin/su');
+      expect(r.stdout.trim().split('\n')).toEqual([
+        'id: uid=1000 gid=1000',
+        'read /usr/lib/app/data: lib data',
+        'status: CapEff: 0000000000000000',
+        'status: NoNewPrivs: 1',
+        'status: Seccomp: 2',
+        'write /x: EROFS',
+        'unshare: EPERM',
+        'net: lo',
+      ]);
+      expect(r.code).toBe(0);
+      const cache = join(home, '.cache', 'pare', 'rootfs');
+      const [dir] = readdirSync(cache);
+      expect(statSync(join(cache, dir!)).uid).toBe(65534);
+      expect(statSync(join(cache, dir!, 'usr/lib/app')).mode & 0o777).toBe(0o555);
+    });
   });
 
   describe('--print', () => {
