@@ -116,6 +116,6 @@ export function verifyEnvelope(envelope: Envelope, verifier: Verifier, what = 'D
   }
   throw new AttestError(
     'ATTEST_SIGNATURE_INVALID',
-    `cannot verify ${what}: no signature (of ${envelope.signatures.length}) matches the public key (hint ${verifier.hint})`,
+    `cannot verify ${what}: ${envelope.signatures.length === 1 ? 'the signature does' : `none of ${envelope.signatures.length} signatures does`} not match the public key (hint ${verifier.hint})`,
   );
 }
