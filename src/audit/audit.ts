@@ -1,0 +1,267 @@
+import {
+  type Closure,
+  type ElfFile,
+  ET,
+  type FortifyList,
+  fortifyListOf,
+  hardeningFacts,
+  Loader,
+  type LoaderOptions,
+  linkedFunctions,
+  multiarchTriplet,
+  NO_FORTIFY_LIST,
+  openElf,
+  type RootFs,
+  resolveImports,
+  treeRootFs,
+} from '../elf/index.ts';
+import { isPareError } from '../errors.ts';
+import type { Tree } from '../fstree/index.ts';
+import { DpkgIndex, type PackageOwner } from './dpkg.ts';
+import { parseRequirements, type Requirement, violations } from './require.ts';
+import {
+  AUDIT_SCHEMA,
+  type AuditError,
+  type AuditFile,
+  type AuditImport,
+  type AuditLibrary,
+  type AuditReport,
+} from './schema.ts';
+
+export interface AuditOptions {
+  /** Paths inside the root to audit (files or directories, walked recursively); default the whole root. */
+  readonly paths?: readonly string[];
+  /** Directories not walked (default /proc, /sys, /dev: virtual file systems on a host root). */
+  readonly exclude?: readonly string[];
+  /** Compute library closures (default true). */
+  readonly closure?: boolean;
+  /** Resolve imported symbols to their providers (default true; needs closure). */
+  readonly imports?: boolean;
+  /** Attribute files and libraries to Debian packages from the root's dpkg database (default true). */
+  readonly packages?: boolean;
+  /** Scan executable code for stack-clash probes (default true). */
+  readonly scanCode?: boolean;
+  /** A `--require` spec such as `relro=full,pie,nx,canary`. */
+  readonly require?: string;
+  readonly loader?: LoaderOptions;
+  /** Files analysed at once (default 16); analysis is I/O-bound. */
+  readonly concurrency?: number;
+}
+
+const TYPES: Readonly<Record<number, string>> = { 1: 'REL', 2: 'EXEC', 3: 'DYN', 4: 'CORE' };
+const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
+
+/** Walks regular files under `paths` (symlinks are not followed; each file once), sorted. */
+async function walk(fs: RootFs, paths: readonly string[], exclude: ReadonlySet<string>): Promise<string[]> {
+  const out = new Set<string>();
+  const visit = async (p: string, depth: number): Promise<void> => {
+    if (exclude.has(p) || depth > 256) return;
+    const st = await fs.stat(p);
+    if (st?.kind === 'file') {
+      out.add(p);
+      return;
+    }
+    if (st?.kind !== 'dir') return;
+    for (const e of await fs.list(p)) {
+      const child = p === '/' ? `/${e.name}` : `${p}/${e.name}`;
+      if (e.kind === 'file') out.add(child);
+      else if (e.kind === 'dir') await visit(child, depth + 1);
+    }
+  };
+  for (const p of paths) await visit(p, 0);
+  return [...out].sort();
+}
+
+/**
+ * Audits every ELF file under `options.paths` of a root filesystem: hardening facts (checksec semantics, with
+ * evidence), library closure as ld.so resolves it inside the root, imported symbols with the library and Debian
+ * package that provides each, and `--require` violations. Files that are not ELF are skipped; ELF files that do not
+ * parse are listed in `errors` with their ElfError code. Does not throw for bad files; throws UsageError for a bad
+ * `require` spec and ELF_CACHE_INVALID for a corrupt ld.so.cache.
+ */
+export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise<AuditReport> {
+  const reqs: Requirement[] = options.require ? parseRequirements(options.require) : [];
+  const loader = new Loader(fs, options.loader);
+  const dpkg = options.packages === false ? undefined : new DpkgIndex(fs);
+  const paths = await walk(fs, options.paths ?? ['/'], new Set(options.exclude ?? ['/proc', '/sys', '/dev']));
+  const fortifyLists = new Map<string, Promise<FortifyList>>();
+  const fortifyFor = (f: ElfFile): Promise<FortifyList> => {
+    const triplet = multiarchTriplet(f) ?? f.header.machineName;
+    let hit = fortifyLists.get(triplet);
+    if (!hit) {
+      hit = (async () => {
+        for (const p of [
+          `/lib/${triplet}/libc.so.6`,
+          `/usr/lib/${triplet}/libc.so.6`,
+          '/lib/libc.so.6',
+          '/lib64/libc.so.6',
+          '/usr/lib/libc.so.6',
+        ]) {
+          const st = await fs.stat(p).catch(() => undefined);
+          if (st?.kind !== 'file') continue;
+          const libc = await loader.elfAt(st.path);
+          if (
+            typeof libc === 'string' ||
+            libc.header.machine !== f.header.machine ||
+            libc.header.class !== f.header.class
+          )
+            continue;
+          return fortifyListOf(libc);
+        }
+        return NO_FORTIFY_LIST;
+      })();
+      fortifyLists.set(triplet, hit);
+    }
+    return hit;
+  };
+  const owner = async (realPath: string): Promise<PackageOwner | null> =>
+    dpkg ? ((await dpkg.ownerOf(realPath)) ?? null) : null;
+
+  const files: AuditFile[] = [];
+  const errors: AuditError[] = [];
+  const one = async (path: string): Promise<void> => {
+    const src = await fs.open(path);
+    if (!src || src.size < 16) return;
+    const head = await src.read(0, 4);
+    if (!ELF_MAGIC.every((b, i) => head[i] === b)) return;
+    try {
+      const elf = await openElf(src, path);
+      const st = await fs.stat(path);
+      const dyn = await elf.dynamic();
+      const notes = await elf.notes();
+      const hardening = await hardeningFacts(elf, await fortifyFor(elf), {
+        scanCode: options.scanCode ?? true,
+      });
+      let closure: Closure | undefined;
+      let libraries: AuditLibrary[] | null = null;
+      let imports: AuditImport[] | null = null;
+      if (
+        options.closure !== false &&
+        elf.header.type !== ET.REL &&
+        (dyn?.needed.length || (await elf.interpreter()) !== undefined)
+      ) {
+        closure = await loader.closure(path);
+        const c = closure;
+        libraries = [];
+        for (const o of c.objects.slice(1)) {
+          const by = c.edges.find((e) => e.to === c.objects.indexOf(o));
+          libraries.push({
+            name: o.name,
+            path: o.path,
+            realPath: o.realPath,
+            foundBy: o.foundBy,
+            neededBy: by ? c.objects[by.from]!.path : path,
+            package: await owner(o.realPath),
+          });
+        }
+        if (options.imports !== false) {
+          imports = [];
+          for (const i of await resolveImports(loader, c)) {
+            const lib = i.provider !== undefined ? c.objects[i.provider]! : undefined;
+            imports.push({
+              name: i.name,
+              version: i.version ?? null,
+              kind: i.kind,
+              weak: i.weak,
+              library: lib ? (i.provider === 0 ? path : lib.path) : null,
+              libraryVersion: i.providerVersion ?? null,
+              package: lib ? ((await owner(lib.realPath))?.package ?? null) : null,
+            });
+          }
+        }
+      }
+      files.push({
+        path,
+        size: src.size,
+        class: elf.header.class,
+        endian: elf.header.endian,
+        machine: elf.header.machineName,
+        type: TYPES[elf.header.type] ?? `type-${elf.header.type}`,
+        interpreter: (await elf.interpreter()) ?? null,
+        soname: dyn?.soname ?? null,
+        needed: dyn?.needed ?? [],
+        buildId: notes.buildId ?? null,
+        notePackage: notes.package ?? null,
+        package: st ? await owner(st.path) : null,
+        hardening,
+        libraries,
+        missing: closure?.missing ?? [],
+        missingInterpreter: closure?.missingInterpreter ?? null,
+        imports,
+        linkedFunctions:
+          hardening.linkage.value === 'static' || hardening.linkage.value === 'static-pie'
+            ? await linkedFunctions(elf)
+            : [],
+        violations: violations(hardening, reqs),
+      });
+    } catch (e) {
+      if (!isPareError(e)) throw e;
+      errors.push({ path, code: e.code, message: e.message });
+    }
+  };
+  const queue = [...paths];
+  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 16) }, async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await one(p);
+  });
+  await Promise.all(workers);
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  errors.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return {
+    schema: AUDIT_SCHEMA,
+    root: fs.name,
+    require: options.require ?? null,
+    files,
+    errors,
+    summary: {
+      files: files.length,
+      errors: errors.length,
+      violations: files.filter((f) => f.violations.length > 0).length,
+      missingLibraries: files.filter((f) => f.missing.length > 0 || f.missingInterpreter).length,
+    },
+  };
+}
+
+/** Audits an FsTree (an image's root filesystem); see auditRoot. */
+export function auditTree(tree: Tree, options: AuditOptions & { name?: string } = {}): Promise<AuditReport> {
+  return auditRoot(treeRootFs(tree, options.name ?? 'tree'), options);
+}
+
+/** One binary that uses a symbol, for `pare audit --uses`. */
+export interface SymbolUser {
+  readonly path: string;
+  readonly symbol: string;
+  readonly version: string | null;
+  /** The library providing it (or `(static)` when linked in, `(unresolved)` when nothing provides it). */
+  readonly library: string;
+  readonly package: string | null;
+}
+
+/**
+ * Returns the files of `report` that import `symbol` (optionally `name@VERSION`) or linked it in statically, sorted
+ * by path.
+ */
+export function symbolUsers(report: AuditReport, symbol: string): SymbolUser[] {
+  const [name, version] = symbol.split('@', 2) as [string, string | undefined];
+  const out: SymbolUser[] = [];
+  for (const f of report.files) {
+    for (const i of f.imports ?? []) {
+      if (i.name !== name || (version !== undefined && i.version !== version)) continue;
+      out.push({
+        path: f.path,
+        symbol: i.name,
+        version: i.version,
+        library: i.library ?? '(unresolved)',
+        package: i.package,
+      });
+    }
+    if (version === undefined && f.linkedFunctions.includes(name))
+      out.push({
+        path: f.path,
+        symbol: name,
+        version: null,
+        library: '(static)',
+        package: f.package?.package ?? null,
+      });
+  }
+  return out;
+}

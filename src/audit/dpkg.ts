@@ -1,0 +1,130 @@
+import type { RootFs } from '../elf/index.ts';
+
+/** The Debian package that installed a file. */
+export interface PackageOwner {
+  readonly package: string;
+  readonly architecture: string | undefined;
+  readonly version: string | undefined;
+}
+
+/** Largest dpkg metadata file read (a status file of a full desktop is ~5 MiB; .list files are far smaller). */
+const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+
+async function readText(fs: RootFs, path: string): Promise<string | undefined> {
+  const src = await fs.open(path);
+  if (!src) return undefined;
+  const b = await src.read(0, Math.min(src.size, MAX_METADATA_BYTES));
+  return Buffer.from(b).toString('utf8');
+}
+
+function paragraphs(text: string): Map<string, string>[] {
+  const out: Map<string, string>[] = [];
+  for (const para of text.split(/\n\s*\n/)) {
+    const m = new Map<string, string>();
+    let last = '';
+    for (const line of para.split('\n')) {
+      if (/^\s/.test(line)) continue; // continuation lines: only single-line fields are used here
+      const i = line.indexOf(':');
+      if (i <= 0) continue;
+      last = line.slice(0, i).toLowerCase();
+      m.set(last, line.slice(i + 1).trim());
+    }
+    if (m.has('package')) out.push(m);
+  }
+  return out;
+}
+
+/**
+ * Finds which Debian package owns a file, from the root's dpkg database: `/var/lib/dpkg/info/<pkg>[:arch].list`
+ * with `/var/lib/dpkg/status` (a normal Debian root), or `/var/lib/dpkg/status.d/<pkg>` with
+ * `status.d/<pkg>.md5sums` (distroless-style images). The lists name paths as packaged (`/lib/x86_64-linux-gnu/…`)
+ * while a merged-/usr root reaches them through symlinks, so a lookup compares canonical paths inside the root.
+ * Metadata is read on first use; paths are indexed by base name and resolved only when a lookup needs them.
+ */
+export class DpkgIndex {
+  readonly #fs: RootFs;
+  #byBase: Promise<Map<string, { path: string; owner: PackageOwner }[]>> | undefined;
+
+  constructor(fs: RootFs) {
+    this.#fs = fs;
+  }
+
+  /** True when the root has any dpkg metadata. */
+  async present(): Promise<boolean> {
+    return (await this.#index()).size > 0;
+  }
+
+  #index(): Promise<Map<string, { path: string; owner: PackageOwner }[]>> {
+    this.#byBase ??= (async () => {
+      const fs = this.#fs;
+      const byBase = new Map<string, { path: string; owner: PackageOwner }[]>();
+      const add = (path: string, owner: PackageOwner) => {
+        const p = path.startsWith('/') ? path : `/${path}`;
+        const base = p.slice(p.lastIndexOf('/') + 1);
+        const list = byBase.get(base);
+        if (list) list.push({ path: p, owner });
+        else byBase.set(base, [{ path: p, owner }]);
+      };
+      const status = new Map<string, PackageOwner>();
+      const statusText = await readText(fs, '/var/lib/dpkg/status');
+      for (const p of statusText ? paragraphs(statusText) : []) {
+        if (p.get('status') && !/\binstalled$/.test(p.get('status')!)) continue;
+        const owner = {
+          package: p.get('package')!,
+          architecture: p.get('architecture'),
+          version: p.get('version'),
+        };
+        status.set(`${owner.package}:${owner.architecture}`, owner);
+        if (!status.has(owner.package)) status.set(owner.package, owner);
+      }
+      for (const e of await fs.list('/var/lib/dpkg/info')) {
+        if (!e.name.endsWith('.list')) continue;
+        const id = e.name.slice(0, -5);
+        const [pkg, arch] = id.split(':') as [string, string | undefined];
+        const owner = status.get(arch ? `${pkg}:${arch}` : pkg) ??
+          status.get(pkg) ?? { package: pkg, architecture: arch, version: undefined };
+        const text = await readText(fs, `/var/lib/dpkg/info/${e.name}`);
+        for (const line of text?.split('\n') ?? [])
+          if (line.startsWith('/') && line !== '/.') add(line, owner);
+      }
+      for (const e of await fs.list('/var/lib/dpkg/status.d')) {
+        if (e.name.endsWith('.md5sums') || e.name.startsWith('.')) continue;
+        const text = await readText(fs, `/var/lib/dpkg/status.d/${e.name}`);
+        const p = text ? paragraphs(text)[0] : undefined;
+        const owner = {
+          package: p?.get('package') ?? e.name,
+          architecture: p?.get('architecture'),
+          version: p?.get('version'),
+        };
+        const sums = await readText(fs, `/var/lib/dpkg/status.d/${e.name}.md5sums`);
+        for (const line of sums?.split('\n') ?? []) {
+          const m = /^[0-9a-f]{32}\s+(.+)$/.exec(line);
+          if (m) add(m[1]!, owner);
+        }
+      }
+      return byBase;
+    })();
+    return this.#byBase;
+  }
+
+  /**
+   * Returns the package owning the file at canonical path `realPath` (also when the package lists it under another
+   * name, e.g. `/lib/…` for `/usr/lib/…`), or undefined.
+   */
+  async ownerOf(realPath: string): Promise<PackageOwner | undefined> {
+    const base = realPath.slice(realPath.lastIndexOf('/') + 1);
+    const candidates = (await this.#index()).get(base);
+    if (!candidates) return undefined;
+    for (const c of candidates) {
+      if (c.path === realPath) return c.owner;
+    }
+    for (const c of candidates) {
+      try {
+        if ((await this.#fs.stat(c.path))?.path === realPath) return c.owner;
+      } catch {
+        /* a looping path in a package list owns nothing */
+      }
+    }
+    return undefined;
+  }
+}

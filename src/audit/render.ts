@@ -1,0 +1,107 @@
+import type { SymbolUser } from './audit.ts';
+import type { AuditReport } from './schema.ts';
+
+export interface TableOptions {
+  /** Emit ANSI colours (green good, yellow partial, red bad), as checksec does on a terminal. */
+  readonly color?: boolean;
+}
+
+type Cell = readonly [text: string, tone: 'good' | 'warn' | 'bad' | 'plain'];
+const TONES = { good: 32, warn: 33, bad: 31, plain: 0 } as const;
+
+/**
+ * Returns a checksec-style table of the report (one row per ELF file, sorted by path) followed by errors and
+ * violations, as text ending in a newline. Column meanings are those of `checksec --file`.
+ */
+export function renderTable(report: AuditReport, options: TableOptions = {}): string {
+  const head = [
+    'RELRO',
+    'STACK CANARY',
+    'NX',
+    'PIE',
+    'RPATH',
+    'RUNPATH',
+    'Symbols',
+    'FORTIFY',
+    'Fortified',
+    'Fortifiable',
+    'CET',
+    'Libs',
+    'FILE',
+  ];
+  const rows: Cell[][] = report.files.map((f) => {
+    const h = f.hardening;
+    const cet =
+      h.ibt.value === null
+        ? h.bti.value === null
+          ? (['n/a', 'plain'] as const)
+          : ([
+              `${h.bti.value ? 'BTI' : 'no BTI'}${h.pac.value ? ' PAC' : ''}`,
+              h.bti.value ? 'good' : 'bad',
+            ] as const)
+        : h.ibt.value && h.shstk.value
+          ? (['IBT SHSTK', 'good'] as const)
+          : h.ibt.value || h.shstk.value
+            ? ([h.ibt.value ? 'IBT' : 'SHSTK', 'warn'] as const)
+            : (['No CET', 'bad'] as const);
+    const missing = f.missing.length + (f.missingInterpreter ? 1 : 0);
+    return [
+      h.relro.value === 'full'
+        ? ['Full RELRO', 'good']
+        : h.relro.value === 'partial'
+          ? ['Partial RELRO', 'warn']
+          : ['No RELRO', 'bad'],
+      h.canary.value ? ['Canary found', 'good'] : ['No canary found', 'bad'],
+      h.nx.value ? ['NX enabled', 'good'] : ['NX disabled', 'bad'],
+      h.pie.value === 'pie'
+        ? ['PIE enabled', 'good']
+        : h.pie.value === 'dso'
+          ? ['DSO', 'warn']
+          : h.pie.value === 'no'
+            ? ['No PIE', 'bad']
+            : [h.pie.value.toUpperCase(), 'warn'],
+      h.rpath.value ? ['RPATH', 'bad'] : ['No RPATH', 'good'],
+      h.runpath.value ? ['RUNPATH', 'bad'] : ['No RUNPATH', 'good'],
+      h.stripped.value ? ['No Symbols', 'good'] : ['Symbols', 'bad'],
+      h.fortify.value ? ['Yes', 'good'] : ['No', 'bad'],
+      [String(h.fortify.fortified), 'plain'],
+      [String(h.fortify.fortifiable), 'plain'],
+      cet,
+      f.libraries === null
+        ? ['-', 'plain']
+        : missing > 0
+          ? [`${missing} missing`, 'bad']
+          : [String(f.libraries.length), 'plain'],
+      [
+        f.violations.length ? `${f.path} (violates ${f.violations.join(',')})` : f.path,
+        f.violations.length ? 'bad' : 'plain',
+      ],
+    ] as Cell[];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]![0].length)));
+  const paint = ([t, tone]: Cell, w: number, last: boolean) => {
+    const padded = last ? t : t.padEnd(w);
+    return options.color && tone !== 'plain' ? `\x1b[${TONES[tone]}m${padded}\x1b[0m` : padded;
+  };
+  const lines = [head.map((h, i) => (i === head.length - 1 ? h : h.padEnd(widths[i]!))).join('  ')];
+  for (const r of rows) lines.push(r.map((c, i) => paint(c, widths[i]!, i === r.length - 1)).join('  '));
+  for (const e of report.errors) lines.push(`error: ${e.path}: ${e.code}: ${e.message}`);
+  for (const f of report.files) {
+    if (f.missingInterpreter) lines.push(`missing: ${f.path}: interpreter ${f.missingInterpreter}`);
+    for (const m of f.missing) lines.push(`missing: ${f.path}: ${m}`);
+  }
+  const s = report.summary;
+  lines.push(
+    `${s.files} ELF files, ${s.errors} unreadable, ${s.missingLibraries} with missing libraries${report.require ? `, ${s.violations} violating ${report.require}` : ''}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Returns `path  symbol@version  library  package` lines for `pare audit --uses`, ending in a newline. */
+export function renderUsers(users: readonly SymbolUser[]): string {
+  return users
+    .map(
+      (u) => `${u.path}\t${u.symbol}${u.version ? `@${u.version}` : ''}\t${u.library}\t${u.package ?? '-'}\n`,
+    )
+    .join('');
+}

@@ -1,0 +1,112 @@
+/**
+ * The JSON document `pare audit --json` prints and `auditRoot` returns: schema `pare.audit/v1`. Stable: fields are
+ * only ever added; a change in meaning gets a new schema name. Documented field by field in src/audit/README.md.
+ */
+import type { Fact, FoundBy, Linkage, PieKind, Relro, SymbolKind } from '../elf/index.ts';
+import type { PackageOwner } from './dpkg.ts';
+
+export const AUDIT_SCHEMA = 'pare.audit/v1';
+
+export interface AuditHardening {
+  readonly relro: Fact<Relro>;
+  readonly bindNow: Fact<boolean>;
+  readonly canary: Fact<boolean>;
+  readonly nx: Fact<boolean>;
+  readonly pie: Fact<PieKind>;
+  readonly linkage: Fact<Linkage>;
+  readonly rpath: Fact<string | null>;
+  readonly runpath: Fact<string | null>;
+  readonly stripped: Fact<boolean>;
+  readonly fortify: Fact<boolean> & {
+    readonly fortified: number;
+    readonly fortifiable: number;
+    readonly protected: readonly string[];
+    readonly unprotected: readonly string[];
+  };
+  readonly ibt: Fact<boolean | null>;
+  readonly shstk: Fact<boolean | null>;
+  readonly bti: Fact<boolean | null>;
+  readonly pac: Fact<boolean | null>;
+  readonly stackClash: Fact<'yes' | 'unknown'>;
+}
+
+export interface AuditLibrary {
+  /** The DT_NEEDED name it was first requested by. */
+  readonly name: string;
+  /** The path ld.so opens (what ldd prints). */
+  readonly path: string;
+  /** Canonical path inside the root. */
+  readonly realPath: string;
+  readonly foundBy: FoundBy;
+  /** Path of the object whose DT_NEEDED loaded it. */
+  readonly neededBy: string;
+  readonly package: PackageOwner | null;
+}
+
+export interface AuditImport {
+  readonly name: string;
+  readonly version: string | null;
+  readonly kind: SymbolKind;
+  readonly weak: boolean;
+  /** Path (as ld.so opens it) of the object that provides the symbol; null when nothing in the closure does. */
+  readonly library: string | null;
+  readonly libraryVersion: string | null;
+  /** Debian package of the providing object, when the root has dpkg metadata. */
+  readonly package: string | null;
+}
+
+export interface AuditFile {
+  /** Path inside the audited root. */
+  readonly path: string;
+  readonly size: number;
+  readonly class: 32 | 64;
+  readonly endian: 'little' | 'big';
+  readonly machine: string;
+  /** e_type: `EXEC`, `DYN`, `REL`, `CORE` or `type-<n>`. */
+  readonly type: string;
+  readonly interpreter: string | null;
+  readonly soname: string | null;
+  readonly needed: readonly string[];
+  readonly buildId: string | null;
+  /** The systemd `.note.package` metadata, when present. */
+  readonly notePackage: Readonly<Record<string, unknown>> | null;
+  /** The Debian package that installed the file (dpkg database of the root). */
+  readonly package: PackageOwner | null;
+  readonly hardening: AuditHardening;
+  /** Loaded objects in load order (program excluded); null when closures were not computed. */
+  readonly libraries: readonly AuditLibrary[] | null;
+  /** DT_NEEDED names that no search found. */
+  readonly missing: readonly string[];
+  /** PT_INTERP path when the interpreter is missing from the root. */
+  readonly missingInterpreter: string | null;
+  /** Undefined dynamic symbols and who provides them; null when not computed. */
+  readonly imports: readonly AuditImport[] | null;
+  /** Global functions defined in `.symtab` of a static binary (what it linked in); empty otherwise. */
+  readonly linkedFunctions: readonly string[];
+  /** Requirements (from `--require`) this file does not meet, e.g. `relro=full`. */
+  readonly violations: readonly string[];
+}
+
+export interface AuditError {
+  readonly path: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface AuditReport {
+  readonly schema: typeof AUDIT_SCHEMA;
+  /** The root the paths are relative to (a host directory or an image name). */
+  readonly root: string;
+  /** The requirement spec that was checked, or null. */
+  readonly require: string | null;
+  /** ELF files, sorted by path. */
+  readonly files: readonly AuditFile[];
+  /** Files that start like ELF but could not be parsed (typed ElfError code and message). */
+  readonly errors: readonly AuditError[];
+  readonly summary: {
+    readonly files: number;
+    readonly errors: number;
+    readonly violations: number;
+    readonly missingLibraries: number;
+  };
+}

@@ -1,0 +1,105 @@
+import { readFile, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import {
+  type AuditOptions,
+  type AuditReport,
+  auditRoot,
+  auditTree,
+  renderTable,
+  renderUsers,
+  symbolUsers,
+} from '../../audit/index.ts';
+import { hostRootFs } from '../../elf/index.ts';
+import { UsageError } from '../../errors.ts';
+import { parseLocalRef, readLocal } from '../../layout/index.ts';
+import { imageToTree, selectImage } from '../../oci/index.ts';
+import { printJson, useColor } from '../format.ts';
+import { platformFlag } from './copy.ts';
+
+interface AuditFlags {
+  json?: boolean;
+  require?: string;
+  uses?: string;
+  root?: string;
+  closure?: boolean;
+  imports?: boolean;
+  scanCode?: boolean;
+  platform?: string;
+  color?: boolean;
+}
+
+/** True when `target` names an image (a transport prefix, an OCI layout directory, or a tar archive). */
+async function isImageTarget(target: string): Promise<boolean> {
+  if (/^(oci|oci-archive|docker-archive):/.test(target)) return true;
+  const st = await stat(target).catch(() => undefined);
+  if (!st) return false;
+  if (st.isDirectory())
+    return (await stat(resolve(target, 'oci-layout')).catch(() => undefined)) !== undefined;
+  const fh = await readFile(target).catch(() => undefined);
+  // A tar has "ustar" at offset 257; an ELF or a script is audited as a file.
+  return fh !== undefined && fh.subarray(257, 262).toString('latin1') === 'ustar';
+}
+
+/** Runs the audit a CLI target names. */
+async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport> {
+  const options: AuditOptions = {
+    ...(flags.require ? { require: flags.require } : {}),
+    closure: flags.closure !== false,
+    imports: flags.imports !== false,
+    scanCode: flags.scanCode !== false,
+  };
+  if (await isImageTarget(target)) {
+    const image = await selectImage(
+      await readLocal(await parseLocalRef(target)),
+      platformFlag(flags.platform),
+    );
+    return auditTree(await imageToTree(image), { ...options, name: target });
+  }
+  const abs = resolve(target);
+  if (!(await stat(abs).catch(() => undefined)))
+    throw new UsageError(
+      'INPUT_NOT_FOUND',
+      `cannot audit ${JSON.stringify(target)}: no such file, directory or image`,
+    );
+  const root = resolve(flags.root ?? '/');
+  const rel = relative(root, abs);
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new UsageError(
+      'USAGE',
+      `cannot audit ${JSON.stringify(target)}: it is outside the root ${JSON.stringify(root)} (see --root)`,
+    );
+  return auditRoot(hostRootFs(root), { ...options, paths: [`/${rel}`] });
+}
+
+/**
+ * `pare audit TARGET`: hardening (checksec columns), library closure and imported functions of every ELF file in a
+ * directory, a single file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, an OCI layout
+ * directory or an image tar). Exit 1 when `--require` is violated.
+ */
+export function register(program: Command): void {
+  program
+    .command('audit')
+    .description('audit ELF hardening, library closure and function usage of a directory, file or image')
+    .argument('<target>', 'directory, file, or image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE)')
+    .option('--json', 'print the pare.audit/v1 JSON report (see src/audit/README.md)')
+    .option('--require <spec>', 'fail (exit 1) unless every file meets e.g. relro=full,pie,nx,canary')
+    .option('--uses <symbol>', 'list the binaries that use SYMBOL[@VERSION] and which library provides it')
+    .option('--root <dir>', 'root filesystem for library resolution of host paths (default /)')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
+    .option('--no-closure', 'skip library resolution (and function usage)')
+    .option('--no-imports', 'skip function usage')
+    .option('--no-scan-code', 'do not scan code for stack-clash probes')
+    .option('--color', 'force colours')
+    .option('--no-color', 'no colours')
+    .action(async (target: string, flags: AuditFlags) => {
+      const report = await runAudit(target, flags);
+      if (flags.uses) {
+        const users = symbolUsers(report, flags.uses);
+        if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
+        else process.stdout.write(renderUsers(users));
+      } else if (flags.json) printJson(report);
+      else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
+      if (report.summary.violations > 0) process.exitCode = 1;
+    });
+}
