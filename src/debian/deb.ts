@@ -1,0 +1,286 @@
+import { createReadStream } from 'node:fs';
+import { Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { lzma, xz } from '@napi-rs/lzma';
+import { DebianError, isPareError, TarError } from '../errors.ts';
+import type { Tree } from '../fstree/index.ts';
+import { readTar, tarToTree } from '../tar/index.ts';
+import { type ArMember, readAr } from './ar.ts';
+import { type Paragraph, parseControl } from './control.ts';
+
+/**
+ * .deb reader (deb(5)): an ar archive whose first member is `debian-binary` ("2.x\n"), then `control.tar[.gz|.xz|.zst]`
+ * (the control paragraph, md5sums, conffiles and maintainer scripts, which are kept as data and never run), then
+ * `data.tar[.gz|.xz|.zst|.lzma]` (the files). Members named `_…` are allowed between them, as dpkg allows. The data
+ * tarball is streamed straight into an FsTree (src/tar refuses `..`, absolute names, links out of the root and writes
+ * through symlinked directories); nothing is extracted to disk.
+ *
+ * gzip and zstd are streamed through node:zlib. @napi-rs/lzma has no streaming API, so an xz/lzma member is read into
+ * memory (bounded by its ar size) and decompressed in one call off the main thread; Debian members are at most a few
+ * hundred MiB, so this is acceptable.
+ */
+
+export type DebCompression = 'none' | 'gzip' | 'xz' | 'zstd' | 'lzma';
+
+/** A .deb read into memory: its control data and its files. */
+export interface DebPackage {
+  /** The `control` paragraph (Package, Version, Architecture, Depends, …). */
+  readonly control: Paragraph;
+  /** Every file of control.tar by name (`control`, `md5sums`, `conffiles`, `postinst`, `triggers`, …). */
+  readonly controlFiles: ReadonlyMap<string, Uint8Array>;
+  /** md5sums by canonical path (`/usr/bin/python3.11` → hex), as shipped. */
+  readonly md5sums: ReadonlyMap<string, string>;
+  /** Conffiles (absolute paths) as listed in control.tar's `conffiles`. */
+  readonly conffiles: readonly string[];
+  /** The files of data.tar, modes/owners/links kept as shipped. */
+  readonly tree: Tree;
+  readonly compression: { readonly control: DebCompression; readonly data: DebCompression };
+}
+
+export interface ReadDebOptions {
+  /** Name of the .deb for messages (a file name or `package_version_arch`). */
+  readonly source?: string;
+  /** What the Packages index promised; a .deb whose control paragraph disagrees is refused. */
+  readonly expect?: { readonly name?: string; readonly version?: string; readonly architecture?: string };
+}
+
+/** control.tar holds a few KiB of text; 64 MiB (decompressed) bounds a hostile one. */
+export const MAX_CONTROL_TAR = 64 * 1024 * 1024;
+/** Largest decompressed data.tar accepted (the largest Debian packages unpack to a few GiB). */
+export const MAX_DATA_TAR = 16 * 1024 ** 3;
+
+const CONTROL_NAMES: Record<string, DebCompression> = {
+  'control.tar': 'none',
+  'control.tar.gz': 'gzip',
+  'control.tar.xz': 'xz',
+  'control.tar.zst': 'zstd',
+};
+const DATA_NAMES: Record<string, DebCompression> = {
+  'data.tar': 'none',
+  'data.tar.gz': 'gzip',
+  'data.tar.xz': 'xz',
+  'data.tar.zst': 'zstd',
+  'data.tar.lzma': 'lzma',
+};
+
+/**
+ * Reads a .deb from a byte stream. Throws DebianError: DEBIAN_DEB_INVALID (not a .deb, wrong format version, missing,
+ * misordered or unknown members, bad control data, disagreement with `expect`), DEBIAN_DEB_UNSAFE (a data.tar member
+ * that would escape the root, naming the package and member), DEBIAN_DEB_LIMIT (over a named size limit).
+ */
+export async function readDeb(
+  input: AsyncIterable<Uint8Array>,
+  options: ReadDebOptions = {},
+): Promise<DebPackage> {
+  const source = options.source ?? (options.expect?.name ? `package ${options.expect.name}` : '.deb');
+  const bad = (why: string, cause?: unknown) =>
+    new DebianError('DEBIAN_DEB_INVALID', `cannot read ${source}: ${why}`, {
+      cause,
+      path: source,
+      ...(options.expect?.name ? { package: options.expect.name } : {}),
+    });
+  let stage: 'binary' | 'control' | 'data' | 'done' = 'binary';
+  let control:
+    | { paragraph: Paragraph; files: Map<string, Uint8Array>; compression: DebCompression }
+    | undefined;
+  let data: { tree: Tree; compression: DebCompression } | undefined;
+  try {
+    for await (const m of readAr(input, source)) {
+      if (stage === 'binary') {
+        if (m.name !== 'debian-binary')
+          throw bad(`first member is ${JSON.stringify(m.name)}, want "debian-binary"`);
+        const text = new TextDecoder().decode(await m.bytes(64));
+        // dpkg accepts any 2.x format and ignores what follows the first line.
+        if (!/^2\.[0-9]+\n/.test(text))
+          throw bad(`unsupported format version ${JSON.stringify(text.split('\n')[0])}`);
+        stage = 'control';
+        continue;
+      }
+      if (m.name.startsWith('_')) continue;
+      if (stage === 'control') {
+        const compression = CONTROL_NAMES[m.name];
+        if (compression === undefined) throw bad(`want a control.tar member, got ${JSON.stringify(m.name)}`);
+        control = await readControlTar(m, compression, source, bad);
+        stage = 'data';
+        continue;
+      }
+      if (stage === 'data') {
+        const compression = DATA_NAMES[m.name];
+        if (compression === undefined) throw bad(`want a data.tar member, got ${JSON.stringify(m.name)}`);
+        const pkgName = control?.paragraph.get('Package') ?? options.expect?.name ?? source;
+        data = { tree: await readDataTar(m, compression, source, pkgName), compression };
+        stage = 'done';
+        continue;
+      }
+      throw bad(`unexpected member ${JSON.stringify(m.name)} after data.tar`);
+    }
+  } catch (e) {
+    if (isPareError(e) && e instanceof DebianError) throw e;
+    if (e instanceof TarError) throw bad(e.message, e);
+    throw bad((e as Error).message, e);
+  }
+  if (!control) throw bad('archive ends before control.tar');
+  if (!data) throw bad('archive ends before data.tar');
+  const p = control.paragraph;
+  const exp = options.expect ?? {};
+  for (const [field, want] of [
+    ['Package', exp.name],
+    ['Version', exp.version],
+    ['Architecture', exp.architecture],
+  ] as const) {
+    if (want !== undefined && p.get(field) !== want) {
+      throw bad(
+        `its control file says ${field} ${JSON.stringify(p.get(field))}, but the index promised ${JSON.stringify(want)}`,
+      );
+    }
+  }
+  const md5 = control.files.get('md5sums');
+  const conf = control.files.get('conffiles');
+  return {
+    control: p,
+    controlFiles: control.files,
+    md5sums: md5 ? parseMd5sums(new TextDecoder().decode(md5), source) : new Map(),
+    conffiles: conf ? parseConffiles(new TextDecoder().decode(conf)) : [],
+    tree: data.tree,
+    compression: { control: control.compression, data: data.compression },
+  };
+}
+
+/** Reads a .deb file from disk (see readDeb). */
+export function readDebFile(path: string, options: ReadDebOptions = {}): Promise<DebPackage> {
+  return readDeb(createReadStream(path, { highWaterMark: 1 << 20 }), { source: path, ...options });
+}
+
+/** Returns the decompressed bytes of an ar member as a stream, refusing more than `limit` bytes of output. */
+async function* decompress(
+  m: ArMember,
+  c: DebCompression,
+  limit: number,
+  what: string,
+): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  const over = () =>
+    new DebianError('DEBIAN_DEB_LIMIT', `cannot read ${what}: it decompresses to more than ${limit} bytes`, {
+      path: what,
+    });
+  if (c === 'xz' || c === 'lzma') {
+    const packed = await m.bytes();
+    const out = await (c === 'xz' ? xz.decompress(packed) : lzma.decompress(packed));
+    if (out.length > limit) throw over();
+    yield out;
+    return;
+  }
+  let stream: AsyncIterable<Uint8Array> = m.body();
+  if (c === 'gzip' || c === 'zstd') {
+    const z: Transform = c === 'gzip' ? createGunzip() : createZstdDecompress();
+    const done = pipeline(Readable.from(m.body()), z).catch((e: unknown) => {
+      z.destroy(e as Error);
+    });
+    stream = z;
+    try {
+      for await (const chunk of stream) {
+        total += (chunk as Uint8Array).length;
+        if (total > limit) throw over();
+        yield chunk as Uint8Array;
+      }
+    } finally {
+      z.destroy();
+      await done;
+    }
+    return;
+  }
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > limit) throw over();
+    yield chunk;
+  }
+}
+
+async function readControlTar(
+  m: ArMember,
+  compression: DebCompression,
+  source: string,
+  bad: (why: string, cause?: unknown) => DebianError,
+): Promise<{ paragraph: Paragraph; files: Map<string, Uint8Array>; compression: DebCompression }> {
+  const files = new Map<string, Uint8Array>();
+  for await (const t of readTar(decompress(m, compression, MAX_CONTROL_TAR, `${source} control.tar`))) {
+    const name = t.header.path.replace(/^(\.\/)+/, '').replace(/\/$/, '');
+    if (name === '' || name === '.') continue;
+    if (t.header.type === 'dir') throw bad(`control.tar has a directory ${JSON.stringify(t.header.path)}`);
+    if (t.header.type !== 'file' || name.includes('/') || name === '..') {
+      throw bad(`control.tar member ${JSON.stringify(t.header.path)} is not a plain top-level file`);
+    }
+    if (files.has(name)) throw bad(`control.tar has ${JSON.stringify(name)} twice`);
+    files.set(name, await t.bytes());
+  }
+  const text = files.get('control');
+  if (!text) throw bad('control.tar has no control file');
+  let paragraphs: Paragraph[];
+  try {
+    paragraphs = parseControl(new TextDecoder('utf-8', { fatal: false }).decode(text), {
+      source: `${source} control`,
+    });
+  } catch (e) {
+    throw bad((e as Error).message, e);
+  }
+  if (paragraphs.length !== 1) throw bad(`control file has ${paragraphs.length} paragraphs, want 1`);
+  const p = paragraphs[0]!;
+  for (const f of ['Package', 'Version', 'Architecture']) {
+    if (!p.get(f)) throw bad(`control file lacks the ${f} field`);
+  }
+  return { paragraph: p, files, compression };
+}
+
+async function readDataTar(
+  m: ArMember,
+  compression: DebCompression,
+  source: string,
+  pkg: string,
+): Promise<Tree> {
+  try {
+    return await tarToTree(decompress(m, compression, MAX_DATA_TAR, `${source} data.tar`), {
+      source: `${source} data.tar`,
+    });
+  } catch (e) {
+    if (e instanceof TarError && e.code === 'TAR_UNSAFE_PATH') {
+      throw new DebianError(
+        'DEBIAN_DEB_UNSAFE',
+        `cannot unpack package ${JSON.stringify(pkg)} (${source}): member ${JSON.stringify(e.path)} is unsafe: ${e.message}`,
+        { cause: e, package: pkg, ...(e.path ? { path: e.path } : {}) },
+      );
+    }
+    throw e;
+  }
+}
+
+/** Parses an md5sums file (`<32 hex>  <path>` per line; dpkg also accepts one space) into canonical path → md5. */
+export function parseMd5sums(text: string, source = 'md5sums'): Map<string, string> {
+  const out = new Map<string, string>();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    n++;
+    if (line.trim() === '') continue;
+    const m = /^([0-9a-fA-F]{32}) [ *]?(.+)$/.exec(line);
+    if (!m)
+      throw new DebianError(
+        'DEBIAN_DEB_INVALID',
+        `cannot parse ${source} line ${n}: ${JSON.stringify(line.slice(0, 100))}`,
+        {
+          path: source,
+        },
+      );
+    const path = `/${m[2]!.replace(/^(\.?\/)+/, '')}`;
+    out.set(path, m[1]!.toLowerCase());
+  }
+  return out;
+}
+
+/** Parses a conffiles list: one absolute path per line, optionally followed by a flag such as `remove-on-upgrade`. */
+export function parseConffiles(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => l.replace(/ remove-on-upgrade$/, ''));
+}
