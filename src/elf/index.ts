@@ -1,5 +1,7 @@
 export type { SymbolImport, SymbolKind } from './bind.ts';
 export { linkedFunctions, matchDefinition, resolveImports } from './bind.ts';
+export type { CraftOptions } from './craft.ts';
+export { craftElf } from './craft.ts';
 export type { DynamicEntry, DynamicInfo, ElfSymbol, SymbolVersion, VersionDef, VersionNeed } from './file.ts';
 export {
   DF,
