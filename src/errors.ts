@@ -320,7 +320,8 @@ export class RunError extends BaseError<RunErrorCode> {
   readonly path: string | undefined;
   readonly hint: string | undefined;
   constructor(code: RunErrorCode, message: string, options?: { cause?: unknown; path?: string; hint?: string }) {
-    super(code, message, options);
+    // The hint is part of the message too: the CLI prints messages, and a user who cannot run must see the fix.
+    super(code, options?.hint ? `${message}; ${options.hint}` : message, options);
     this.path = options?.path;
     this.hint = options?.hint;
   }

@@ -1,3 +1,4 @@
+export { checkCommand } from './command.ts';
 export type { PreparedRun, RunOptions, RunSource } from './prepare.ts';
 export { checkPlatform, prepareRun, resolveRootfsUser } from './prepare.ts';
 export type { HardenedPrintTarget, PrintOptions, PrintResult } from './print.ts';

@@ -1,5 +1,6 @@
 import { RunError } from '../errors.ts';
 import type { Image, ImageConfig } from '../oci/model.ts';
+import { checkCommand } from './command.ts';
 import { readFileInRoot } from './rootfs.ts';
 import type { SandboxSpec } from './sandbox.ts';
 import { parseVolume, resolveProcess } from './spec.ts';
@@ -107,6 +108,7 @@ export async function prepareRun(source: RunSource, options: RunOptions = {}): P
     ...(options.hostname ? { hostname: options.hostname } : {}),
     ...(options.hostEnv ? { hostEnv: options.hostEnv } : {}),
   });
+  await checkCommand(rootfs, proc);
   const cwd = options.cwd ?? process.cwd();
   const spec: SandboxSpec = {
     rootfs,

@@ -72,6 +72,13 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
       probe,
       join(import.meta.dirname, '../fixtures/run/probe.c'),
     ]);
+    // note: dynamically linked, and the image has no ld.so
+    execFileSync(peers.paths.gcc!, [
+      '-O2',
+      '-o',
+      join(work, 'dynamic'),
+      join(import.meta.dirname, '../fixtures/run/probe.c'),
+    ]);
     const tree = Tree.from([
       ['/bin/probe', fileEntry(await hostFileContent(probe), { mode: 0o755 })],
       ['/bin/probe-link', { kind: 'hardlink', target: '/bin/probe', mode: 0o755, uid: 0, gid: 0, mtime: 0 }],
@@ -84,6 +91,9 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
       ['/lib', symlinkEntry('usr/lib')],
       // note: setuid root in the image; the unpack must drop the bit
       ['/usr/bin/su', fileEntry(bufferContent('#!/bin/false\n'), { mode: 0o4755 })],
+      ['/bin/script', fileEntry(bufferContent('#!/bin/sh -e\necho hi\n'), { mode: 0o755 })],
+      ['/bin/noexec', fileEntry(bufferContent('data'), { mode: 0o644 })],
+      ['/bin/dynamic', fileEntry(await hostFileContent(join(work, 'dynamic')), { mode: 0o755 })],
       ['/run/initctl', { kind: 'fifo', mode: 0o600, uid: 0, gid: 0, mtime: 0 }],
     ]);
     unpackReport = await unpackCached(sha256('sandbox-test-rootfs'), async () => tree, {
@@ -151,6 +161,8 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
     it('is the seccomp filter that refuses keyctl (not the missing capabilities)', async () => {
       const o = await run(['/bin/probe', 'status', 'keyctl'], { seccomp: false });
       expect(o.lines).toContain('status: Seccomp: 0');
+      // bwrap sets no-new-privileges by itself, filter or not
+      expect(o.lines).toContain('status: NoNewPrivs: 1');
       expect(o.lines).not.toContain('keyctl: EPERM');
     });
   });
@@ -268,6 +280,26 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
       expect(o.lines).toEqual(['id: uid=65532 gid=65532']);
       const e = await run(['env', 'GREETING'], { entrypoint: '/bin/probe-link', env: ['GREETING=bye'] }, cfg);
       expect(e.lines).toEqual(['env GREETING: bye']);
+    });
+  });
+
+  describe('when the command cannot be executed in the image', () => {
+    it.each([
+      [['/bin/script'], 'needs the interpreter /bin/sh, which is not in the image'],
+      [['/bin/dynamic'], 'needs the dynamic loader /lib'],
+      [['/bin/noexec'], '/bin/noexec is not executable (mode 644)'],
+      [['/bin/nothere'], 'no such file in the image'],
+      [['probe2'], 'not found in the image on PATH='],
+      [['/etc'], 'it is a directory in the image'],
+    ])('%j fails before the sandbox starts, saying why', async (cmd, why) => {
+      await expect(run(cmd)).rejects.toThrow(
+        expect.objectContaining({ code: 'RUN_NO_COMMAND', message: expect.stringContaining(why) }),
+      );
+    });
+    it('finds a command on the sandbox PATH', async () => {
+      expect((await run(['probe', 'id'], { env: ['PATH=/usr/bin:/bin'] })).lines).toEqual([
+        'id: uid=65532 gid=65532',
+      ]);
     });
   });
 

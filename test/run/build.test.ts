@@ -1,0 +1,124 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify } from 'yaml';
+import { peersOrSkip } from '../helpers/peers.ts';
+
+/**
+ * `pare build` → `pare run`: the images pare itself builds run in the sandbox. examples/hello as shipped (a shell
+ * script entrypoint in a files-only image) and the same project with the static probe added.
+ */
+
+const peers = peersOrSkip('bwrap', 'gcc');
+const ROOT = join(import.meta.dirname, '../..');
+const HELLO = join(ROOT, 'examples/hello');
+
+let work: string;
+
+function pare(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pare.ts'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), SOURCE_DATE_EPOCH: '0' },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.skipIf(peers.skip)('pare build examples/hello | pare run', () => {
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'pare-run-build-'));
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  describe('as shipped', () => {
+    beforeAll(() => {
+      const b = pare(['build', HELLO, '-o', join(work, 'hello'), '-t', 'hello']);
+      expect(b.code, b.stderr).toBe(0);
+    });
+
+    it('says the entrypoint script needs /bin/sh, which the files-only image lacks', () => {
+      const r = pare(['run', `oci:${join(work, 'hello')}:hello`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        'cannot run "/app/hello.sh": /app/hello.sh needs the interpreter /bin/sh, which is not in the image',
+      );
+    });
+
+    it('prints a Pod for it that validates against the Pod schema', () => {
+      const r = pare([
+        'run',
+        '--print',
+        'kubernetes',
+        '--ref',
+        'registry.invalid/hello:1',
+        `oci:${join(work, 'hello')}:hello`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const schema = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/run/pod.schema.json'), 'utf8'));
+      const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
+      const pod = parseYaml(r.stdout);
+      expect(validate(pod), JSON.stringify(validate.errors)).toBe(true);
+      expect(pod.spec.containers[0].ports).toEqual([{ containerPort: 8080, protocol: 'TCP' }]);
+    });
+  });
+
+  describe('with a static program added', () => {
+    beforeAll(() => {
+      const src = join(work, 'src');
+      cpSync(HELLO, src, { recursive: true });
+      execFileSync(peers.paths.gcc!, [
+        '-static',
+        '-O2',
+        '-o',
+        join(src, 'probe'),
+        join(ROOT, 'test/fixtures/run/probe.c'),
+      ]);
+      const project = parseYaml(readFileSync(join(src, 'pare.yaml'), 'utf8'));
+      project.files.push({ src: 'probe', dest: '/usr/bin/probe', mode: '0755' });
+      project.image.entrypoint = ['/usr/bin/probe'];
+      project.image.cmd = [
+        'id',
+        'cwd',
+        'env',
+        'GREETING',
+        'read',
+        '/etc/motd',
+        'write',
+        '/app/data/x',
+        'write',
+        '/tmp/x',
+        'status',
+        'net',
+        'keyctl',
+        'exit',
+        '3',
+      ];
+      writeFileSync(join(src, 'pare.yaml'), stringify(project));
+      const b = pare(['build', src, '-o', join(work, 'probe-image'), '-t', 'v1']);
+      expect(b.code, b.stderr).toBe(0);
+    });
+
+    it('runs hardened: nonroot, read-only root, no capabilities, seccomp, loopback only', () => {
+      const r = pare(['run', `oci:${join(work, 'probe-image')}:v1`]);
+      expect(r.stdout.trim().split('\n')).toEqual([
+        'id: uid=65532 gid=65532',
+        'cwd: /app',
+        'env GREETING: hello',
+        'read /etc/motd: built by pare',
+        'write /app/data/x: EROFS',
+        'write /tmp/x: ok',
+        'status: CapEff: 0000000000000000',
+        'status: NoNewPrivs: 1',
+        'status: Seccomp: 2',
+        'net: lo',
+        'keyctl: EPERM',
+      ]);
+      expect(r.code).toBe(3);
+    });
+  });
+});
