@@ -1,0 +1,404 @@
+import { gunzipSync } from 'node:zlib';
+import { xz } from '@napi-rs/lzma';
+import { type Digest, sha256 } from '../digest/index.ts';
+import { DebianError } from '../errors.ts';
+import { type Content, hostFileContentSized } from '../fstree/index.ts';
+import { DownloadCache, defaultCacheDir } from './cache.ts';
+import {
+  fetchBytes,
+  type HttpOptions,
+  mapLimit,
+  normalizeHttpOptions,
+  type ResolvedHttpOptions,
+} from './download.ts';
+import { type Keyring, loadKeyring } from './keyring.ts';
+import { type ArchiveSuite, type DebianSource, type MirrorOptions, resolveSuites } from './mirror.ts';
+import { type PackageRecord, scanPackages } from './packages.ts';
+import {
+  checkRelease,
+  MAX_RELEASE_BYTES,
+  parseRelease,
+  type Release,
+  type ReleaseFile,
+  verifyClearsigned,
+  verifyDetached,
+} from './release.ts';
+
+/**
+ * The secure-apt chain (apt-secure(8)) as a source of verified bytes:
+ *
+ *   InRelease ──openpgp verify (archive keyring)──▶ Release (suite, dates checked)
+ *     └─ SHA256 list ──size+hash before decompression──▶ Packages(.xz|.gz) ──▶ PackageRecord[]
+ *          └─ Size + SHA256 per package ──checked before use──▶ pool/…/*.deb in the cache
+ *
+ * Every byte leaves this module only after it matched a hash that chains up to a signature. Downloads go through the
+ * content-addressed DownloadCache, so a second build reads indexes and .debs from disk.
+ */
+
+/** Options for `openArchive`: where to look (mirror, env, apt dir), how to fetch, and the clock. */
+export interface ArchiveOptions extends MirrorOptions, HttpOptions {
+  /** Debian architectures whose indexes are read; default ["amd64"]. */
+  readonly architectures?: readonly string[];
+  /** Cache directory; default `$XDG_CACHE_HOME/pare` (see defaultCacheDir). */
+  readonly cacheDir?: string;
+  /** Root for the system keyring lookup; default "/". */
+  readonly keyringRoot?: string;
+  /** The clock Valid-Until and Date are checked against; default the system clock. */
+  readonly now?: () => Date;
+  readonly maxClockSkewMs?: number;
+  /** Parallel downloads; default 8. */
+  readonly concurrency?: number;
+  /** Called as downloads progress; the CLI draws the bar. Never called after the returned promise settles. */
+  readonly onProgress?: (event: DownloadProgress) => void;
+}
+
+/** Progress of a batch of downloads (index files or packages). */
+export interface DownloadProgress {
+  readonly phase: 'index' | 'package';
+  readonly filesDone: number;
+  readonly filesTotal: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  /** The file whose bytes just arrived. */
+  readonly current: string;
+}
+
+/** One suite after its Release verified: what the lockfile records about the archive. */
+export interface SuiteState {
+  readonly suite: string;
+  readonly kind: ArchiveSuite['kind'];
+  readonly baseUrl: string;
+  /** sha256 of the InRelease bytes (or of Release when the archive has no InRelease). */
+  readonly inRelease: Digest;
+  readonly release: Release;
+}
+
+/** A verified .deb in the cache. */
+export interface DebFile {
+  readonly record: PackageRecord;
+  /** Cache path; its bytes match `record.sha256`. */
+  readonly path: string;
+  readonly content: Content;
+}
+
+interface Resolved {
+  readonly suites: readonly ArchiveSuite[];
+  readonly http: ResolvedHttpOptions;
+  readonly cache: DownloadCache;
+  readonly architectures: readonly string[];
+  readonly components: readonly string[];
+  readonly now: () => Date;
+  readonly concurrency: number;
+  readonly options: ArchiveOptions;
+}
+
+/** Names of the binary index files, in order of preference. */
+const INDEX_NAMES = ['Packages.xz', 'Packages.gz', 'Packages'] as const;
+
+/**
+ * Returns the archive for `source` with the Release of every suite fetched and verified (InRelease, or Release +
+ * Release.gpg when the mirror has no InRelease). No index or package is fetched yet.
+ * Throws DEBIAN_NO_MIRROR, DEBIAN_NO_KEYRING, DEBIAN_HTTP, DEBIAN_NOT_FOUND, DEBIAN_SIGNATURE, DEBIAN_EXPIRED,
+ * DEBIAN_SUITE_MISMATCH, DEBIAN_RELEASE_INVALID.
+ * @example
+ *   const archive = await openArchive({ suite: 'bookworm' }, { architectures: ['amd64'] });
+ *   const records = await archive.packages();
+ */
+export async function openArchive(
+  source: DebianSource,
+  options: ArchiveOptions = {},
+): Promise<DebianArchive> {
+  const suites = await resolveSuites(source, options);
+  const snapshotTime = source.snapshot ? snapshotDate(source.snapshot) : undefined;
+  const r: Resolved = {
+    suites,
+    http: normalizeHttpOptions(options),
+    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env)),
+    architectures: options.architectures ?? ['amd64'],
+    components: source.components ?? ['main'],
+    // A snapshot shows the archive as it was: its Release was current then, so check it against that instant.
+    now: snapshotTime ? () => snapshotTime : (options.now ?? (() => new Date())),
+    concurrency: options.concurrency ?? 8,
+    options,
+  };
+  const keyrings = new Map<string, Promise<Keyring>>();
+  const keyringFor = (spec: string | undefined) => {
+    const k = spec ?? '';
+    let p = keyrings.get(k);
+    if (!p) {
+      p = loadKeyring(spec, { root: options.keyringRoot });
+      keyrings.set(k, p);
+    }
+    return p;
+  };
+  const states = await Promise.all(suites.map(async (s) => fetchRelease(r, s, await keyringFor(s.keyring))));
+  return new DebianArchive(r, states);
+}
+
+/** Returns the instant of a `YYYYMMDDTHHMMSSZ` snapshot timestamp. */
+export function snapshotDate(ts: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(ts);
+  if (!m) {
+    throw new DebianError(
+      'DEBIAN_SOURCES_INVALID',
+      `cannot use snapshot ${JSON.stringify(ts)}: want YYYYMMDDTHHMMSSZ`,
+    );
+  }
+  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+}
+
+/** Returns the snapshot timestamp (`YYYYMMDDTHHMMSSZ`) of an instant, rounded up to the second. */
+export function formatSnapshot(d: Date): string {
+  const t = new Date(Math.ceil(d.getTime() / 1000) * 1000).toISOString();
+  return t.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+async function fetchRelease(r: Resolved, suite: ArchiveSuite, keyring: Keyring): Promise<SuiteState> {
+  const dists = `${suite.baseUrl}dists/${suite.name}/`;
+  const now = r.now();
+  let text: string;
+  let raw: Uint8Array;
+  let source = `${dists}InRelease`;
+  try {
+    raw = await fetchBytes(r.http, source, MAX_RELEASE_BYTES, `InRelease of suite ${suite.name}`);
+    text = await verifyClearsigned(new TextDecoder().decode(raw), keyring, source, now);
+  } catch (e) {
+    if (!(e instanceof DebianError && e.code === 'DEBIAN_NOT_FOUND')) throw e;
+    // No InRelease: the older Release + detached Release.gpg pair (apt does the same fallback, never on a bad
+    // signature).
+    source = `${dists}Release`;
+    raw = await fetchBytes(r.http, source, MAX_RELEASE_BYTES, `Release of suite ${suite.name}`);
+    const sig = await fetchBytes(
+      r.http,
+      `${dists}Release.gpg`,
+      1 << 20,
+      `Release.gpg of suite ${suite.name}`,
+    );
+    await verifyDetached(raw, sig, keyring, `${dists}Release.gpg`, now);
+    text = new TextDecoder().decode(raw);
+  }
+  const release = parseRelease(text, source);
+  checkRelease(release, { suite: suite.name, now, maxClockSkewMs: r.options.maxClockSkewMs }, source);
+  return { suite: suite.name, kind: suite.kind, baseUrl: suite.baseUrl, inRelease: sha256(raw), release };
+}
+
+/** A Debian archive whose Releases are verified; reads indexes and packages through the cache. */
+export class DebianArchive {
+  readonly #r: Resolved;
+  /** The suites in order: release, updates, security (as configured). */
+  readonly suites: readonly SuiteState[];
+
+  constructor(r: Resolved, suites: readonly SuiteState[]) {
+    this.#r = r;
+    this.suites = suites;
+  }
+
+  /** The architectures whose indexes `packages()` reads. */
+  get architectures(): readonly string[] {
+    return this.#r.architectures;
+  }
+
+  /** The cache downloads go to. */
+  get cache(): DownloadCache {
+    return this.#r.cache;
+  }
+
+  /**
+   * Returns the records of every suite × component × architecture index, in that order (the resolver decides
+   * between versions; security and updates come after the release). Indexes come from the cache when present.
+   */
+  async packages(): Promise<PackageRecord[]> {
+    const jobs: { suite: SuiteState; component: string; arch: string }[] = [];
+    for (const suite of this.suites)
+      for (const component of this.#r.components)
+        for (const arch of this.#r.architectures) jobs.push({ suite, component, arch });
+    const lists = await mapLimit(jobs, this.#r.concurrency, (j) =>
+      this.index(j.suite.suite, j.component, j.arch),
+    );
+    return lists.flat();
+  }
+
+  /**
+   * Returns the records of one Packages index, verified against the suite's Release before it is decompressed.
+   * Prefers `.xz`, then `.gz`, then plain; fetches `by-hash/SHA256/<hex>` when the Release offers it (no race with a
+   * mirror update) and falls back to the plain name when by-hash is missing. Throws DEBIAN_NOT_FOUND when the suite
+   * has no such index, DEBIAN_HASH_MISMATCH, DEBIAN_HTTP, DEBIAN_INDEX_INVALID.
+   */
+  async index(suiteName: string, component: string, arch: string): Promise<PackageRecord[]> {
+    const suite = this.#suite(suiteName);
+    const index = await this.#indexBytes(suite, `${component}/binary-${arch}`);
+    const records = scanPackages(index.bytes, { suite: suite.suite, component, source: index.source });
+    // As apt does: binary-all is a separate index only when the Release lists "all" among its Architectures and does
+    // not say "No-Support-for-Architecture-all: Packages" (then arch-all packages are in every binary-<arch>).
+    if (
+      suite.release.architectures.includes('all') &&
+      !suite.release.paragraph.get('No-Support-for-Architecture-all') &&
+      INDEX_NAMES.some((n) => suite.release.files.has(`${component}/binary-all/${n}`))
+    ) {
+      const all = await this.#indexBytes(suite, `${component}/binary-all`);
+      records.push(...scanPackages(all.bytes, { suite: suite.suite, component, source: all.source }));
+    }
+    return records;
+  }
+
+  async #indexBytes(suite: SuiteState, dir: string): Promise<{ bytes: Uint8Array; source: string }> {
+    const rel = suite.release;
+    const dists = `${suite.baseUrl}dists/${suite.suite}/`;
+    const plain = rel.files.get(`${dir}/Packages`);
+    // The uncompressed index is listed even when only compressed files are served; its hash keys the decompressed
+    // copy in the cache, so a warm build skips decompression.
+    if (plain) {
+      const cached = await this.#r.cache.read(plain.sha256, plain.size);
+      if (cached) return { bytes: cached, source: `${dists}${plain.path}` };
+    }
+    const file = INDEX_NAMES.map((n) => rel.files.get(`${dir}/${n}`)).find((f) => f !== undefined);
+    if (!file) {
+      throw new DebianError(
+        'DEBIAN_NOT_FOUND',
+        `cannot find index ${dir}/Packages in suite ${suite.suite} (${dists}Release lists none); check debian.components and the platform's architecture`,
+        { url: `${dists}Release` },
+      );
+    }
+    const path = await this.#fetchIndexFile(suite, file);
+    const bytes = await this.#r.cache.read(file.sha256, file.size);
+    if (!bytes) {
+      throw new DebianError(
+        'DEBIAN_HASH_MISMATCH',
+        `cannot read cached index ${path}: it changed after it was verified`,
+      );
+    }
+    const source = `${dists}${file.path}`;
+    let data: Uint8Array;
+    try {
+      if (file.path.endsWith('.xz')) data = await xz.decompress(bytes);
+      else if (file.path.endsWith('.gz')) data = gunzipSync(bytes);
+      else data = bytes;
+    } catch (e) {
+      throw new DebianError(
+        'DEBIAN_INDEX_INVALID',
+        `cannot decompress index ${source}: ${(e as Error).message}`,
+        {
+          cause: e,
+          url: source,
+        },
+      );
+    }
+    if (plain && file !== plain) {
+      const actual = sha256(data);
+      if (actual !== plain.sha256 || data.length !== plain.size) {
+        throw new DebianError(
+          'DEBIAN_HASH_MISMATCH',
+          `cannot use index ${source}: decompressed it hashes to ${actual} (${data.length} bytes), Release says ${plain.sha256} (${plain.size} bytes)`,
+          { url: source },
+        );
+      }
+      await this.#r.cache.write(plain.sha256, data);
+    }
+    return { bytes: data, source };
+  }
+
+  async #fetchIndexFile(suite: SuiteState, file: ReleaseFile): Promise<string> {
+    const dists = `${suite.baseUrl}dists/${suite.suite}/`;
+    const url = `${dists}${file.path}`;
+    const what = `index ${file.path} of suite ${suite.suite}`;
+    const progress = this.#progress('index', 1, file.size);
+    if (suite.release.acquireByHash) {
+      const dir = file.path.slice(0, file.path.lastIndexOf('/'));
+      const byHash = `${dists}${dir}/by-hash/SHA256/${file.sha256.slice('sha256:'.length)}`;
+      try {
+        const path = await this.#r.cache.fetch(this.#r.http, byHash, file.sha256, file.size, what, (n) =>
+          progress(file.path, n),
+        );
+        progress(file.path, file.size, true);
+        return path;
+      } catch (e) {
+        if (!(e instanceof DebianError && e.code === 'DEBIAN_NOT_FOUND')) throw e;
+      }
+    }
+    const path = await this.#r.cache.fetch(this.#r.http, url, file.sha256, file.size, what, (n) =>
+      progress(file.path, n),
+    );
+    progress(file.path, file.size, true);
+    return path;
+  }
+
+  /** Returns the URL of a package's pool file. */
+  debUrl(record: PackageRecord): string {
+    return `${this.#suite(record.suite).baseUrl}${record.filename}`;
+  }
+
+  /**
+   * Returns every package's .deb from the cache, downloading the missing ones (at most `concurrency` at once), each
+   * checked against the index's Size and SHA256 before it is returned. Results are in input order.
+   * Throws DEBIAN_HASH_MISMATCH, DEBIAN_NOT_FOUND, DEBIAN_HTTP naming the package.
+   */
+  async fetchDebs(records: readonly PackageRecord[]): Promise<DebFile[]> {
+    return fetchPool(
+      this.#r,
+      records.map((record) => ({ record, url: this.debUrl(record) })),
+    );
+  }
+
+  #progress(phase: DownloadProgress['phase'], filesTotal: number, bytesTotal: number) {
+    return progressTracker(this.#r.options.onProgress, phase, filesTotal, bytesTotal);
+  }
+
+  #suite(name: string): SuiteState {
+    const s = this.suites.find((x) => x.suite === name);
+    if (!s) {
+      throw new DebianError(
+        'DEBIAN_NOT_FOUND',
+        `cannot find suite ${JSON.stringify(name)}: the archive has ${this.suites.map((x) => x.suite).join(', ')}`,
+      );
+    }
+    return s;
+  }
+}
+
+/** Downloads pool files into the cache in parallel; shared by DebianArchive and the lockfile path. */
+export async function fetchPool(
+  r: Pick<Resolved, 'http' | 'cache' | 'concurrency' | 'options'>,
+  items: readonly { record: PackageRecord; url: string }[],
+): Promise<DebFile[]> {
+  const total = items.reduce((n, i) => n + i.record.size, 0);
+  const progress = progressTracker(r.options.onProgress, 'package', items.length, total);
+  return mapLimit(items, r.concurrency, async ({ record, url }) => {
+    const what = `package ${record.name} ${record.version} ${record.architecture} (${record.filename})`;
+    const path = await r.cache.fetch(r.http, url, record.sha256, record.size, what, (n) =>
+      progress(record.filename, n),
+    );
+    progress(record.filename, record.size, true);
+    return { record, path, content: hostFileContentSized(path, record.size) };
+  });
+}
+
+/** Returns a per-file byte reporter that turns per-file counts into batch totals. */
+function progressTracker(
+  onProgress: ArchiveOptions['onProgress'],
+  phase: DownloadProgress['phase'],
+  filesTotal: number,
+  bytesTotal: number,
+): (file: string, done: number, finished?: boolean) => void {
+  const perFile = new Map<string, number>();
+  let bytesDone = 0;
+  let filesDone = 0;
+  return (file, done, finished) => {
+    if (!onProgress) return;
+    bytesDone += done - (perFile.get(file) ?? 0);
+    perFile.set(file, done);
+    if (finished) filesDone++;
+    onProgress({ phase, filesDone, filesTotal, bytesDone, bytesTotal, current: file });
+  };
+}
+
+/** Resolved options for callers that download without opening an archive (the lockfile path). */
+export function resolveDownloadOptions(
+  options: ArchiveOptions,
+): Pick<Resolved, 'http' | 'cache' | 'concurrency' | 'options'> {
+  return {
+    http: normalizeHttpOptions(options),
+    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env)),
+    concurrency: options.concurrency ?? 8,
+    options,
+  };
+}

@@ -1,0 +1,249 @@
+import type { Digest } from '../digest/index.ts';
+import { DebianError } from '../errors.ts';
+import { iterateControl, type Paragraph } from './control.ts';
+
+/**
+ * Binary package indexes (`dists/<suite>/<component>/binary-<arch>/Packages`, see
+ * https://wiki.debian.org/DebianRepository/Format#A.22Packages.22_Indices): one deb822 stanza per package, each naming
+ * the pool file with its Size and SHA256. Records keep the whole stanza for the resolver and the dpkg status database.
+ * No I/O.
+ */
+
+/** One binary package of an index. */
+export interface PackageRecord {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  /** Pool path relative to the archive base, e.g. "pool/main/g/glibc/libc6_2.36-9_amd64.deb". */
+  readonly filename: string;
+  readonly size: number;
+  readonly sha256: Digest;
+  /** Suite under `dists/` the index came from, e.g. "bookworm-security". */
+  readonly suite: string;
+  readonly component: string;
+  /** The Provides field, unparsed (kept eagerly: the resolver indexes every package's Provides). */
+  readonly provides: string | undefined;
+  /** The full stanza (Depends, Multi-Arch, …), parsed on first access. */
+  readonly paragraph: Paragraph;
+}
+
+/** Where an index came from, recorded in every record and used in messages. */
+export interface IndexOrigin {
+  readonly suite: string;
+  readonly component: string;
+  /** URL or file name for messages. */
+  readonly source: string;
+}
+
+/**
+ * Returns the records of a Packages text in file order. Throws DEBIAN_INDEX_INVALID (with the line) for a stanza
+ * without Package/Version/Architecture/Filename/Size/SHA256, or with a Filename that leaves the archive.
+ * Uses the full deb822 parser; `scanPackages` is the fast path for big indexes.
+ */
+export function parsePackages(text: string, origin: IndexOrigin): PackageRecord[] {
+  const out: PackageRecord[] = [];
+  try {
+    for (const p of iterateControl(text, { source: origin.source })) {
+      const f = checkFields(
+        p.get('Package'),
+        p.get('Version'),
+        p.get('Architecture'),
+        p.get('Filename'),
+        p.get('Size'),
+        p.get('SHA256'),
+        () => p.line,
+        origin,
+      );
+      out.push({
+        ...f,
+        provides: p.get('Provides'),
+        suite: origin.suite,
+        component: origin.component,
+        paragraph: p,
+      });
+    }
+  } catch (e) {
+    if (e instanceof DebianError) throw e;
+    throw new DebianError(
+      'DEBIAN_INDEX_INVALID',
+      `cannot parse package index ${origin.source}: ${(e as Error).message}`,
+      {
+        cause: e,
+        url: origin.source,
+      },
+    );
+  }
+  return out;
+}
+
+/** The fields every record carries eagerly; the rest of the stanza is parsed on first use of `paragraph`. */
+const EAGER = ['Package', 'Version', 'Architecture', 'Filename', 'Size', 'SHA256', 'Provides'] as const;
+
+/**
+ * Returns the records of a Packages index like parsePackages, about 10x faster and with a fraction of the memory:
+ * the stanzas are only located and the eager fields (name, version, architecture, pool file, Provides) pulled out
+ * with native searches on the bytes; each record's full `paragraph` is parsed when first asked for. Hand-written
+ * because a full parse of a 63k-stanza index allocates a Map per stanza (≈0.7 s, ≈250 MB for bookworm/main). A
+ * stanza in which a field is not spelled in the archive's canonical case falls back to the full parser.
+ */
+export function scanPackages(bytes: Uint8Array, origin: IndexOrigin): PackageRecord[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.indexOf(0x0d) >= 0) return parsePackages(buf.toString('utf8'), origin);
+  const len = buf.length;
+  const ctx: ScanContext = { buf, origin };
+  const out: PackageRecord[] = [];
+  // For each eager field, the position of its next "\n<Field>:" in the buffer: one forward search per field for the
+  // whole file instead of one per stanza (most stanzas have no Provides, and a per-stanza search would run ahead).
+  const needles = EAGER.map((f) => Buffer.from(`\n${f}:`, 'latin1'));
+  const next = needles.map((n) => buf.indexOf(n));
+  const values: (string | undefined)[] = new Array(EAGER.length);
+  let pos = 0;
+  while (pos < len) {
+    while (pos < len && buf[pos] === 0x0a) pos++;
+    if (pos >= len) break;
+    let end = buf.indexOf(STANZA_END, pos);
+    if (end < 0) end = len;
+    let fallback = false;
+    for (let i = 0; i < EAGER.length; i++) {
+      let at: number;
+      if (i === 0 && buf[pos] === 0x50 && buf.toString('latin1', pos, pos + 8) === 'Package:') at = pos - 1;
+      else {
+        let n = next[i]!;
+        while (n >= 0 && n < pos - 1) n = buf.indexOf(needles[i]!, n + 1);
+        next[i] = n;
+        at = n >= 0 && n < end ? n : -1;
+      }
+      if (at < 0) {
+        values[i] = undefined;
+        if (i < 6) fallback = true;
+        continue;
+      }
+      let vEnd = buf.indexOf(0x0a, at + 1);
+      if (vEnd < 0 || vEnd > end) vEnd = end;
+      // Only Provides may continue on the next lines; a continued eager field is left to the full parser.
+      if (vEnd < end && (buf[vEnd + 1] === 0x20 || buf[vEnd + 1] === 0x09)) fallback = true;
+      values[i] = buf.toString('utf8', at + EAGER[i]!.length + 2, vEnd).trim();
+    }
+    if (fallback) {
+      const p = parseStanza(ctx, pos, end);
+      for (let i = 0; i < EAGER.length; i++) values[i] = p.get(EAGER[i]!);
+    }
+    out.push(new ScannedRecord(ctx, pos, end, values));
+    pos = end;
+  }
+  return out;
+}
+
+const STANZA_END = Buffer.from('\n\n', 'latin1');
+
+interface ScanContext {
+  readonly buf: Buffer;
+  readonly origin: IndexOrigin;
+}
+
+function parseStanza(ctx: ScanContext, start: number, end: number): Paragraph {
+  try {
+    return [...iterateControl(ctx.buf.toString('utf8', start, end), { source: ctx.origin.source })][0]!;
+  } catch (e) {
+    // Line numbers are counted only now: the stanza was parsed on its own, so its lines are relative.
+    const first = lineAt(ctx.buf, start);
+    const rel = (e as { line?: number }).line ?? 1;
+    throw new DebianError(
+      'DEBIAN_INDEX_INVALID',
+      `cannot parse package index ${ctx.origin.source}:${first + rel - 1}: ${(e as Error).message.replace(/^.*?: /, '')}`,
+      { cause: e, url: ctx.origin.source },
+    );
+  }
+}
+
+/** Returns the 1-based line of byte `offset`; only called for messages. */
+function lineAt(buf: Buffer, offset: number): number {
+  let n = 1;
+  for (let i = buf.indexOf(0x0a); i >= 0 && i < offset; i = buf.indexOf(0x0a, i + 1)) n++;
+  return n;
+}
+
+/** A record located by scanPackages: eager fields copied out, the stanza kept as a byte range of the index. */
+class ScannedRecord implements PackageRecord {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  readonly filename: string;
+  readonly size: number;
+  readonly sha256: Digest;
+  readonly provides: string | undefined;
+  readonly suite: string;
+  readonly component: string;
+  readonly #ctx: ScanContext;
+  readonly #start: number;
+  readonly #end: number;
+  #paragraph: Paragraph | undefined;
+  constructor(ctx: ScanContext, start: number, end: number, v: readonly (string | undefined)[]) {
+    const f = checkFields(v[0], v[1], v[2], v[3], v[4], v[5], () => lineAt(ctx.buf, start), ctx.origin);
+    this.name = f.name;
+    this.version = f.version;
+    this.architecture = f.architecture;
+    this.filename = f.filename;
+    this.size = f.size;
+    this.sha256 = f.sha256;
+    this.provides = v[6];
+    this.suite = ctx.origin.suite;
+    this.component = ctx.origin.component;
+    this.#ctx = ctx;
+    this.#start = start;
+    this.#end = end;
+  }
+  get paragraph(): Paragraph {
+    this.#paragraph ??= parseStanza(this.#ctx, this.#start, this.#end);
+    return this.#paragraph;
+  }
+}
+
+/** Returns the eager fields checked and typed; throws DEBIAN_INDEX_INVALID naming the stanza. */
+function checkFields(
+  name: string | undefined,
+  version: string | undefined,
+  architecture: string | undefined,
+  filename: string | undefined,
+  size: string | undefined,
+  sha: string | undefined,
+  line: () => number,
+  origin: IndexOrigin,
+): { name: string; version: string; architecture: string; filename: string; size: number; sha256: Digest } {
+  const fail = (why: string) =>
+    new DebianError('DEBIAN_INDEX_INVALID', `cannot parse package index ${origin.source}:${line()}: ${why}`, {
+      url: origin.source,
+      package: name,
+    });
+  const pkg = JSON.stringify(name ?? '?');
+  const missing = [
+    ['Package', name],
+    ['Version', version],
+    ['Architecture', architecture],
+    ['Filename', filename],
+    ['Size', size],
+    ['SHA256', sha],
+  ].find(([, v]) => v === undefined || v === '');
+  if (missing) throw fail(`stanza ${pkg} has no ${missing[0]}`);
+  if (!SHA256_RE.test(sha!) || !SIZE_RE.test(size!))
+    throw fail(`package ${pkg} has a malformed SHA256 or Size`);
+  if (!isSafePoolPath(filename!))
+    throw fail(`package ${pkg} has unsafe Filename ${JSON.stringify(filename)}`);
+  return {
+    name: name!,
+    version: version!,
+    architecture: architecture!,
+    filename: filename!,
+    size: Number(size),
+    sha256: `sha256:${sha}`,
+  };
+}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const SIZE_RE = /^\d{1,15}$/;
+const UNSAFE_PATH_RE = /^$|^\/|\/$|\/\/|(^|\/)\.\.?(\/|$)|[\\\u0000-\u001f\u007f]/;
+
+/** True for a relative path without `..`, empty or `.` segments, backslashes or control characters. */
+export function isSafePoolPath(path: string): boolean {
+  return !UNSAFE_PATH_RE.test(path);
+}
