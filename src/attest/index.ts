@@ -9,6 +9,8 @@ export {
   verifyDsseBundle,
   verifyMessageBundle,
 } from './bundle.ts';
+export type { LegacyLayer } from './cosign.ts';
+export { COSIGN_SIGN_PREDICATE, legacyTag, simpleSigningPayload } from './cosign.ts';
 export type { Envelope, EnvelopeSignature } from './dsse.ts';
 export {
   DSSE_MEDIA_TYPE,
@@ -49,6 +51,8 @@ export {
   writeFileAtomic,
   writeKeyFiles,
 } from './keys.ts';
+export type { SignatureFormat, SignOptions, SignResult } from './sign.ts';
+export { attestImage, signImage } from './sign.ts';
 export type {
   AppFileDependency,
   DebDependency,
@@ -63,3 +67,7 @@ export {
   provenanceStatement,
   SLSA_PROVENANCE_V1,
 } from './slsa.ts';
+export type { ArtifactStore, BlobToPut, StoredManifest } from './store.ts';
+export { layoutStore, registryStore } from './store.ts';
+export type { Verified, VerifyOptions } from './verify.ts';
+export { verifyImageAttestations, verifyImageSignatures } from './verify.ts';
