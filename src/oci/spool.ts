@@ -8,7 +8,7 @@ import { join } from 'node:path';
  * is removed when the process exits. Lets a layer be compressed once (to learn its digest) and then be read again
  * by any number of sinks without a second compression pass, in bounded memory.
  */
-export const SPOOL_MEMORY_LIMIT = 64 << 20;
+export const SPOOL_MEMORY_LIMIT = 16 << 20;
 
 const spoolFiles = new Set<string>();
 let cleanupInstalled = false;

@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/**
+ * Shared benchmark helpers. Every benchmark compares pare with a peer tool in the same run, on the same input, and
+ * prints ratios; nothing here asserts on time. Peak RSS comes from GNU time (`/usr/bin/time -f %M`, KiB).
+ */
+
+export interface Measure {
+  readonly name: string;
+  readonly seconds: number;
+  readonly rssMiB: number | undefined;
+}
+
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+/** Runs a command `runs` times (after one warm-up when `warm`) and returns the best wall time and its peak RSS. */
+export function measure(
+  name: string,
+  cmd: string,
+  args: readonly string[],
+  options: {
+    runs?: number;
+    warm?: boolean;
+    env?: NodeJS.ProcessEnv;
+    shell?: boolean;
+    before?: () => void;
+  } = {},
+): Measure {
+  const runs = options.runs ?? 3;
+  let best: Measure | undefined;
+  if (options.warm) {
+    options.before?.();
+    spawnSync(cmd, args, { stdio: 'ignore', env: options.env, shell: options.shell });
+  }
+  for (let i = 0; i < runs; i++) {
+    options.before?.();
+    const t0 = process.hrtime.bigint();
+    const r = GNU_TIME
+      ? spawnSync(GNU_TIME, ['-f', '%M', cmd, ...args], {
+          env: options.env,
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+        })
+      : spawnSync(cmd, args, {
+          env: options.env,
+          encoding: 'utf8',
+          shell: options.shell,
+          maxBuffer: 1 << 26,
+        });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.status !== 0)
+      throw new Error(`${name}: ${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+    const kib = GNU_TIME ? Number((r.stderr.trim().split('\n').pop() ?? '').trim()) : Number.NaN;
+    const m = { name, seconds, rssMiB: Number.isFinite(kib) ? kib / 1024 : undefined };
+    if (!best || m.seconds < best.seconds) best = m;
+  }
+  return best!;
+}
+
+/** Prints a table of measures with each one's ratio to `base` (pare). */
+export function report(
+  title: string,
+  base: Measure,
+  others: readonly Measure[],
+  goals: readonly string[] = [],
+): void {
+  const rows = [base, ...others].map((m) => [
+    m.name,
+    `${m.seconds.toFixed(2)} s`,
+    m.rssMiB === undefined ? '-' : `${m.rssMiB.toFixed(0)} MiB`,
+    m === base ? '1.00×' : `${(base.seconds / m.seconds).toFixed(2)}× (pare/peer)`,
+  ]);
+  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  process.stdout.write(`\n## ${title}\n`);
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i]!)).join('  ')}\n`);
+  for (const g of goals) process.stdout.write(`goal: ${g}\n`);
+}
+
+export function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
