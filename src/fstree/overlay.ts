@@ -75,23 +75,31 @@ export function merge(trees: readonly Tree[], resolve: ConflictResolver = confli
   if (trees.length === 1) return trees[0]!;
   const b = new TreeBuilder();
   let first = true;
+  // Hardlinks are placed after everything else: a link may sort before the file it names.
+  const links = new Map<string, Entry>();
   for (const t of trees) {
     for (const [p, e] of t) {
       if (p === '/') {
         if (first) b.put('/', e);
         continue;
       }
-      const old = b.get(p);
+      const old = b.get(p) ?? links.get(p);
       if (old === undefined) {
-        b.put(p, e);
+        if (e.kind === 'hardlink') links.set(p, e);
+        else b.put(p, e);
         continue;
       }
-      // An implicit parent dir made by the builder is not a real conflict: the first real entry wins.
       const keep = resolve(p, old, e);
-      if (keep !== old) b.put(p, keep);
+      if (keep === old) continue;
+      links.delete(p);
+      if (keep.kind === 'hardlink') {
+        b.remove(p);
+        links.set(p, keep);
+      } else b.put(p, keep);
     }
     first = false;
   }
+  for (const [p, e] of links) b.put(p, e);
   return b.build();
 }
 
