@@ -6,7 +6,7 @@ export { dockerFlags, kubernetesPod, podName, printHardened, shellQuote } from '
 export type { RootLookup, TopLevelEntry } from './rootfs.ts';
 export { listTopLevel, lookupInRoot, MAX_ROOT_FILE_SIZE, readFileInRoot } from './rootfs.ts';
 export type { SandboxHandle, SandboxSpec, SandboxStdio, StartOptions } from './sandbox.ts';
-export { bwrapArgs, checkVolumeTargets, hostSeccompArch, startSandbox } from './sandbox.ts';
+export { bwrapArgs, checkVolumeTargets, DEFAULT_TMP_SIZE, hostSeccompArch, startSandbox } from './sandbox.ts';
 export type { SeccompArch, SeccompRule, SockFilter } from './seccomp.ts';
 export {
   AUDIT_ARCH,
@@ -19,7 +19,7 @@ export {
 } from './seccomp.ts';
 export { openRunSource, resolveSourceUser } from './source.ts';
 export type { ProcessOverrides, ProcessSpec, Volume } from './spec.ts';
-export { DEFAULT_PATH, parseEnvVar, parseVolume, resolveProcess } from './spec.ts';
+export { DEFAULT_PATH, MAX_TMP_SIZE, parseEnvVar, parseSize, parseVolume, resolveProcess } from './spec.ts';
 export type { HostProbe } from './support.ts';
 export { checkSandboxSupport, hostProbe } from './support.ts';
 export type { UnpackedRootfs, UnpackReport } from './unpack.ts';

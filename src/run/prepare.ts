@@ -35,6 +35,8 @@ export interface RunOptions {
   readonly net?: boolean;
   readonly newSession?: boolean;
   readonly seccomp?: boolean;
+  /** /tmp size in bytes (default 64 MiB). */
+  readonly tmpSize?: number;
   /** Where relative volume paths start; default process.cwd(). */
   readonly cwd?: string;
   readonly hostEnv?: Readonly<Record<string, string | undefined>>;
@@ -118,6 +120,7 @@ export async function prepareRun(source: RunSource, options: RunOptions = {}): P
     net: options.net ?? false,
     newSession: options.newSession ?? true,
     seccomp: options.seccomp ?? true,
+    ...(options.tmpSize ? { tmpSize: options.tmpSize } : {}),
   };
   return unpacked ? { spec, config, unpacked } : { spec, config };
 }

@@ -29,8 +29,8 @@ export interface PrintOptions {
   readonly volumes?: readonly Volume[];
   /** Network access (docker/podman: without it `--network=none`, and ports are not published). */
   readonly net?: boolean;
-  /** Size of the /tmp tmpfs (Kubernetes quantity syntax, e.g. `64Mi`). */
-  readonly tmpSize?: string;
+  /** Size of the /tmp tmpfs in bytes (default 64 MiB, as in the sandbox). */
+  readonly tmpSize?: number;
 }
 
 export interface PrintResult {
@@ -38,7 +38,18 @@ export interface PrintResult {
   readonly warnings: readonly string[];
 }
 
-const TMP_SIZE = '64Mi';
+const TMP_SIZE = 64 * 1024 * 1024;
+
+/** Returns `bytes` in the largest binary unit that divides it: [count, unit index 0..3 for B, Ki, Mi, Gi]. */
+function binaryUnits(bytes: number): [number, number] {
+  let n = bytes;
+  let u = 0;
+  while (u < 3 && n % 1024 === 0 && n > 0) {
+    n /= 1024;
+    u++;
+  }
+  return [n, u];
+}
 
 function nonRoot(user: ExecUser, warnings: string[]): { uid: number; gid: number } {
   if (user.uid !== 0) return { uid: user.uid, gid: user.gid };
@@ -75,7 +86,8 @@ export function shellQuote(s: string): string {
 /** Returns the `docker run` (or `podman run`) arguments after `run`, one flag group per element. */
 export function dockerFlags(o: PrintOptions, warnings: string[] = []): string[][] {
   const { uid, gid } = nonRoot(o.user, warnings);
-  const tmpSize = (o.tmpSize ?? TMP_SIZE).replace(/i$/, '').toLowerCase();
+  const [n, u] = binaryUnits(o.tmpSize ?? TMP_SIZE);
+  const tmpSize = `${n}${['', 'k', 'm', 'g'][u]}`;
   const f: string[][] = [
     ['--rm'],
     ['--read-only'],
@@ -124,9 +136,9 @@ export function kubernetesPod(o: PrintOptions, warnings: string[] = []): Record<
   const name = podName(o.reference);
   const used = new Set<string>(['tmp']);
   const mounts: { name: string; mountPath: string }[] = [{ name: 'tmp', mountPath: '/tmp' }];
-  const volumes: Record<string, unknown>[] = [
-    { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: o.tmpSize ?? TMP_SIZE } },
-  ];
+  const [n, u] = binaryUnits(o.tmpSize ?? TMP_SIZE);
+  const sizeLimit = `${n}${['', 'Ki', 'Mi', 'Gi'][u]}`;
+  const volumes: Record<string, unknown>[] = [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit } }];
   // The image's VOLUMEs are writable in docker even with --read-only; give each an emptyDir so the app keeps working.
   for (const path of Object.keys(o.config?.config?.Volumes ?? {}).sort()) {
     if (path === '/tmp' || !path.startsWith('/')) continue;

@@ -30,9 +30,9 @@ describe('bwrapArgs', () => {
   it('builds the hardened sandbox: tmpfs root with the image bound read-only, then remounted read-only', () => {
     expect(bwrapArgs(spec, top).join(' ')).toBe(
       [
-        '--unshare-all --die-with-parent --new-session --uid 65532 --gid 65532 --hostname pare',
+        '--unshare-all --unshare-user --disable-userns --die-with-parent --new-session --uid 65532 --gid 65532 --hostname pare',
         '--tmpfs / --symlink usr/bin /bin --ro-bind /cache/abc/etc /etc --ro-bind /cache/abc/usr /usr',
-        '--proc /proc --dev /dev --tmpfs /tmp --ro-bind /h /data --remount-ro /',
+        '--proc /proc --dev /dev --size 67108864 --perms 1777 --tmpfs /tmp --ro-bind /h /data --remount-ro /',
         '--chdir /srv --clearenv --setenv A 1 --setenv PATH /bin',
         '--cap-drop ALL --seccomp 3 --info-fd 4 -- /bin/app -x',
       ].join(' '),
@@ -41,7 +41,13 @@ describe('bwrapArgs', () => {
 
   it('shares the network only with net, and binds resolv.conf when the image has one', () => {
     const a = bwrapArgs({ ...spec, net: true, newSession: false, seccomp: false }, top, { resolvConf: true });
-    expect(a.slice(0, 3)).toEqual(['--unshare-all', '--share-net', '--die-with-parent']);
+    expect(a.slice(0, 5)).toEqual([
+      '--unshare-all',
+      '--unshare-user',
+      '--disable-userns',
+      '--share-net',
+      '--die-with-parent',
+    ]);
     expect(a).not.toContain('--new-session');
     expect(a).not.toContain('--seccomp');
     expect(a.join(' ')).toContain(

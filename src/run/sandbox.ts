@@ -42,7 +42,12 @@ export interface SandboxSpec {
   readonly newSession?: boolean;
   /** Load the seccomp filter (default true); false is for debugging only. */
   readonly seccomp?: boolean;
+  /** Size limit of the /tmp tmpfs in bytes (default DEFAULT_TMP_SIZE): it is memory, so it is bounded. */
+  readonly tmpSize?: number;
 }
+
+/** Default /tmp size: 64 MiB, the same as the `--print` outputs. */
+export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
 
 const MANAGED = new Set(['proc', 'dev', 'tmp']);
 
@@ -55,7 +60,9 @@ export function bwrapArgs(
   topLevel: readonly TopLevelEntry[],
   extra: { resolvConf?: boolean } = {},
 ): string[] {
-  const a: string[] = ['--unshare-all'];
+  // --unshare-all only *tries* a user namespace; ask for it outright, and forbid nesting another one inside (a second
+  // line of defence behind seccomp's clone/unshare rules, which --no-seccomp turns off).
+  const a: string[] = ['--unshare-all', '--unshare-user', '--disable-userns'];
   if (spec.net) a.push('--share-net');
   a.push('--die-with-parent');
   if (spec.newSession ?? true) a.push('--new-session');
@@ -68,7 +75,8 @@ export function bwrapArgs(
     if (e.kind === 'symlink') a.push('--symlink', e.target!, `/${e.name}`);
     else if (e.kind === 'dir' || e.kind === 'file') a.push('--ro-bind', host, `/${e.name}`);
   }
-  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  a.push('--proc', '/proc', '--dev', '/dev');
+  a.push('--size', String(spec.tmpSize ?? DEFAULT_TMP_SIZE), '--perms', '1777', '--tmpfs', '/tmp');
   if (spec.net && extra.resolvConf) a.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
   for (const v of spec.volumes ?? []) a.push(v.readOnly ? '--ro-bind' : '--bind', v.host, v.container);
   a.push('--remount-ro', '/');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PATH, parseVolume, resolveProcess } from './spec.ts';
+import { DEFAULT_PATH, parseSize, parseVolume, resolveProcess } from './spec.ts';
 import type { ExecUser } from './user.ts';
 
 const user: ExecUser = { uid: 1000, gid: 1000, home: '/home/app', source: 'image' };
@@ -85,5 +85,20 @@ describe('parseVolume', () => {
     expect(() => parseVolume(s, '/work')).toThrow(
       expect.objectContaining({ code: 'RUN_VOLUME_INVALID', message: expect.stringContaining(why) }),
     );
+  });
+});
+
+describe('parseSize', () => {
+  it.each([
+    ['1048576', 1048576],
+    ['64m', 64 * 1024 * 1024],
+    ['64MiB', 64 * 1024 * 1024],
+    ['1g', 1024 ** 3],
+    ['512k', 512 * 1024],
+  ])('%s → %i bytes', (s, n) => {
+    expect(parseSize(s)).toBe(n);
+  });
+  it.each(['', 'big', '-1m', '1t', '100', '65g'])('rejects %j', (s) => {
+    expect(() => parseSize(s)).toThrow(expect.objectContaining({ code: 'RUN_USER_INVALID' }));
   });
 });

@@ -157,3 +157,17 @@ export function parseVolume(s: string, cwd: string): Volume {
   }
   return { host: resolveHost(cwd, host), container, readOnly: mode === 'ro' };
 }
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+/** Largest /tmp the sandbox accepts (a tmpfs is memory): 64 GiB. */
+export const MAX_TMP_SIZE = 64 * 1024 ** 3;
+
+/** Parses a size such as `1048576`, `64m`, `64MiB`, `1g` into bytes; throws RUN_USER_INVALID. */
+export function parseSize(s: string): number {
+  const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(s.trim());
+  const n = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 4096 || n > MAX_TMP_SIZE) {
+    throw new RunError('RUN_USER_INVALID', `cannot use size ${JSON.stringify(s)}: want 4k..64g, e.g. 64m`);
+  }
+  return n;
+}

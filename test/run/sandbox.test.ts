@@ -167,6 +167,25 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
     });
   });
 
+  describe('with the seccomp filter off', () => {
+    it('still cannot create a user namespace (bwrap --disable-userns)', async () => {
+      const o = await run(['/bin/probe', 'unshare'], { seccomp: false });
+      expect(o.lines).toEqual(['unshare: ENOSPC']);
+    });
+  });
+
+  describe('/tmp', () => {
+    it('is bounded (64 MiB by default, --tmp-size to change)', async () => {
+      expect((await run(['/bin/probe', 'fill', '/tmp/a', '1024'])).lines).toEqual(['fill /tmp/a: ok']);
+      expect((await run(['/bin/probe', 'fill', '/tmp/a', String(65 * 1024)])).lines).toEqual([
+        'fill /tmp/a: ENOSPC',
+      ]);
+      expect((await run(['/bin/probe', 'fill', '/tmp/a', '1024'], { tmpSize: 512 * 1024 })).lines).toEqual([
+        'fill /tmp/a: ENOSPC',
+      ]);
+    });
+  });
+
   describe('when the image names a user', () => {
     it('resolves the name through the image’s /etc/passwd and sets HOME', async () => {
       const o = await run(['/bin/probe', 'id', 'env', 'HOME'], {}, config({ User: 'app' }));

@@ -5,6 +5,7 @@ import { parsePlatform } from '../../oci/index.ts';
 import {
   type HardenedPrintTarget,
   openRunSource,
+  parseSize,
   parseVolume,
   prepareRun,
   printHardened,
@@ -30,6 +31,7 @@ export interface RunCommandOptions {
   readonly ref?: string;
   readonly seccomp: boolean;
   readonly cacheDir?: string;
+  readonly tmpSize?: string;
 }
 
 /** Where the command writes; the real process streams by default. */
@@ -58,6 +60,7 @@ export async function runCommand(
       throw new UsageError('USAGE', (e as Error).message, { cause: e });
     }
   }
+  const tmpSize = o.tmpSize ? parseSize(o.tmpSize) : undefined;
   const source = await openRunSource(image, platform ? { platform } : {});
 
   if (o.print) {
@@ -80,6 +83,7 @@ export async function runCommand(
       ...(o.hostname ? { hostname: o.hostname } : {}),
       volumes: o.volume.map((v) => parseVolume(v, process.cwd())),
       net: o.net ?? false,
+      ...(tmpSize ? { tmpSize } : {}),
     });
     for (const w of result.warnings) io.stderr(`pare: warning: ${w}\n`);
     io.stdout(result.text);
@@ -100,6 +104,7 @@ export async function runCommand(
     seccomp: o.seccomp,
     hostEnv: process.env,
     ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+    ...(tmpSize ? { tmpSize } : {}),
   });
   const r = prepared.unpacked?.report;
   if (r && r.setidDropped.length > 0) {
@@ -163,6 +168,7 @@ export function register(program: Command): void {
     )
     .option('--ref <reference>', 'image reference to put in --print output (default: IMAGE as given)')
     .option('--no-seccomp', 'do not load the seccomp filter (debugging only)')
+    .option('--tmp-size <size>', 'size of the in-memory /tmp, e.g. 64m or 1g (default: 64m)')
     .option('--cache-dir <dir>', 'rootfs cache (default: $XDG_CACHE_HOME/pare/rootfs)')
     .action(async (image: string, command: string[], opts: RunCommandOptions) => {
       const code = await runCommand(image, command, opts, {
