@@ -62,6 +62,12 @@ export interface UnpackedRootfs {
   readonly report: UnpackReport;
 }
 
+/**
+ * A temp dir older than this is left over from a run that was killed mid-unpack and is removed by the next unpack in
+ * the same cache. Generous, so a slow unpack of a big image in progress is never taken for one.
+ */
+export const STALE_TMP_MS = 24 * 60 * 60 * 1000;
+
 /** Files written at once while materialising. */
 const WRITE_CONCURRENCY = 16;
 
@@ -214,6 +220,7 @@ export async function unpackCached(
   const empty: UnpackReport = { setidDropped: [], devicesSkipped: [], xattrsSkipped: [] };
   if (await isDir(final)) return { path: final, cached: true, report: empty };
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  await sweepStale(cacheDir);
   const tmp = await mkdtemp(join(cacheDir, `.${name}.tmp-`));
   try {
     const tree = await makeTree();
@@ -253,6 +260,17 @@ export async function unpackImage(
   options: { cacheDir?: string } = {},
 ): Promise<UnpackedRootfs> {
   return unpackCached(await image.digest(), () => imageToTree(image), options);
+}
+
+/** Removes temp dirs (`.<name>.tmp-XXXXXX`) older than STALE_TMP_MS; never fails the unpack. */
+async function sweepStale(cacheDir: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    if (!name.startsWith('.') || !name.includes('.tmp-')) continue;
+    const st = await lstat(join(cacheDir, name)).catch(() => undefined);
+    if (st?.isDirectory() && now - st.mtimeMs > STALE_TMP_MS)
+      await forceRemove(join(cacheDir, name)).catch(() => {});
+  }
 }
 
 async function isDir(p: string): Promise<boolean> {
