@@ -169,11 +169,21 @@ class ArchiveFile {
         { path: this.path },
       );
     if ((m.type === 'symlink' || m.type === 'hardlink') && hops < 8) {
-      const target =
-        m.type === 'symlink' && !m.linkname.startsWith('/')
-          ? `${p.slice(0, p.lastIndexOf('/'))}/${m.linkname}`
-          : m.linkname;
-      return this.resolve(target, hops + 1);
+      // docker save links a repeated layer as `../<id>/layer.tar`: resolve ".." lexically, never above the archive root.
+      const base = m.type === 'symlink' && !m.linkname.startsWith('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+      const parts: string[] = [];
+      for (const c of `${base}/${m.linkname}`.split('/')) {
+        if (c === '' || c === '.') continue;
+        if (c !== '..') parts.push(c);
+        else if (parts.pop() === undefined) {
+          throw new LayoutError(
+            'LAYOUT_ARCHIVE_INVALID',
+            `cannot read ${JSON.stringify(name)} from archive ${JSON.stringify(this.path)}: its link ${JSON.stringify(m.linkname)} points outside the archive`,
+            { path: this.path },
+          );
+        }
+      }
+      return this.resolve(parts.join('/'), hops + 1);
     }
     if (m.type !== 'file')
       throw new LayoutError(
