@@ -3,11 +3,43 @@
 // — versions, relations, resolution, .deb reading, rootfs assembly —
 export type { ArMember } from './ar.ts';
 export { readAr } from './ar.ts';
+// — archive access: mirror + keys, secure-apt chain, download cache, lockfile —
+export type {
+  ArchiveOptions,
+  DebFile,
+  DownloadProgress,
+  SuiteState,
+} from './archive.ts';
+export { DebianArchive, formatSnapshot, openArchive, snapshotDate } from './archive.ts';
 export type { Assembled, AssembleOptions } from './assemble.ts';
 export { assembleRootfs, statusStanza } from './assemble.ts';
 export { CA_BUNDLE, caCertificatesConf, caTrustEntries, pemLinkName } from './cacerts.ts';
+export type { ByteCounter } from './cache.ts';
+export { DownloadCache, defaultCacheDir, hashFile } from './cache.ts';
+export type { Paragraph } from './control.ts';
+export { formatControl, iterateControl, parseControl } from './control.ts';
 export type { DebCompression, DebPackage, ReadDebOptions } from './deb.ts';
 export { MAX_CONTROL_TAR, MAX_DATA_TAR, parseConffiles, parseMd5sums, readDeb, readDebFile } from './deb.ts';
+export type { Fetch, FetchResponse, HttpOptions } from './download.ts';
+export type { Keyring, KeyringOptions } from './keyring.ts';
+export { loadKeyring, SYSTEM_KEYRINGS } from './keyring.ts';
+export type { LockChange, LockedPackage, LockedSuite, LockFile } from './lock.ts';
+export {
+  assertLockSatisfied,
+  createLock,
+  diffLocks,
+  fetchLockedPackages,
+  formatLock,
+  LOCK_VERSION,
+  lockedRecord,
+  parseLock,
+  readLock,
+  writeLock,
+} from './lock.ts';
+export type { AptSourceEntry, ArchiveSuite, DebianSource, MirrorOptions } from './mirror.ts';
+export { parseDeb822Sources, parseOneLineSources, readAptSources, resolveSuites } from './mirror.ts';
+export type { IndexOrigin, PackageRecord } from './packages.ts';
+export { isSafePoolPath, parsePackages, scanPackages } from './packages.ts';
 export { groupFile, NOBODY_ID, NONROOT_HOME, NONROOT_ID, nsswitchFile, passwdFile } from './passwd.ts';
 export type { Alternatives, ParseRelationsOptions, Relation } from './relation.ts';
 export {
@@ -18,6 +50,14 @@ export {
   parseRelations,
   reduceRelations,
 } from './relation.ts';
+export type { Release, ReleaseCheck, ReleaseFile } from './release.ts';
+export {
+  checkRelease,
+  parseRelease,
+  parseReleaseDate,
+  verifyClearsigned,
+  verifyDetached,
+} from './release.ts';
 export type {
   ChainLink,
   IndexedPackage,
