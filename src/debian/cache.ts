@@ -210,7 +210,13 @@ export class DownloadCache {
       } catch (e) {
         if (!(e instanceof RetryableError)) throw e;
         if (attempt >= http.retries) {
-          if (lastShort) throw mismatch(url, what, digest, `${lastShort} after ${attempt + 1} attempts`);
+          if (lastShort) {
+            throw new DebianError(
+              'DEBIAN_HASH_MISMATCH',
+              `cannot use ${what} from ${url}: ${lastShort} after ${attempt + 1} attempts (want ${digest}); the part received is kept outside the cache to resume from — retry later or use another mirror`,
+              { url },
+            );
+          }
           throw new DebianError('DEBIAN_HTTP', `${e.message} (gave up after ${attempt + 1} attempts)`, {
             cause: e,
             url,

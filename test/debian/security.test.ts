@@ -1,0 +1,384 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ArchiveOptions, openArchive, type PackageRecord } from '../../src/debian/index.ts';
+import { sha256 } from '../../src/digest/index.ts';
+import { createFakeArchive, type FakeArchive, generateArchiveKey } from '../helpers/fake-debian-archive.ts';
+
+// The secure-apt chain against hostile mirrors: every fault below must be refused with a clear, typed error, leave
+// nothing unverified in the cache, and not stop the next (good) fetch from succeeding.
+
+let archive: FakeArchive;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'pare-security-test-'));
+  archive = await createFakeArchive({
+    suites: [
+      {
+        name: 'testsuite',
+        packages: [
+          { name: 'hello', version: '1.0', files: { 'usr/bin/hello': 'hello world\n'.repeat(2000) } },
+          { name: 'other', version: '2.0' },
+        ],
+      },
+    ],
+  });
+});
+afterAll(async () => {
+  await archive?.close();
+  await rm(work, { recursive: true, force: true });
+});
+afterEach(() => archive.fault(undefined));
+
+let n = 0;
+function opts(extra: Partial<ArchiveOptions> = {}): ArchiveOptions {
+  return {
+    cacheDir: join(work, `cache-${++n}`),
+    env: {},
+    aptDir: join(work, 'no-apt'),
+    retryDelayMs: 1,
+    ...extra,
+  };
+}
+const source = (extra = {}) => ({
+  suite: 'testsuite',
+  mirror: archive.url,
+  keyring: archive.keyringAsc,
+  security: false,
+  updates: false,
+  ...extra,
+});
+
+/** Returns the cache's blobs, after checking each one hashes to its name (the cache is never poisoned). */
+async function blobs(cacheDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(join(cacheDir, 'blobs', 'sha256'));
+  } catch {
+    return [];
+  }
+  for (const name of names) {
+    expect(sha256(await readFile(join(cacheDir, 'blobs', 'sha256', name)))).toBe(`sha256:${name}`);
+  }
+  return names.sort();
+}
+
+/** Returns the temp files left in the cache (partial downloads kept for resuming are allowed only when named). */
+async function temps(cacheDir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(cacheDir, 'tmp'))).sort();
+  } catch {
+    return [];
+  }
+}
+
+function flipByteAt(data: Buffer, at: number): Buffer {
+  const copy = Buffer.from(data);
+  copy[at] = copy[at]! ^ 0x01;
+  return copy;
+}
+
+describe('InRelease', () => {
+  describe('when one byte of the signed text is changed', () => {
+    it('throws DEBIAN_SIGNATURE naming the URL, then accepts the untouched file', async () => {
+      archive.fault((path) =>
+        path === 'dists/testsuite/InRelease'
+          ? { body: (b) => Buffer.from(b.toString().replace('Label: Test', 'Label: Tesu')) }
+          : undefined,
+      );
+      const o = opts();
+      await expect(openArchive(source(), o)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_SIGNATURE',
+          url: `${archive.url}dists/testsuite/InRelease`,
+          message: expect.stringMatching(/cannot verify .*InRelease: bad signature by [0-9a-f]{16}/),
+        }),
+      );
+      expect(await blobs(o.cacheDir!)).toEqual([]);
+      archive.fault(undefined);
+      await expect(openArchive(source(), o)).resolves.toBeDefined();
+    });
+  });
+
+  describe('when unsigned fields are added before the signed block', () => {
+    it('throws DEBIAN_SIGNATURE', async () => {
+      archive.fault((path) =>
+        path === 'dists/testsuite/InRelease'
+          ? { body: (b) => Buffer.concat([Buffer.from('Suite: evil\n'), b]) }
+          : undefined,
+      );
+      await expect(openArchive(source(), opts())).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_SIGNATURE',
+          message: expect.stringMatching(/text before or after/),
+        }),
+      );
+    });
+  });
+
+  describe('when it is signed by a key that is not in the keyring', () => {
+    it('throws DEBIAN_SIGNATURE saying no trusted key signed it', async () => {
+      const stranger = await generateArchiveKey('stranger');
+      const keyring = join(work, 'stranger.asc');
+      await writeFile(keyring, stranger.toPublic().armor());
+      await expect(openArchive(source({ keyring }), opts())).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_SIGNATURE',
+          message: expect.stringMatching(/no signature by a trusted key .*stranger\.asc.*debian\.keyring/),
+        }),
+      );
+    });
+  });
+
+  describe('when InRelease is missing and Release.gpg does not match Release', () => {
+    it('throws DEBIAN_SIGNATURE for the detached signature', async () => {
+      archive.fault((path) => {
+        if (path === 'dists/testsuite/InRelease') return { status: 404 };
+        if (path === 'dists/testsuite/Release')
+          return { body: (b) => Buffer.from(b.toString().replace('Label: Test', 'Label: Evil')) };
+        return undefined;
+      });
+      await expect(openArchive(source(), opts())).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_SIGNATURE',
+          message: expect.stringMatching(/Release\.gpg: bad signature/),
+        }),
+      );
+    });
+  });
+
+  describe('when Valid-Until has passed', () => {
+    it('throws DEBIAN_EXPIRED with the expiry date', async () => {
+      const expired = await createFakeArchive({
+        signingKey: archive.key,
+        suites: [
+          {
+            name: 'testsuite',
+            packages: [{ name: 'a', version: '1' }],
+            date: new Date(Date.now() - 10 * 86400_000),
+            validUntil: new Date(Date.now() - 3 * 86400_000),
+          },
+        ],
+      });
+      try {
+        await expect(openArchive(source({ mirror: expired.url }), opts())).rejects.toThrow(
+          expect.objectContaining({
+            code: 'DEBIAN_EXPIRED',
+            message: expect.stringMatching(/expired at \d{4}-\d\d-\d\dT.*Valid-Until.*debian\.snapshot/),
+          }),
+        );
+      } finally {
+        await expired.close();
+      }
+    });
+
+    it('uses the injected clock (a replayed Release is refused once it is old)', async () => {
+      const later = await createFakeArchive({
+        signingKey: archive.key,
+        suites: [
+          {
+            name: 'testsuite',
+            packages: [{ name: 'a', version: '1' }],
+            validUntil: new Date(Date.now() + 86400_000),
+          },
+        ],
+      });
+      try {
+        const src = source({ mirror: later.url });
+        await expect(openArchive(src, opts())).resolves.toBeDefined();
+        const inAWeek = new Date(Date.now() + 7 * 86400_000);
+        await expect(openArchive(src, opts({ now: () => inAWeek }))).rejects.toThrow(
+          expect.objectContaining({ code: 'DEBIAN_EXPIRED' }),
+        );
+      } finally {
+        await later.close();
+      }
+    });
+  });
+
+  describe('when Date is in the future', () => {
+    it('throws DEBIAN_RELEASE_INVALID telling to check the clock', async () => {
+      const future = await createFakeArchive({
+        signingKey: archive.key,
+        suites: [
+          {
+            name: 'testsuite',
+            packages: [{ name: 'a', version: '1' }],
+            date: new Date(Date.now() + 86400_000),
+          },
+        ],
+      });
+      try {
+        await expect(openArchive(source({ mirror: future.url }), opts())).rejects.toThrow(
+          expect.objectContaining({
+            code: 'DEBIAN_RELEASE_INVALID',
+            message: expect.stringMatching(/in the future/),
+          }),
+        );
+      } finally {
+        await future.close();
+      }
+    });
+  });
+
+  describe('when the mirror answers with another suite (a replay)', () => {
+    it('throws DEBIAN_SUITE_MISMATCH', async () => {
+      await expect(
+        openArchive(source({ suite: 'testsuite-updates', updates: false }), opts()),
+      ).rejects.toThrow(expect.objectContaining({ code: 'DEBIAN_NOT_FOUND' }));
+      const other = await createFakeArchive({
+        signingKey: archive.key,
+        suites: [{ name: 'othersuite', packages: [{ name: 'a', version: '1' }] }],
+      });
+      try {
+        const theirs = await other.read('dists/othersuite/InRelease');
+        archive.fault((path) => (path === 'dists/testsuite/InRelease' ? { body: () => theirs } : undefined));
+        await expect(openArchive(source(), opts())).rejects.toThrow(
+          expect.objectContaining({
+            code: 'DEBIAN_SUITE_MISMATCH',
+            message: expect.stringMatching(/codename "othersuite", not "testsuite"/),
+          }),
+        );
+      } finally {
+        await other.close();
+      }
+    });
+  });
+});
+
+describe('Packages index', () => {
+  describe('when its bytes do not match the Release hash', () => {
+    it('throws DEBIAN_HASH_MISMATCH before decompressing, keeps nothing, and a later good fetch works', async () => {
+      archive.fault((path) =>
+        path.includes('/binary-amd64/')
+          ? { body: (b) => flipByteAt(b, Math.floor(b.length / 2)) }
+          : undefined,
+      );
+      const o = opts();
+      const a = await openArchive(source(), o);
+      await expect(a.index('testsuite', 'main', 'amd64')).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HASH_MISMATCH',
+          message: expect.stringMatching(
+            /cannot use index main\/binary-amd64\/Packages\.xz .*sha256 differs/,
+          ),
+        }),
+      );
+      expect(await blobs(o.cacheDir!)).toEqual([]);
+      expect(await temps(o.cacheDir!)).toEqual([]);
+      archive.fault(undefined);
+      expect((await a.index('testsuite', 'main', 'amd64')).map((r) => r.name)).toEqual(['hello', 'other']);
+    });
+  });
+});
+
+describe('.deb download', () => {
+  let hello: PackageRecord;
+  beforeAll(async () => {
+    const a = await openArchive(source(), opts());
+    hello = (await a.index('testsuite', 'main', 'amd64')).find((r) => r.name === 'hello')!;
+  });
+  const isHello = (path: string) => path === hello.filename;
+
+  describe('when the .deb has a wrong byte', () => {
+    it('throws DEBIAN_HASH_MISMATCH naming the package, keeps nothing, then fetches the good one', async () => {
+      archive.fault((path) => (isHello(path) ? { body: (b) => flipByteAt(b, 100) } : undefined));
+      const o = opts();
+      const a = await openArchive(source(), o);
+      const before = await blobs(o.cacheDir!);
+      await expect(a.fetchDebs([hello])).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HASH_MISMATCH',
+          url: `${archive.url}${hello.filename}`,
+          message: expect.stringMatching(
+            /cannot use package hello 1\.0 amd64 \(pool\/main\/h\/hello\/hello_1\.0_amd64\.deb\)/,
+          ),
+        }),
+      );
+      expect(await blobs(o.cacheDir!)).toEqual(before);
+      expect(await temps(o.cacheDir!)).toEqual([]);
+      archive.fault(undefined);
+      const [deb] = await a.fetchDebs([hello]);
+      expect(sha256(await deb!.content.bytes())).toBe(hello.sha256);
+    });
+  });
+
+  describe('when the mirror always sends a truncated .deb', () => {
+    it('throws DEBIAN_HASH_MISMATCH saying it was truncated; the next fetch resumes and succeeds', async () => {
+      archive.fault((path) =>
+        isHello(path) ? { body: (b) => b.subarray(0, Math.min(b.length, 1000)) } : undefined,
+      );
+      const o = opts({ retries: 2 });
+      const a = await openArchive(source(), o);
+      const before = await blobs(o.cacheDir!);
+      await expect(a.fetchDebs([hello])).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HASH_MISMATCH',
+          // note: each retry resumes with Range and gets 1000 more bytes, so 3 attempts bring 3000
+          message: expect.stringMatching(/truncated: got 3000 of \d+ bytes after 3 attempts/),
+        }),
+      );
+      expect(await blobs(o.cacheDir!)).toEqual(before);
+      archive.fault(undefined);
+      const [deb] = await a.fetchDebs([hello]);
+      expect(sha256(await deb!.content.bytes())).toBe(hello.sha256);
+      expect(archive.ranges.get(hello.filename)).toEqual(['bytes=1000-', 'bytes=2000-', 'bytes=3000-']);
+    });
+  });
+
+  describe('when the mirror sends more bytes than the index lists', () => {
+    it('throws DEBIAN_HASH_MISMATCH without reading past the promised size', async () => {
+      archive.fault((path) =>
+        isHello(path) ? { body: (b) => Buffer.concat([b, Buffer.alloc(4096)]) } : undefined,
+      );
+      const o = opts();
+      const a = await openArchive(source(), o);
+      await expect(a.fetchDebs([hello])).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HASH_MISMATCH',
+          message: expect.stringMatching(/more than the \d+ bytes/),
+        }),
+      );
+      expect(await temps(o.cacheDir!)).toEqual([]);
+    });
+  });
+
+  describe('when a cached .deb was damaged on disk', () => {
+    it('notices on use, deletes it and downloads it again', async () => {
+      const o = opts();
+      const a = await openArchive(source(), o);
+      const [first] = await a.fetchDebs([hello]);
+      await writeFile(first!.path, flipByteAt(await readFile(first!.path), 10));
+      archive.requests.length = 0;
+      const [again] = await a.fetchDebs([hello]);
+      expect(sha256(await again!.content.bytes())).toBe(hello.sha256);
+      expect(archive.requests).toContain(hello.filename);
+    });
+  });
+
+  describe('when the server keeps failing', () => {
+    it('throws DEBIAN_HTTP after the retries, naming the attempts', async () => {
+      archive.fault((path) => (isHello(path) ? { status: 502 } : undefined));
+      const a = await openArchive(source(), opts({ retries: 2 }));
+      await expect(a.fetchDebs([hello])).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HTTP',
+          message: expect.stringMatching(/answered 502 .*gave up after 3 attempts/),
+        }),
+      );
+    });
+  });
+});
+
+describe('keyring', () => {
+  it('reads binary (.gpg) and armored (.asc) keyrings and a directory of them', async () => {
+    const dir = join(work, 'keys');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'a.gpg'), await readFile(archive.keyringGpg));
+    for (const keyring of [archive.keyringGpg, archive.keyringAsc, dir]) {
+      await expect(openArchive(source({ keyring }), opts())).resolves.toBeDefined();
+    }
+  });
+});
