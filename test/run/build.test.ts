@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -99,7 +99,16 @@ describe.skipIf(peers.skip)('pare build examples/hello | pare run', () => {
         '3',
       ];
       writeFileSync(join(src, 'pare.yaml'), stringify(project));
-      const b = pare(['build', src, '-o', join(work, 'probe-image'), '-t', 'v1']);
+      const b = pare([
+        'build',
+        src,
+        '-o',
+        join(work, 'probe-image'),
+        '-t',
+        'v1',
+        '--tar',
+        join(work, 'probe.tar'),
+      ]);
       expect(b.code, b.stderr).toBe(0);
     });
 
@@ -119,6 +128,22 @@ describe.skipIf(peers.skip)('pare build examples/hello | pare run', () => {
         'keyctl: EPERM',
       ]);
       expect(r.code).toBe(3);
+    });
+
+    it('runs the single-file archive, as a bare path and as docker-archive:', () => {
+      for (const ref of [join(work, 'probe.tar'), `docker-archive:${join(work, 'probe.tar')}`]) {
+        const r = pare(['run', ref, '--', 'id', 'exit', '0']);
+        expect([ref, r.code, r.stdout]).toEqual([ref, 0, 'id: uid=65532 gid=65532\n']);
+      }
+    });
+
+    it('runs an unpacked root filesystem directory (here: the cache entry) with -- CMD', () => {
+      const cache = join(work, 'cache', 'pare', 'rootfs');
+      // note: the hello image is in the cache too; pick the entry that has the probe
+      const dir = readdirSync(cache).find((d) => existsSync(join(cache, d, 'usr/bin/probe')));
+      const r = pare(['run', '--user', 'nonroot', join(cache, dir!), '--', '/usr/bin/probe', 'id', 'cwd']);
+      expect(r.stdout).toBe('id: uid=65532 gid=65532\ncwd: /\n');
+      expect(r.code).toBe(0);
     });
   });
 });
