@@ -331,3 +331,22 @@ export class RunError extends BaseError<RunErrorCode> {
 export function isRunError(e: unknown, ...codes: RunErrorCode[]): e is RunError {
   return e instanceof RunError && (codes.length === 0 || codes.includes(e.code));
 }
+
+export type SliceErrorCode =
+  | 'SLICE_ROOT_NOT_FOUND'
+  | 'SLICE_SHELL_REQUIRED'
+  | 'SLICE_OPTIONS_INVALID'
+  | 'SLICE_PROBE_UNAVAILABLE'
+  | 'SLICE_PROBE_FAILED'
+  | 'SLICE_REPORT_INVALID';
+/**
+ * Slicing that cannot give a working image: a root (entrypoint, executable, keep glob) that is not in the tree, a
+ * script whose interpreter is a shell while `shell: false`, a probe command that fails, a malformed slice report.
+ */
+export class SliceError extends BaseError<SliceErrorCode> {
+  readonly path: string | undefined;
+  constructor(code: SliceErrorCode, message: string, options?: { cause?: unknown; path?: string }) {
+    super(code, message, options);
+    this.path = options?.path;
+  }
+}
