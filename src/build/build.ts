@@ -17,6 +17,7 @@ import {
   type RunConfig,
 } from '../oci/index.ts';
 import { idsFromTree, minimalBase } from './base.ts';
+import { type DebianBuildOptions, type DebianPlan, planDebian } from './debian.ts';
 import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
 
 /**
@@ -41,6 +42,8 @@ export interface BuildOptions {
    * without it, a config with packages is refused.
    */
   readonly packagesRoot?: (platform: Platform, epoch: number) => Promise<Tree>;
+  /** Lock and download options for `packages:` builds (`--locked`, `--update`, progress). */
+  readonly debian?: DebianBuildOptions;
 }
 
 export interface BuildResult {
@@ -54,6 +57,8 @@ export interface BuildResult {
   readonly tag: string;
   readonly tarFile: string | undefined;
   readonly epoch: number;
+  /** The Debian resolution, lock and .debs, for `packages:` builds. */
+  readonly debian: DebianPlan | undefined;
 }
 
 /** Returns the epoch to build at: SOURCE_DATE_EPOCH, then the config's, then 0. Throws on a malformed variable. */
@@ -110,11 +115,14 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const name = cfg.name ?? basename(loaded.dir);
   const tag = options.tag ?? cfg.output.tag ?? 'latest';
 
-  if (cfg.packages?.length && !options.packagesRoot) {
-    throw new UsageError(
-      'CONFIG_INVALID',
-      `${loaded.locate(['packages'])}: this pare cannot build Debian packages yet (no archive client configured)`,
-    );
+  let debian: DebianPlan | undefined;
+  let packagesRoot = options.packagesRoot;
+  if (cfg.packages?.length && !packagesRoot) {
+    debian = await planDebian(loaded, platforms, {
+      ...options.debian,
+      dryRun: options.dryRun || options.debian?.dryRun,
+    });
+    packagesRoot = debian.rootfs;
   }
 
   const images: { image: Image; platform: Platform }[] = [];
@@ -123,7 +131,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   let appTree: Tree | undefined;
   for (const platform of platforms) {
     const base = cfg.packages?.length
-      ? await options.packagesRoot!(platform, epoch)
+      ? await packagesRoot!(platform, epoch)
       : cfg.base === 'minimal'
         ? minimalBase(epoch)
         : undefined;
@@ -203,5 +211,6 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     tag,
     tarFile: options.dryRun ? undefined : tarOpt,
     epoch,
+    debian,
   };
 }

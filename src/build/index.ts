@@ -1,5 +1,7 @@
 export { GROUP, idsFromTree, minimalBase, NOBODY, NONROOT, PASSWD } from './base.ts';
 export type { BuildOptions, BuildResult } from './build.ts';
 export { build, resolveEpoch, runConfig } from './build.ts';
+export type { DebianBuildOptions, DebianPlan } from './debian.ts';
+export { debianArch, debianSource, planDebian } from './debian.ts';
 export type { IdResolver } from './files.ts';
 export { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';

@@ -43,3 +43,41 @@ export function table(rows: readonly (readonly string[])[]): string {
 export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 }
+
+/**
+ * A one-line download progress bar on stderr (only on a TTY; silent otherwise so logs stay clean). `update` takes
+ * the archive client's progress events.
+ */
+export function progressBar(stream: NodeJS.WriteStream = process.stderr): {
+  update: (e: {
+    phase: string;
+    filesDone: number;
+    filesTotal: number;
+    bytesDone: number;
+    bytesTotal: number;
+  }) => void;
+  done: () => void;
+} {
+  const on = Boolean(stream.isTTY);
+  let shown = false;
+  let last = 0;
+  return {
+    update(e) {
+      if (!on) return;
+      const now = Date.now();
+      if (now - last < 100 && e.filesDone < e.filesTotal) return;
+      last = now;
+      const width = 24;
+      const frac =
+        e.bytesTotal > 0 ? e.bytesDone / e.bytesTotal : e.filesTotal > 0 ? e.filesDone / e.filesTotal : 1;
+      const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
+      stream.write(
+        `\r${e.phase === 'index' ? 'indexes ' : 'packages'} [${bar}] ${e.filesDone}/${e.filesTotal} ${formatBytes(e.bytesDone)}/${formatBytes(e.bytesTotal)}  `,
+      );
+      shown = true;
+    },
+    done() {
+      if (shown) stream.write('\r\x1b[K');
+    },
+  };
+}

@@ -2,12 +2,13 @@ import { createReadStream } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { lzma, xz } from '@napi-rs/lzma';
+import { lzma } from '@napi-rs/lzma';
 import { DebianError, isPareError, TarError } from '../errors.ts';
 import type { Tree } from '../fstree/index.ts';
 import { readTar, tarToTree } from '../tar/index.ts';
 import { type ArMember, readAr } from './ar.ts';
 import { type Paragraph, parseControl } from './control.ts';
+import { xzDecompress } from './xz.ts';
 
 /**
  * .deb reader (deb(5)): an ar archive whose first member is `debian-binary` ("2.x\n"), then `control.tar[.gz|.xz|.zst]`
@@ -164,9 +165,16 @@ async function* decompress(
     new DebianError('DEBIAN_DEB_LIMIT', `cannot read ${what}: it decompresses to more than ${limit} bytes`, {
       path: what,
     });
-  if (c === 'xz' || c === 'lzma') {
-    const packed = await m.bytes();
-    const out = await (c === 'xz' ? xz.decompress(packed) : lzma.decompress(packed));
+  if (c === 'xz') {
+    for await (const chunk of xzDecompress(m.body(), what)) {
+      total += chunk.length;
+      if (total > limit) throw over();
+      yield chunk;
+    }
+    return;
+  }
+  if (c === 'lzma') {
+    const out = await lzma.decompress(await m.bytes());
     if (out.length > limit) throw over();
     yield out;
     return;

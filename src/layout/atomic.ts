@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LayoutError } from '../errors.ts';
 
@@ -43,22 +45,14 @@ export async function streamToTemp(
 ): Promise<string> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempPath(path);
-  const ws = createWriteStream(tmp, { mode: 0o644 });
-  const done = new Promise<void>((resolve, reject) => {
-    ws.once('error', reject);
-    ws.once('close', resolve);
-  });
-  try {
+  async function* tap(): AsyncGenerator<Uint8Array> {
     for await (const c of chunks) {
       onChunk?.(c);
-      if (!ws.write(c))
-        await new Promise<void>((r, j) => {
-          ws.once('drain', r);
-          ws.once('error', j);
-        });
+      yield c;
     }
-    ws.end();
-    await done;
+  }
+  try {
+    await pipeline(Readable.from(tap(), { objectMode: false }), createWriteStream(tmp, { mode: 0o644 }));
     const fh = await open(tmp, 'r+');
     try {
       await fh.sync();
@@ -67,7 +61,6 @@ export async function streamToTemp(
     }
     return tmp;
   } catch (e) {
-    ws.destroy();
     await rm(tmp, { force: true });
     throw e;
   }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { build } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
-import { formatBytes, printJson } from '../format.ts';
+import { formatBytes, printJson, progressBar } from '../format.ts';
 
 /** `pare build [DIR|pare.yaml]`: builds the image described by pare.yaml into an OCI layout (default ./out). */
 export function register(program: Command): void {
@@ -12,7 +12,9 @@ export function register(program: Command): void {
     .option('-o, --output <dir>', 'OCI layout directory to write (default: output.layout, else ./out)')
     .option('-t, --tag <tag>', 'tag to write in the layout (default: output.tag, else latest)')
     .option('--tar <file>', 'also write a single-file archive (OCI layout + docker-archive)')
-    .option('--dry-run', 'compute the image and its digest, write nothing')
+    .option('--dry-run', 'compute the image and its digest, write nothing (not even pare.lock)')
+    .option('--locked', 'fail if the packages would differ from pare.lock (for CI)')
+    .option('--update', 'resolve packages afresh against the archive and rewrite pare.lock')
     .option('--json', 'print the result as JSON')
     .action(
       async (
@@ -41,6 +43,10 @@ export function register(program: Command): void {
           });
           return;
         }
+        if (r.debian)
+          process.stderr.write(
+            `pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})\n`,
+          );
         const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
         process.stdout.write(`${r.digest}\n`);
         process.stderr.write(

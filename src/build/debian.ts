@@ -1,0 +1,283 @@
+import { join } from 'node:path';
+import type { LoadedConfig } from '../config/index.ts';
+import {
+  type ArchiveOptions,
+  assembleRootfs,
+  assertLockSatisfied,
+  createLock,
+  type DebFile,
+  type DebianSource,
+  type DebPackage,
+  type DownloadProgress,
+  diffLocks,
+  fetchLockedPackages,
+  formatLock,
+  type LockFile,
+  openArchive,
+  type PackageRecord,
+  PackageUniverse,
+  type Resolution,
+  readDebFile,
+  readLock,
+  resolveDependencies,
+  writeLock,
+} from '../debian/index.ts';
+import { DebianError } from '../errors.ts';
+import type { Tree } from '../fstree/index.ts';
+import type { Platform } from '../oci/index.ts';
+
+/**
+ * The Debian half of `pare build`: pare.yaml's `debian:` + `packages:` → verified archive → resolution per
+ * architecture → pare.lock → verified .debs → one assembled root filesystem per platform. Nothing from a package is
+ * executed. With a lock that still answers the requests, no index is read at all (a warm build is local).
+ */
+
+/** Debian architecture for an OCI platform. */
+export function debianArch(p: Platform): string {
+  const map: Record<string, string> = {
+    amd64: 'amd64',
+    arm64: 'arm64',
+    '386': 'i386',
+    ppc64le: 'ppc64el',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    mips64le: 'mips64el',
+  };
+  if (p.architecture === 'arm') return p.variant === 'v5' ? 'armel' : 'armhf';
+  const a = map[p.architecture];
+  if (!a)
+    throw new DebianError(
+      'DEBIAN_PACKAGE_NOT_FOUND',
+      `cannot build platform ${p.os}/${p.architecture}: Debian has no matching architecture`,
+    );
+  return a;
+}
+
+export interface DebianBuildOptions {
+  /** Fail when the resolution differs from pare.lock (CI). */
+  readonly locked?: boolean;
+  /** Re-resolve against the archive even when the lock still answers the requests. */
+  readonly update?: boolean;
+  /** Do not write pare.lock. */
+  readonly dryRun?: boolean;
+  readonly onProgress?: (e: DownloadProgress) => void;
+  readonly archive?: ArchiveOptions;
+}
+
+export interface DebianPlan {
+  readonly lock: LockFile;
+  readonly lockPath: string;
+  /** 'unchanged' (lock used as is), 'written' (new or changed), 'would-change' (dry run). */
+  readonly lockState: 'unchanged' | 'written' | 'would-change';
+  /** Resolution per Debian architecture. */
+  readonly resolutions: ReadonlyMap<string, Resolution>;
+  /** Verified .deb files per Debian architecture. */
+  readonly debs: ReadonlyMap<string, readonly DebFile[]>;
+  /** Builds (and caches) the assembled root filesystem of a platform. */
+  rootfs(platform: Platform, epoch: number): Promise<Tree>;
+}
+
+/** The DebianSource of a config (defaults filled by the schema). */
+export function debianSource(loaded: LoadedConfig): DebianSource {
+  const d = loaded.config.debian;
+  return {
+    suite: d?.suite ?? 'bookworm',
+    components: d?.components ?? ['main'],
+    security: d?.security ?? true,
+    updates: d?.updates ?? true,
+    ...(d?.mirror ? { mirror: d.mirror } : {}),
+    ...(d?.securityMirror ? { securityMirror: d.securityMirror } : {}),
+    ...(d?.keyring ? { keyring: join(loaded.dir, d.keyring) } : {}),
+    ...(d?.snapshot ? { snapshot: d.snapshot } : {}),
+    ...(d?.snapshotMirror ? { snapshotMirror: d.snapshotMirror } : {}),
+  };
+}
+
+function universeFrom(records: readonly PackageRecord[], arch: string): PackageUniverse {
+  const bySuite = new Map<string, PackageRecord[]>();
+  for (const r of records) {
+    if (r.architecture !== arch && r.architecture !== 'all') continue;
+    const list = bySuite.get(r.suite);
+    if (list) list.push(r);
+    else bySuite.set(r.suite, [r]);
+  }
+  return new PackageUniverse(
+    [...bySuite].map(([suite, rs]) => ({ suite, label: suite, paragraphs: rs.map((r) => r.paragraph) })),
+    { architectures: [arch] },
+  );
+}
+
+function pick(records: readonly PackageRecord[], res: Resolution): PackageRecord[] {
+  const key = (n: string, v: string, a: string, s: string) => `${n}\0${v}\0${a}\0${s}`;
+  const byKey = new Map(records.map((r) => [key(r.name, r.version, r.architecture, r.suite), r]));
+  return res.packages.map((p) => {
+    const r = byKey.get(key(p.name, p.version, p.architecture, p.suite));
+    if (!r)
+      throw new DebianError(
+        'DEBIAN_PACKAGE_NOT_FOUND',
+        `cannot find the index record of ${p.name} ${p.version} (${p.architecture}, ${p.suite})`,
+        { package: p.name },
+      );
+    return r;
+  });
+}
+
+/**
+ * Resolves, locks and fetches the packages of a config for the given platforms. Throws DebianError (archive,
+ * signature, hash, resolution and lock codes) naming the package, URL or file at fault.
+ */
+export async function planDebian(
+  loaded: LoadedConfig,
+  platforms: readonly Platform[],
+  options: DebianBuildOptions = {},
+): Promise<DebianPlan> {
+  const requests = loaded.config.packages ?? [];
+  const source = debianSource(loaded);
+  const archs = [...new Set(platforms.map(debianArch))].sort();
+  const lockPath = join(loaded.dir, 'pare.lock');
+  const archiveOptions: ArchiveOptions = {
+    ...options.archive,
+    architectures: archs,
+    onProgress: options.onProgress,
+  };
+  const existing = await readLock(lockPath);
+
+  // 1. A lock that still answers the requests is used as it is: its .debs come from the cache (or the pool), and
+  //    resolving the requests over the locked packages' own control data must give back exactly the lock.
+  if (existing && !options.update) {
+    const debs = await fetchLockedPackages(existing, source, archiveOptions);
+    const perArch = new Map<string, DebFile[]>();
+    const resolutions = new Map<string, Resolution>();
+    const parsedDebs = new Map(
+      debs.map((d) => [
+        d.path,
+        readDebFile(d.path, {
+          expect: { name: d.record.name, version: d.record.version, architecture: d.record.architecture },
+        }),
+      ]),
+    );
+    const controls = await Promise.all(debs.map(async (d) => (await parsedDebs.get(d.path)!).control));
+    let current = true;
+    for (const arch of archs) {
+      const mine = debs
+        .map((d, i) => ({ d, c: controls[i]! }))
+        .filter(({ d }) => d.record.architecture === arch || d.record.architecture === 'all');
+      try {
+        const u = new PackageUniverse(
+          [{ suite: 'locked', label: 'pare.lock', paragraphs: mine.map((x) => x.c) }],
+          { architectures: [arch] },
+        );
+        const res = resolveDependencies(u, requests);
+        const want = new Set(res.packages.map((p) => `${p.name}:${p.architecture}=${p.version}`));
+        const have = new Set(
+          mine.map(({ d }) => `${d.record.name}:${d.record.architecture}=${d.record.version}`),
+        );
+        if (want.size !== have.size || [...want].some((k) => !have.has(k))) current = false;
+        resolutions.set(arch, res);
+        perArch.set(
+          arch,
+          mine.map((x) => x.d),
+        );
+      } catch (e) {
+        if (!(e instanceof DebianError)) throw e;
+        current = false;
+      }
+    }
+    if (
+      current &&
+      existing.packages.every((p) => archs.includes(p.architecture) || p.architecture === 'all')
+    ) {
+      return plan(existing, lockPath, 'unchanged', resolutions, perArch, parsedDebs);
+    }
+    if (options.locked) {
+      throw new DebianError(
+        'DEBIAN_LOCK_MISMATCH',
+        `cannot build with --locked: ${lockPath} does not match packages: ${JSON.stringify(requests)} for ${archs.join(', ')}; run "pare lock --update" and commit the lock`,
+        { path: lockPath },
+      );
+    }
+  } else if (!existing && options.locked) {
+    throw new DebianError(
+      'DEBIAN_LOCK_MISMATCH',
+      `cannot build with --locked: there is no ${lockPath}; run "pare lock" and commit it`,
+      { path: lockPath },
+    );
+  }
+
+  // 2. Resolve against the verified archive.
+  const archive = await openArchive(source, archiveOptions);
+  const records = await archive.packages();
+  const resolutions = new Map<string, Resolution>();
+  const selected: PackageRecord[] = [];
+  for (const arch of archs) {
+    const res = resolveDependencies(universeFrom(records, arch), requests);
+    resolutions.set(arch, res);
+    for (const r of pick(records, res))
+      if (
+        !selected.some(
+          (s) => s.name === r.name && s.architecture === r.architecture && s.version === r.version,
+        )
+      )
+        selected.push(r);
+  }
+  const lock = createLock(archive.suites, selected);
+  if (existing && options.locked) assertLockSatisfied(existing, lock, lockPath);
+  const changed =
+    !existing || diffLocks(existing, lock).length > 0 || formatLock(existing) !== formatLock(lock);
+  if (changed && !options.dryRun) await writeLock(lockPath, lock);
+  const debs = await archive.fetchDebs(selected);
+  const perArch = new Map<string, DebFile[]>();
+  for (const arch of archs)
+    perArch.set(
+      arch,
+      debs.filter((d) => d.record.architecture === arch || d.record.architecture === 'all'),
+    );
+  return plan(
+    lock,
+    lockPath,
+    changed ? (options.dryRun ? 'would-change' : 'written') : 'unchanged',
+    resolutions,
+    perArch,
+  );
+}
+
+function plan(
+  lock: LockFile,
+  lockPath: string,
+  lockState: DebianPlan['lockState'],
+  resolutions: Map<string, Resolution>,
+  debs: Map<string, DebFile[]>,
+  parsed = new Map<string, Promise<DebPackage>>(),
+): DebianPlan {
+  const roots = new Map<string, Promise<Tree>>();
+  const read = (d: DebFile) => {
+    let p = parsed.get(d.path);
+    if (!p) {
+      p = readDebFile(d.path, {
+        expect: { name: d.record.name, version: d.record.version, architecture: d.record.architecture },
+      });
+      parsed.set(d.path, p);
+    }
+    return p;
+  };
+  return {
+    lock,
+    lockPath,
+    lockState,
+    resolutions,
+    debs,
+    rootfs(platform, epoch) {
+      const arch = debianArch(platform);
+      const k = `${arch}@${epoch}`;
+      let r = roots.get(k);
+      if (!r) {
+        r = (async () => {
+          const pkgs = await Promise.all((debs.get(arch) ?? []).map(read));
+          return (await assembleRootfs(pkgs, { architecture: arch, epoch })).tree;
+        })();
+        roots.set(k, r);
+      }
+      return r;
+    },
+  };
+}
