@@ -209,6 +209,14 @@ describe('scanPackages', () => {
         const text = stanzas.map(render).join(sep === '\n' ? '\n' : '\n\n');
         const slow = parsePackages(text, origin);
         const fast = scanPackages(Buffer.from(text), origin);
+        // note: get() on a lazy paragraph searches the text; compare it before entries() builds the map
+        const lazy = scanPackages(Buffer.from(text), origin);
+        for (const [i, r] of slow.entries()) {
+          for (const [name, value] of r.paragraph.entries()) {
+            expect(lazy[i]!.paragraph.get(name.toUpperCase())).toBe(value);
+          }
+          expect(lazy[i]!.paragraph.get('Not-There')).toBeUndefined();
+        }
         const view = (r: (typeof slow)[number]) => ({
           ...r,
           paragraph: [...r.paragraph.entries()],

@@ -23,9 +23,15 @@ export class ControlError extends BaseError<ControlErrorCode> {
   }
 }
 
-/** One paragraph: fields in file order. `get` is case-insensitive. Values keep continuation lines joined by "\n". */
+/**
+ * One paragraph: fields in file order. `get` is case-insensitive. Values keep continuation lines joined by "\n".
+ * A paragraph made by `Paragraph.lazy` keeps its text and answers `get` by searching it (memoised), building the
+ * field map only when all fields are needed (`entries`, `size`, `with`, `without`, `format`): a resolver that reads
+ * a few fields of 63k index stanzas then allocates a few strings each instead of a Map of twenty.
+ */
 export class Paragraph {
-  readonly #fields: Map<string, { name: string; value: string }>;
+  #fields: Map<string, { name: string; value: string }> | undefined;
+  #lazy: { text: string; source: string | undefined; memo: Map<string, string | undefined> } | undefined;
   /** 1-based line of the paragraph's first field in its source. */
   readonly line: number;
   constructor(fields: Iterable<readonly [string, string]> = [], line = 0) {
@@ -33,19 +39,60 @@ export class Paragraph {
     for (const [k, v] of fields) this.#fields.set(k.toLowerCase(), { name: k, value: v });
     this.line = line;
   }
+  /**
+   * Returns a paragraph over the deb822 text of one stanza, parsed on demand. `known` pre-fills field values the
+   * caller already extracted (keys in any case). Syntax errors surface (as ControlError) when the whole map is built.
+   */
+  static lazy(
+    text: string,
+    line = 0,
+    options: { source?: string; known?: Iterable<readonly [string, string]> } = {},
+  ): Paragraph {
+    const p = new Paragraph([], line);
+    p.#fields = undefined;
+    const memo = new Map<string, string | undefined>();
+    for (const [k, v] of options.known ?? []) memo.set(k.toLowerCase(), v);
+    p.#lazy = { text, source: options.source, memo };
+    return p;
+  }
+  #map(): Map<string, { name: string; value: string }> {
+    if (!this.#fields) {
+      const lazy = this.#lazy!;
+      const parsed = parseControl(lazy.text, { source: lazy.source });
+      if (parsed.length > 1) {
+        throw new ControlError(
+          'CONTROL_SYNTAX',
+          `cannot parse control data at ${lazy.source ?? 'line '}: want one paragraph`,
+          {
+            source: lazy.source,
+          },
+        );
+      }
+      const first = parsed[0];
+      this.#fields = first ? first.#map() : new Map();
+      this.#lazy = undefined;
+    }
+    return this.#fields;
+  }
   /** Returns the value of field `name` (any case), or undefined. */
   get(name: string): string | undefined {
-    return this.#fields.get(name.toLowerCase())?.value;
+    if (this.#fields) return this.#fields.get(name.toLowerCase())?.value;
+    const key = name.toLowerCase();
+    const memo = this.#lazy!.memo;
+    if (memo.has(key)) return memo.get(key);
+    const v = findField(this.#lazy!.text, key);
+    memo.set(key, v);
+    return v;
   }
   has(name: string): boolean {
-    return this.#fields.has(name.toLowerCase());
+    return this.get(name) !== undefined;
   }
   /** Fields as `[name, value]` in file order, with the names' original case. */
   *entries(): IterableIterator<[string, string]> {
-    for (const { name, value } of this.#fields.values()) yield [name, value];
+    for (const { name, value } of this.#map().values()) yield [name, value];
   }
   get size(): number {
-    return this.#fields.size;
+    return this.#map().size;
   }
   /** Returns a copy with `name` set (replacing in place, keeping order) or appended. */
   with(name: string, value: string): Paragraph {
@@ -69,6 +116,27 @@ export class Paragraph {
     for (const [k, v] of this.entries()) s += `${k}:${formatValue(v)}\n`;
     return s;
   }
+}
+
+const FIELD_RE_CACHE = new Map<string, RegExp>();
+
+/** Returns the value of field `key` (lowercase) in one stanza's text, as iterateControl would give it. */
+function findField(text: string, key: string): string | undefined {
+  let re = FIELD_RE_CACHE.get(key);
+  if (!re) {
+    // A field starts a line; its value runs on over lines that begin with a space or tab (deb822(5)).
+    re = new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:([^\n]*(?:\n[ \t][^\n]*)*)`, 'im');
+    FIELD_RE_CACHE.set(key, re);
+  }
+  const m = re.exec(text);
+  if (!m) return undefined;
+  const lines = m[1]!.split('\n');
+  let value = lines[0]!.replace(/\r$/, '').trim();
+  for (let i = 1; i < lines.length; i++) {
+    const t = lines[i]!.replace(/\r$/, '').trim();
+    value += `\n${t === '.' ? '' : t}`;
+  }
+  return value;
 }
 
 function formatValue(v: string): string {

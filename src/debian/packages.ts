@@ -1,6 +1,6 @@
 import type { Digest } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
-import { iterateControl, type Paragraph } from './control.ts';
+import { iterateControl, Paragraph } from './control.ts';
 
 /**
  * Binary package indexes (`dists/<suite>/<component>/binary-<arch>/Packages`, see
@@ -193,8 +193,23 @@ class ScannedRecord implements PackageRecord {
     this.#start = start;
     this.#end = end;
   }
+  /** The stanza, searched field by field on demand (line 0: not counted, to keep the scan fast). */
   get paragraph(): Paragraph {
-    this.#paragraph ??= parseStanza(this.#ctx, this.#start, this.#end);
+    if (!this.#paragraph) {
+      const known: [string, string][] = [
+        ['Package', this.name],
+        ['Version', this.version],
+        ['Architecture', this.architecture],
+        ['Filename', this.filename],
+        ['Size', String(this.size)],
+        ['SHA256', this.sha256.slice(7)],
+      ];
+      if (this.provides !== undefined) known.push(['Provides', this.provides]);
+      this.#paragraph = Paragraph.lazy(this.#ctx.buf.toString('utf8', this.#start, this.#end), 0, {
+        source: this.#ctx.origin.source,
+        known,
+      });
+    }
     return this.#paragraph;
   }
 }
