@@ -194,9 +194,11 @@ describe('RegistryClient.request', () => {
 
     it('does not repeat requests marked retry: false', async () => {
       let n = 0;
-      const { fetch } = fake((url) =>
-        url.pathname === '/v2/' ? new Response('') : (n++, new Response('', { status: 500 })),
-      );
+      const { fetch } = fake((url) => {
+        if (url.pathname === '/v2/') return new Response('');
+        n++;
+        return new Response('', { status: 500 });
+      });
       const { c } = client(fetch);
       await expect(
         c.request({

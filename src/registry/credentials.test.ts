@@ -85,7 +85,7 @@ describe('defaultCredentials', () => {
   });
 
   describe('when only podman has the login', () => {
-    it('reads ${XDG_RUNTIME_DIR}/containers/auth.json', async () => {
+    it('reads $XDG_RUNTIME_DIR/containers/auth.json', async () => {
       const run = mkdtempSync(join(tmpdir(), 'pare-xdg-'));
       mkdirSync(join(run, 'containers'));
       writeFileSync(

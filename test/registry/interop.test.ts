@@ -17,7 +17,6 @@ import {
   parseReference,
   pull,
   pullImage,
-  pushArtifact,
   pushImage,
   pushIndex,
   RegistryClient,
