@@ -167,7 +167,17 @@ async function fetchRelease(r: Resolved, suite: ArchiveSuite, keyring: Keyring):
     // No InRelease: the older Release + detached Release.gpg pair (apt does the same fallback, never on a bad
     // signature).
     source = `${dists}Release`;
-    raw = await fetchBytes(r.http, source, MAX_RELEASE_BYTES, `Release of suite ${suite.name}`);
+    try {
+      raw = await fetchBytes(r.http, source, MAX_RELEASE_BYTES, `Release of suite ${suite.name}`);
+    } catch (e2) {
+      if (!(e2 instanceof DebianError && e2.code === 'DEBIAN_NOT_FOUND')) throw e2;
+      const off = suite.kind === 'release' ? '' : `, or set debian.${suite.kind}: false`;
+      throw new DebianError(
+        'DEBIAN_NOT_FOUND',
+        `cannot find suite ${JSON.stringify(suite.name)} at ${dists}: neither InRelease nor Release exists; check debian.suite and the mirror (from ${suite.origin})${off}`,
+        { cause: e2, url: `${dists}InRelease` },
+      );
+    }
     const sig = await fetchBytes(
       r.http,
       `${dists}Release.gpg`,
