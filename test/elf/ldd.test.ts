@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { Loader, hostRootFs } from '../../src/elf/index.ts';
+import { hostRootFs, Loader } from '../../src/elf/index.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 
 const run = promisify(execFile);
@@ -36,7 +36,8 @@ describe.skipIf(peers.skip)('Loader.closure', () => {
       const c = await loader.closure(path).catch(() => undefined);
       if (!c || (c.objects.length === 1 && !c.missingInterpreter)) continue; // not ELF, or static
       const got = new Set<string>();
-      for (const o of c.objects.slice(1)) got.add(o.foundBy === 'interpreter' ? o.path : `${o.name} => ${o.path}`);
+      for (const o of c.objects.slice(1))
+        got.add(o.foundBy === 'interpreter' ? o.path : `${o.name} => ${o.path}`);
       for (const m of c.missing) got.add(`${m} => not found`);
       if (c.missingInterpreter) got.add(c.missingInterpreter);
       jobs.push({ path, got: [...got].sort(), want: Promise.resolve([]) });
@@ -53,7 +54,11 @@ describe.skipIf(peers.skip)('Loader.closure', () => {
         }
       }),
     );
-    const diffs = jobs.flatMap((j, i) => (JSON.stringify(j.got) === JSON.stringify(wants[i]) ? [] : [{ path: j.path, ldd: wants[i], pare: j.got }]));
+    const diffs = jobs.flatMap((j, i) =>
+      JSON.stringify(j.got) === JSON.stringify(wants[i])
+        ? []
+        : [{ path: j.path, ldd: wants[i], pare: j.got }],
+    );
     expect(diffs).toEqual([]);
   });
 });
