@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type Digest, digestHex, Hasher, sha256 } from '../digest/index.ts';
@@ -236,7 +236,13 @@ export class DownloadCache {
   async #commit(tmp: string, digest: Digest): Promise<string> {
     const dest = this.blobPath(digest);
     await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-    await rename(tmp, dest);
+    try {
+      await rename(tmp, dest);
+    } catch (e) {
+      // Another writer (a stale-lock takeover race) committed the same partial first; its blob is verified on use.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (await this.lookup(digest))) return dest;
+      throw e;
+    }
     return dest;
   }
 }
@@ -265,24 +271,30 @@ async function fileSize(path: string): Promise<number> {
 }
 
 /**
- * Creates `path` exclusively and writes our pid into it; returns the path, or undefined when another live process
- * holds it. A lock left by a dead process (its pid no longer exists) is taken over.
+ * Creates the lock file `path` holding our pid; returns the path, or undefined when another live process (or another
+ * download in this one) holds it. A lock left by a dead process (its pid no longer exists) is taken over.
  */
 async function acquireLock(path: string): Promise<string | undefined> {
-  for (let i = 0; i < 2; i++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return path;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return undefined;
-      await unlink(path).catch(() => {});
+  // The lock appears with our pid already in it (write a temp file, then link(2), which fails if the name exists),
+  // so no one ever reads an empty lock and mistakes it for a stale one.
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  await writeFile(tmp, String(process.pid));
+  try {
+    for (let i = 0; i < 2; i++) {
+      try {
+        await link(tmp, path);
+        return path;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+        if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return undefined;
+        await unlink(path).catch(() => {});
+      }
     }
+    return undefined;
+  } finally {
+    await unlink(tmp).catch(() => {});
   }
-  return undefined;
 }
 
 function isAlive(pid: number): boolean {

@@ -1,6 +1,8 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ArchiveOptions,
@@ -10,6 +12,7 @@ import {
   diffLocks,
   fetchLockedPackages,
   formatLock,
+  formatSnapshot,
   openArchive,
   parseLock,
   readLock,
@@ -84,6 +87,17 @@ afterAll(async () => {
   await archive?.close();
   await rm(work, { recursive: true, force: true });
 });
+
+const execFileAsync = promisify(execFile);
+
+/** Returns the files left in a cache's tmp/ (none after successful downloads). */
+async function temps(cacheDir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(cacheDir, 'tmp'))).sort();
+  } catch {
+    return [];
+  }
+}
 
 let n = 0;
 /** Options with a fresh cache and a fast retry policy; no process env leaks in. */
@@ -199,6 +213,53 @@ describe('openArchive', () => {
   });
 });
 
+describe('openArchive with debian.snapshot', () => {
+  const snapshotSource = (at: Date) => ({
+    suite: 'testsuite',
+    snapshot: formatSnapshot(at),
+    keyring: archive.keyringAsc,
+  });
+
+  it('reads every suite from <snapshot mirror>/archive/debian{,-security}/<ts>/', async () => {
+    const at = new Date(Date.now() + 60_000);
+    archive.requests.length = 0;
+    const a = await openArchive(
+      snapshotSource(at),
+      opts({ env: { PARE_DEBIAN_SNAPSHOT_MIRROR: archive.url } }),
+    );
+    const ts = formatSnapshot(at);
+    expect(a.suites.map((s) => s.baseUrl.slice(archive.url.length))).toEqual([
+      `archive/debian/${ts}/`,
+      `archive/debian/${ts}/`,
+      `archive/debian-security/${ts}/`,
+    ]);
+    expect(archive.requests).toContain(`archive/debian-security/${ts}/dists/testsuite-security/InRelease`);
+    const [deb] = await a.fetchDebs((await a.index('testsuite', 'main', 'amd64')).slice(0, 1));
+    expect(deb!.path).toContain('blobs/sha256/');
+  });
+
+  it('checks Release dates at the snapshot instant, not now', async () => {
+    const expiring = await createFakeArchive({
+      signingKey: archive.key,
+      suites: [
+        {
+          name: 'testsuite',
+          packages: [{ name: 'a', version: '1' }],
+          validUntil: new Date(Date.now() + 3600_000),
+        },
+      ],
+    });
+    try {
+      const src = { ...snapshotSource(new Date(Date.now() + 2 * 3600_000)), security: false, updates: false };
+      await expect(
+        openArchive(src, opts({ env: { PARE_DEBIAN_SNAPSHOT_MIRROR: expiring.url } })),
+      ).rejects.toThrow(expect.objectContaining({ code: 'DEBIAN_EXPIRED' }));
+    } finally {
+      await expiring.close();
+    }
+  });
+});
+
 describe('DebianArchive.fetchDebs', () => {
   it('downloads in parallel, verifies, and reports progress up to the total', async () => {
     const events: DownloadProgress[] = [];
@@ -242,7 +303,29 @@ describe('DebianArchive.fetchDebs', () => {
     }
   });
 
-  it('lets two builds fill one cache at the same time', async () => {
+  it('lets two pare processes fill one cache at the same time', async () => {
+    const cacheDir = join(work, 'shared-cache');
+    const script = join(work, 'fetch-all.ts');
+    await writeFile(
+      script,
+      `import { openArchive } from ${JSON.stringify(join(import.meta.dirname, '../../src/debian/index.ts'))};
+const a = await openArchive(${JSON.stringify(source())}, { cacheDir: ${JSON.stringify(cacheDir)}, env: {}, architectures: ['amd64', 'arm64'], retryDelayMs: 1 });
+const debs = await a.fetchDebs(await a.packages());
+console.log(debs.length);
+`,
+    );
+    const node = join(import.meta.dirname, '../../node_modules/.bin/node');
+    const run = () => execFileAsync(node, [script], { encoding: 'utf8' }).then((r) => r.stdout.trim());
+    const counts = await Promise.all([run(), run(), run()]);
+    expect(new Set(counts).size).toBe(1);
+    expect(Number(counts[0])).toBeGreaterThan(5);
+    expect(await temps(cacheDir)).toEqual([]);
+    for (const name of await readdir(join(cacheDir, 'blobs', 'sha256'))) {
+      expect(sha256(await readFile(join(cacheDir, 'blobs', 'sha256', name)))).toBe(`sha256:${name}`);
+    }
+  });
+
+  it('lets two builds in one process fill one cache at the same time', async () => {
     const o = opts();
     const [a, b] = await Promise.all([openArchive(source(), o), openArchive(source(), o)]);
     const recs = (await a.index('testsuite', 'main', 'amd64')).concat(
@@ -250,8 +333,7 @@ describe('DebianArchive.fetchDebs', () => {
     );
     const [x, y] = await Promise.all([a.fetchDebs(recs), b.fetchDebs(recs)]);
     expect(x.map((d) => d.path)).toEqual(y.map((d) => d.path));
-    const tmp = await readdir(join(o.cacheDir!, 'tmp'));
-    expect(tmp).toEqual([]);
+    expect(await temps(o.cacheDir!)).toEqual([]);
   });
 });
 

@@ -12,7 +12,8 @@ import * as openpgp from 'openpgp';
  * A Debian-style archive generated from tiny specs and served on 127.0.0.1 (after chisel's test archives): pool/*.deb
  * built in memory (ar + tar, written here rather than with dpkg-deb so tests can also build hostile members),
  * Packages/.gz/.xz per component and architecture, Release with SHA256 sums, InRelease clearsigned and Release.gpg
- * detached with an OpenPGP key made by openpgp, `by-hash/SHA256/<hex>` copies. The server honours Range and lets a
+ * detached with an OpenPGP key made by openpgp, `by-hash/SHA256/<hex>` copies. It is served at `/` and, like a
+ * snapshot service, at `/archive/debian{,-security}/<timestamp>/`. The server honours Range and lets a
  * test inject faults per request (status, rewritten body, truncation, a dropped connection) and count requests.
  */
 
@@ -80,7 +81,7 @@ export interface FakeArchive {
   readonly keyringAsc: string;
   /** Binary public key file (.gpg). */
   readonly keyringGpg: string;
-  /** Every request path (with query stripped), in order. */
+  /** Every request path as requested (query stripped), in order. */
   readonly requests: string[];
   /** Range headers seen, by path. */
   readonly ranges: Map<string, string[]>;
@@ -200,8 +201,11 @@ export async function createFakeArchive(spec: FakeArchiveSpec): Promise<FakeArch
     void serve(req, res);
   });
   const serve = async (req: IncomingMessage, res: ServerResponse) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
+    let path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
     requests.push(path);
+    // The archive is also reachable as a snapshot service would lay it out: archive/debian{,-security}/<ts>/…
+    const snap = /^archive\/debian(?:-security)?\/\d{8}T\d{6}Z\/(.*)$/.exec(path);
+    if (snap) path = snap[1]!;
     if (req.headers.range) ranges.set(path, [...(ranges.get(path) ?? []), req.headers.range]);
     const fault = hook?.(path, req);
     if (fault?.status) {
