@@ -17,7 +17,11 @@ const REMOTE = /^(docker:\/\/|[a-z0-9.-]+\.[a-z]+(:\d+)?\/)/;
 
 /** Opens `arg` (see module comment); an index resolves to the image for `platform` (default: this host). */
 export async function openRunSource(arg: string, options: { platform?: Platform } = {}): Promise<RunSource> {
-  if (REMOTE.test(arg)) {
+  // A registry reference, unless a file or directory of that name exists (`my.dir/layout` is a path).
+  if (
+    arg.startsWith('docker://') ||
+    (REMOTE.test(arg) && !(await stat(arg.replace(/:[^/]*$/, '')).catch(() => undefined)))
+  ) {
     throw new RunError(
       'RUN_IMAGE_UNSUPPORTED',
       `cannot run ${JSON.stringify(arg)}: pare run takes a local image; copy it first (pare pull ${arg} oci:DIR:tag) and run oci:DIR:tag`,

@@ -59,6 +59,9 @@ describe('resolveProcess', () => {
     expect(resolveProcess(image, user).cwd).toBe('/srv');
     expect(resolveProcess(image, user, { workdir: '/tmp/' }).cwd).toBe('/tmp');
     expect(resolveProcess({ Cmd: ['x'] }, user).cwd).toBe('/');
+    expect(() => resolveProcess(image, user, { workdir: 'rel' })).toThrow(
+      expect.objectContaining({ code: 'RUN_WORKDIR_INVALID' }),
+    );
   });
 });
 
@@ -99,6 +102,6 @@ describe('parseSize', () => {
     expect(parseSize(s)).toBe(n);
   });
   it.each(['', 'big', '-1m', '1t', '100', '65g'])('rejects %j', (s) => {
-    expect(() => parseSize(s)).toThrow(expect.objectContaining({ code: 'RUN_USER_INVALID' }));
+    expect(() => parseSize(s)).toThrow(expect.objectContaining({ code: 'RUN_SIZE_INVALID' }));
   });
 });

@@ -65,7 +65,10 @@ export function parseEnvVar(s: string, origin: string): [string, string] {
   return [name, i < 0 ? '' : s.slice(i + 1)];
 }
 
-/** Returns the process for `config` with `overrides` and the resolved `user` applied. Throws RUN_NO_COMMAND, RUN_ENV_INVALID. */
+/**
+ * Returns the process for `config` with `overrides` and the resolved `user` applied. Throws RUN_NO_COMMAND,
+ * RUN_ENV_INVALID, RUN_WORKDIR_INVALID.
+ */
 export function resolveProcess(
   config: RunConfig | undefined,
   user: ExecUser,
@@ -112,7 +115,7 @@ export function resolveProcess(
   const wd = overrides.workdir ?? (c.WorkingDir || '/');
   if (!wd.startsWith('/')) {
     throw new RunError(
-      'RUN_USER_INVALID',
+      'RUN_WORKDIR_INVALID',
       `cannot use working directory ${JSON.stringify(wd)}: it must be absolute`,
     );
   }
@@ -162,12 +165,12 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 10
 /** Largest /tmp the sandbox accepts (a tmpfs is memory): 64 GiB. */
 export const MAX_TMP_SIZE = 64 * 1024 ** 3;
 
-/** Parses a size such as `1048576`, `64m`, `64MiB`, `1g` into bytes; throws RUN_USER_INVALID. */
+/** Parses a size such as `1048576`, `64m`, `64MiB`, `1g` into bytes; throws RUN_SIZE_INVALID. */
 export function parseSize(s: string): number {
   const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(s.trim());
   const n = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 4096 || n > MAX_TMP_SIZE) {
-    throw new RunError('RUN_USER_INVALID', `cannot use size ${JSON.stringify(s)}: want 4k..64g, e.g. 64m`);
+    throw new RunError('RUN_SIZE_INVALID', `cannot use size ${JSON.stringify(s)}: want 4k..64g, e.g. 64m`);
   }
   return n;
 }

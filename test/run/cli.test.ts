@@ -197,6 +197,23 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
     expect(readdirSync(join(work, 'cache', 'pare', 'rootfs'))).toEqual([hex]);
   });
 
+  it.each([
+    [['-v', 'named:/data'], 'named volumes are not supported'],
+    [['--user', 'a:b:c'], 'want user[:group]'],
+    [['--tmp-size', 'huge'], 'cannot use size "huge"'],
+    [['-w', 'relative'], 'it must be absolute'],
+  ])('reports bad flags %j as usage errors (exit 2)', async (flags, why) => {
+    const r = await pare(['run', ...flags, `oci:${layout}:v1`]).done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(why);
+  });
+
+  it('sends registry references to pare pull', async () => {
+    const r = await pare(['run', 'docker://registry.invalid/x:1']).done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pare run takes a local image; copy it first');
+  });
+
   it('says how to fix a missing bwrap', async () => {
     const r = await pare(['run', `oci:${layout}:v1`], { PARE_BWRAP: join(work, 'no-such-bwrap') }).done;
     expect(r.code).toBe(1);
