@@ -1,4 +1,5 @@
-import { gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { xz } from '@napi-rs/lzma';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
@@ -48,6 +49,12 @@ export interface ArchiveOptions extends MirrorOptions, HttpOptions {
   readonly maxClockSkewMs?: number;
   /** Parallel downloads; default 8. */
   readonly concurrency?: number;
+  /**
+   * Which Packages file to fetch when the Release offers several, in order of preference; default gz, xz, none.
+   * gz first because on a mirror faster than a few MB/s its larger download costs less than xz's slower
+   * decompression (bookworm/main amd64: 12 MB gz inflates in ~0.4 s, 8.8 MB xz in ~1.4 s); put xz first on slow links.
+   */
+  readonly indexCompression?: readonly IndexCompression[];
   /** Called as downloads progress; the CLI draws the bar. Never called after the returned promise settles. */
   readonly onProgress?: (event: DownloadProgress) => void;
 }
@@ -92,8 +99,14 @@ interface Resolved {
   readonly options: ArchiveOptions;
 }
 
-/** Names of the binary index files, in order of preference. */
+/** Names of the binary index files. */
 const INDEX_NAMES = ['Packages.xz', 'Packages.gz', 'Packages'] as const;
+
+/** Index compressions in the default order of preference (see ArchiveOptions.indexCompression). */
+export const DEFAULT_INDEX_COMPRESSION: readonly IndexCompression[] = ['gz', 'xz', 'none'];
+export type IndexCompression = 'gz' | 'xz' | 'none';
+
+const gunzipAsync = promisify(gunzip);
 
 /**
  * Returns the archive for `source` with the Release of every suite fetched and verified (InRelease, or Release +
@@ -261,7 +274,10 @@ export class DebianArchive {
       const cached = await this.#r.cache.read(plain.sha256, plain.size);
       if (cached) return { bytes: cached, source: `${dists}${plain.path}` };
     }
-    const file = INDEX_NAMES.map((n) => rel.files.get(`${dir}/${n}`)).find((f) => f !== undefined);
+    const order = this.#r.options.indexCompression ?? DEFAULT_INDEX_COMPRESSION;
+    const file = order
+      .map((c) => rel.files.get(`${dir}/Packages${c === 'none' ? '' : `.${c}`}`))
+      .find((f) => f !== undefined);
     if (!file) {
       throw new DebianError(
         'DEBIAN_NOT_FOUND',
@@ -281,7 +297,7 @@ export class DebianArchive {
     let data: Uint8Array;
     try {
       if (file.path.endsWith('.xz')) data = await xz.decompress(bytes);
-      else if (file.path.endsWith('.gz')) data = gunzipSync(bytes);
+      else if (file.path.endsWith('.gz')) data = await gunzipAsync(bytes);
       else data = bytes;
     } catch (e) {
       throw new DebianError(
@@ -294,15 +310,20 @@ export class DebianArchive {
       );
     }
     if (plain && file !== plain) {
-      const actual = sha256(data);
-      if (actual !== plain.sha256 || data.length !== plain.size) {
-        throw new DebianError(
+      // write() hashes before it stores: one pass checks the decompressed bytes against the Release and caches them.
+      const mismatch = (why: string, cause?: unknown) =>
+        new DebianError(
           'DEBIAN_HASH_MISMATCH',
-          `cannot use index ${source}: decompressed it hashes to ${actual} (${data.length} bytes), Release says ${plain.sha256} (${plain.size} bytes)`,
-          { url: source },
+          `cannot use index ${source}: decompressed it does not match ${plain.path} of the Release (${plain.sha256}, ${plain.size} bytes): ${why}`,
+          { cause, url: source },
         );
+      if (data.length !== plain.size) throw mismatch(`got ${data.length} bytes`);
+      try {
+        await this.#r.cache.write(plain.sha256, data);
+      } catch (e) {
+        if (e instanceof DebianError && e.code === 'DEBIAN_HASH_MISMATCH') throw mismatch(e.message, e);
+        throw e;
       }
-      await this.#r.cache.write(plain.sha256, data);
     }
     return { bytes: data, source };
   }

@@ -159,6 +159,23 @@ describe('openArchive', () => {
     });
   });
 
+  describe('when indexCompression is set', () => {
+    it.each([
+      [['xz'], 'Packages.xz'],
+      [['none'], 'Packages'],
+      [['gz', 'xz'], 'Packages.gz'],
+    ] as const)('with %j fetches %s', async (order, name) => {
+      const a = await openArchive(source(), opts({ indexCompression: order }));
+      archive.requests.length = 0;
+      const names = new Map(
+        [...a.suites[0]!.release.files.values()].map((f) => [f.sha256.slice(7), f.path.split('/').pop()]),
+      );
+      expect((await a.index('testsuite', 'main', 'amd64')).length).toBe(4);
+      const fetched = archive.requests.map((p) => names.get(p.split('/').pop()!) ?? p.split('/').pop());
+      expect(fetched).toEqual([name]);
+    });
+  });
+
   describe('when the suite has no InRelease', () => {
     it('verifies Release with Release.gpg instead', async () => {
       const only = await createFakeArchive({

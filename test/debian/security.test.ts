@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ArchiveOptions, openArchive, type PackageRecord } from '../../src/debian/index.ts';
 import { sha256 } from '../../src/digest/index.ts';
@@ -272,7 +273,7 @@ describe('Packages index', () => {
         expect.objectContaining({
           code: 'DEBIAN_HASH_MISMATCH',
           message: expect.stringMatching(
-            /cannot use index main\/binary-amd64\/Packages\.xz .*sha256 differs/,
+            /cannot use index main\/binary-amd64\/Packages\.gz .*sha256 differs/,
           ),
         }),
       );
@@ -281,6 +282,42 @@ describe('Packages index', () => {
       archive.fault(undefined);
       expect((await a.index('testsuite', 'main', 'amd64')).map((r) => r.name)).toEqual(['hello', 'other']);
     });
+  });
+});
+
+describe('Packages index whose compressed file is right but inflates to other bytes', () => {
+  it('throws DEBIAN_HASH_MISMATCH against the Release entry of the uncompressed file', async () => {
+    // note: the Release lists both Packages.xz and the plain Packages; a re-signed Release with a wrong plain hash
+    // stands for an .xz that inflates to something else (a decompressor bug or a crafted stream).
+    const odd = await createFakeArchive({
+      signingKey: archive.key,
+      suites: [{ name: 'testsuite', packages: [{ name: 'a', version: '1' }] }],
+    });
+    try {
+      const release = (await odd.read('dists/testsuite/Release')).toString();
+      const plainLine = release
+        .split('\n')
+        .find((l) => / main\/binary-amd64\/Packages$/.test(l) && l.length > 70)!;
+      const forged = release.replace(plainLine, plainLine.replace(/^ [0-9a-f]{64}/, ` ${'0'.repeat(64)}`));
+      const signed = await openpgp.sign({
+        message: await openpgp.createCleartextMessage({ text: forged }),
+        signingKeys: archive.key,
+      });
+      await odd.write('dists/testsuite/InRelease', signed as string);
+      const o = opts({ indexCompression: ['xz'] });
+      const a = await openArchive(source({ mirror: odd.url }), o);
+      await expect(a.index('testsuite', 'main', 'amd64')).rejects.toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_HASH_MISMATCH',
+          message: expect.stringMatching(
+            /Packages\.xz: decompressed it does not match main\/binary-amd64\/Packages/,
+          ),
+        }),
+      );
+      expect((await blobs(o.cacheDir!)).some((b) => b === '0'.repeat(64))).toBe(false);
+    } finally {
+      await odd.close();
+    }
   });
 });
 
