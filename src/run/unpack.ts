@@ -47,6 +47,7 @@ import { type Image, imageToTree } from '../oci/index.ts';
 
 /** What materialising a tree left out or changed, by path (sorted). */
 export interface UnpackReport {
+  /** Files whose setuid/setgid bits were dropped (directories lose them too, silently). */
   readonly setidDropped: readonly string[];
   readonly devicesSkipped: readonly string[];
   readonly xattrsSkipped: readonly string[];
@@ -105,7 +106,9 @@ async function writeInto(tree: Tree, dest: string): Promise<UnpackReport> {
       { path: p, cause },
     );
   const permBits = (p: string, e: Entry) => {
-    if (e.mode & 0o6000) setid.push(p);
+    // A setgid directory only picks the group of new files, and nothing is created in a read-only root: drop the bit
+    // without reporting it (Debian ships /var/local and /var/mail that way).
+    if (e.mode & 0o6000 && e.kind !== 'dir') setid.push(p);
     return e.mode & 0o1777;
   };
 

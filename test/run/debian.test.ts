@@ -1,0 +1,121 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAptSources, resolveSuites } from '../../src/debian/index.ts';
+import { peersOrSkip, peersRequired } from '../helpers/peers.ts';
+
+/**
+ * A real Debian image in the sandbox: examples/python built by `pare build` from the Debian mirror the host's apt
+ * sources name (nothing here names a host), then run with `pare run`. Python probes the sandbox from the inside.
+ * Skipped with a printed reason when the host has no usable Debian source (fails under PARE_REQUIRE_PEERS=1), or on
+ * a non-amd64 host (the example is built for linux/amd64 only).
+ */
+
+const peers = peersOrSkip('bwrap');
+const ROOT = join(import.meta.dirname, '../..');
+
+async function mirrorSkipReason(): Promise<string> {
+  if (process.arch !== 'x64') return 'examples/python is built for linux/amd64 only';
+  const suite = (await readAptSources().catch(() => []))
+    .filter((e) => e.enabled && e.types.includes('deb'))
+    .flatMap((e) => e.suites)
+    .find((s) => /^[a-z]+$/.test(s));
+  if (!suite) return 'no Debian release suite in the host apt sources';
+  try {
+    const [m] = await resolveSuites({ suite, security: false, updates: false });
+    const res = await fetch(`${m!.baseUrl}dists/${suite}/InRelease`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (res.status !== 200) return `the configured Debian mirror answered ${res.status}`;
+  } catch (e) {
+    return `no reachable Debian mirror in the host apt sources: ${(e as Error).message}`;
+  }
+  return '';
+}
+
+const skipReason = peers.skip ? peers.reason : await mirrorSkipReason();
+if (skipReason && !peers.skip) {
+  if (peersRequired) throw new Error(`PARE_REQUIRE_PEERS=1 but ${skipReason}`);
+  console.warn(`[skip] ${skipReason}`);
+}
+
+let work: string;
+let image: string;
+
+function pareArgs(args: string[]): string[] {
+  return [join(ROOT, 'bin/pare.ts'), ...args];
+}
+
+function pare(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, pareArgs(args), { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const PROBE = `
+import ctypes, os, signal, sys
+print("id", os.getuid(), os.getgid(), os.environ["HOME"])
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+print("status", status["CapEff"].strip(), status["NoNewPrivs"].strip(), status["Seccomp"].strip())
+for p in ("/usr/lib/x", "/tmp/x"):
+    try:
+        open(p, "w").close(); print("write", p, "ok")
+    except OSError as e:
+        print("write", p, e.strerror)
+print("net", " ".join(sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:])))
+libc = ctypes.CDLL(None, use_errno=True)
+print("keyctl", libc.syscall(250, 0, -3, 0), os.strerror(ctypes.get_errno()))
+print("unshare", libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))  # CLONE_NEWUSER
+sys.exit(42)
+`;
+
+describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)', () => {
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'pare-run-debian-'));
+    cpSync(join(ROOT, 'examples/python/pare.yaml'), join(work, 'pare.yaml'));
+    image = join(work, 'out');
+    const b = pare(['build', work, '-o', image]);
+    expect(b.code, b.stderr).toBe(0);
+  }, 300_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs python3 as nonroot with every hardening in place', () => {
+    const r = pare(['run', '--cache-dir', join(work, 'cache'), `oci:${image}:python`, '--', '-c', PROBE]);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'id 65532 65532 /home/nonroot',
+      'status 0000000000000000 1 2',
+      'write /usr/lib/x Read-only file system',
+      'write /tmp/x ok',
+      'net lo',
+      'keyctl -1 Operation not permitted',
+      'unshare -1 Operation not permitted',
+    ]);
+    expect(r.code).toBe(42);
+  });
+
+  it('terminates a command without signal handlers on SIGTERM (it is not pid 1)', async () => {
+    const child = spawn(
+      process.execPath,
+      pareArgs([
+        'run',
+        '--cache-dir',
+        join(work, 'cache'),
+        `oci:${image}:python`,
+        '--',
+        '-c',
+        'import time; print("ready", flush=True); time.sleep(60)',
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()),
+    );
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(128 + 15);
+  });
+});
