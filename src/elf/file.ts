@@ -576,6 +576,23 @@ export class ElfFile {
     return this.sections.some((s) => s.type === SHT.SYMTAB);
   }
 
+  /**
+   * Returns which of `needles` occur in the `.symtab` string table (undefined when stripped). Reads the string bytes
+   * only, without building symbol objects: a cheap name test for big unstripped files.
+   */
+  async symbolTableNames(needles: readonly string[]): Promise<Set<string> | undefined> {
+    const sec = this.sections.find((s) => s.type === SHT.SYMTAB);
+    if (!sec) return undefined;
+    const strSec = this.sections[sec.link];
+    if (!strSec || strSec.type !== SHT.STRTAB)
+      fail('ELF_HEADER_INVALID', this.name, `.symtab sh_link ${sec.link} is not a string table`, {
+        field: '.symtab sh_link',
+      });
+    const v = await this.#sectionView(strSec, '.strtab');
+    const b = Buffer.from(v.bytes.buffer, v.bytes.byteOffset, v.bytes.byteLength);
+    return new Set(needles.filter((n) => b.includes(n)));
+  }
+
   /** Returns the static symbol table (`.symtab`), or undefined when the file is stripped. */
   symbolTable(): Promise<readonly ElfSymbol[] | undefined> {
     this.#symtab ??= (async () => {

@@ -232,6 +232,7 @@ export class Loader {
   readonly #files = new Map<string, Promise<ElfFile | string>>();
   #cache: Promise<LdCacheEntry[] | undefined> | undefined;
   #conf: Promise<string[]> | undefined;
+  #main: { realPath: string; elf: ElfFile } | undefined;
 
   constructor(fs: RootFs, options: LoaderOptions = {}) {
     this.fs = fs;
@@ -287,8 +288,9 @@ export class Loader {
         { file: path },
       );
     // Parsed directly (not through the cache) so a malformed program surfaces its typed ElfError.
+    // Not kept in the file cache: programs are audited once, libraries are shared between closures.
     const mainElf = await openElf((await this.fs.open(st.path))!, path);
-    this.#files.set(st.path, Promise.resolve(mainElf));
+    this.#main = { realPath: st.path, elf: mainElf };
     const h = mainElf.header;
     const triplet = multiarchTriplet(mainElf);
     const vars = {
@@ -521,6 +523,7 @@ export class Loader {
 
   /** Returns the parsed ELF file of a closure object (always cached after `closure`). */
   async elfOf(o: LoadedObject): Promise<ElfFile> {
+    if (o.foundBy === 'main' && this.#main?.realPath === o.realPath) return this.#main.elf;
     const f = await this.elfAt(o.realPath);
     if (typeof f === 'string') throw new Error(f);
     return f;

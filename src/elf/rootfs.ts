@@ -203,7 +203,7 @@ export function hostRootFs(root: string): RootFs {
 /** Page size of the host read cache: one read usually covers the ELF header, program headers and dynamic tables. */
 const PAGE = 64 * 1024;
 /** Pages kept per open file. */
-const MAX_PAGES = 8;
+const MAX_PAGES = 2;
 
 /**
  * Returns a ByteSource over a host file that opens it per read (no file descriptors are held between reads, so
