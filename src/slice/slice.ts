@@ -36,6 +36,7 @@ export type Why =
   | 'nss'
   | 'gconv'
   | 'python-stdlib'
+  | 'node-builtin'
   | 'ca-bundle'
   | 'zoneinfo'
   | 'locale'
@@ -516,6 +517,7 @@ class Slicer {
       if (/^lib(ssl|crypto)\.so\.\d/.test(name)) this.openssl(path);
       const py = /^(?:python|libpython)(\d+\.\d+)(?:\.so.*)?$/.exec(name);
       if (py) this.python(py[1]!, path);
+      if (/^(?:node|nodejs|libnode\.so.*)$/.test(name)) await this.nodeBuiltins(path);
     } catch (e) {
       this.notes.add(`${path}: cannot read as ELF (${(e as Error).message})`);
     }
@@ -658,6 +660,22 @@ class Slicer {
     // mimetypes reads /etc/mime.types; ssl's default context reads the CA bundle.
     this.keep('/etc/mime.types', r);
     this.caBundle(from);
+  }
+
+  /**
+   * Debian builds Node with some builtins outside the binary (`--shared-builtin-…-path`: cjs-module-lexer, undici,
+   * acorn), loaded from /usr/share/nodejs at start-up; the paths are compiled in (NODE_SHARED_BUILTIN_*_PATH), so
+   * they are read from the binary's bytes.
+   */
+  async nodeBuiltins(from: string): Promise<void> {
+    const f = this.tree.file(from);
+    if (!f) return;
+    const text = Buffer.from(await f.content.bytes()).toString('latin1');
+    const paths = new Set<string>();
+    for (const m of text.matchAll(/\/usr\/share\/nodejs\/[\x21-\x7e]+?\.(?:js|mjs|cjs|json)(?=[\0"\s,])/g))
+      paths.add(m[0]);
+    for (const p of [...paths].sort())
+      this.keep(p, { why: 'node-builtin', from, detail: 'shared builtin compiled into Node' });
   }
 
   // — packages —
