@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ArchiveOptions, openArchive, type PackageRecord } from '../../src/debian/index.ts';
+import { type ArchiveOptions, loadKeyring, openArchive, type PackageRecord } from '../../src/debian/index.ts';
 import { sha256 } from '../../src/digest/index.ts';
 import { createFakeArchive, type FakeArchive, generateArchiveKey } from '../helpers/fake-debian-archive.ts';
 
@@ -416,6 +416,60 @@ describe('.deb download', () => {
         }),
       );
     });
+  });
+});
+
+describe('loadKeyring', () => {
+  it('selects keys by the fingerprints of an apt Signed-By', async () => {
+    const root = join(work, 'fake-root');
+    await mkdir(join(root, 'usr/share/keyrings'), { recursive: true });
+    const stranger = await generateArchiveKey('stranger');
+    await writeFile(
+      join(root, 'usr/share/keyrings/debian-archive-keyring.gpg'),
+      Buffer.concat([Buffer.from(stranger.toPublic().write()), await readFile(archive.keyringGpg)]),
+    );
+    const all = await loadKeyring(undefined, { root });
+    expect(all.keys).toHaveLength(2);
+    const picked = await loadKeyring(archive.key.getFingerprint().toUpperCase(), { root });
+    expect(picked.keys.map((k) => k.getFingerprint())).toEqual([archive.key.getFingerprint()]);
+  });
+
+  it.each([
+    ['a missing file', async () => join(work, 'nope.gpg'), /cannot read keyring .*nope\.gpg/],
+    [
+      'a GnuPG keybox',
+      async () => {
+        const p = join(work, 'pubring.kbx');
+        await writeFile(p, Buffer.from('\0\0\0\x20\x01\x01\0\0KBXf\0\0\0\0', 'latin1'));
+        return p;
+      },
+      /GnuPG keybox; export it with "gpg --export/,
+    ],
+    [
+      'garbage',
+      async () => {
+        const p = join(work, 'garbage.asc');
+        await writeFile(
+          p,
+          '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64\n-----END PGP PUBLIC KEY BLOCK-----\n',
+        );
+        return p;
+      },
+      /want a binary \(gpg --export\) or armored/,
+    ],
+  ])('throws DEBIAN_NO_KEYRING for %s', async (_what, make, message) => {
+    await expect(loadKeyring(await make())).rejects.toThrow(
+      expect.objectContaining({ code: 'DEBIAN_NO_KEYRING', message: expect.stringMatching(message) }),
+    );
+  });
+
+  it('says to install debian-archive-keyring when the system has none', async () => {
+    await expect(loadKeyring(undefined, { root: join(work, 'empty-root') })).rejects.toThrow(
+      expect.objectContaining({
+        code: 'DEBIAN_NO_KEYRING',
+        message: expect.stringMatching(/install the debian-archive-keyring package or set debian\.keyring/),
+      }),
+    );
   });
 });
 
