@@ -188,8 +188,10 @@ describe('expandDst', () => {
   const vars = { origin: '/opt/app/bin', lib: 'lib/x86_64-linux-gnu', platform: 'x86_64' };
   it.each([
     ['$ORIGIN/../lib', '/opt/app/bin/../lib'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ld.so's ${ORIGIN} syntax, not a template
     ['${ORIGIN}/x', '/opt/app/bin/x'],
     ['/usr/$LIB/a', '/usr/lib/x86_64-linux-gnu/a'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ld.so's ${PLATFORM} syntax, not a template
     ['/p/${PLATFORM}', '/p/x86_64'],
     ['/keep/$ORIGINAL', '/keep/$ORIGINAL'],
     ['/keep/$FOO', '/keep/$FOO'],

@@ -325,7 +325,7 @@ export class Loader {
         skipped.push({ path: p, reason: (e as Error).message });
         return undefined;
       }
-      if (!s || s.kind !== 'file') return undefined;
+      if (s?.kind !== 'file') return undefined;
       const elf = await this.elfAt(s.path);
       if (typeof elf === 'string') {
         skipped.push({ path: p, reason: elf });
