@@ -5,8 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferContent, fileEntry, TreeBuilder } from '../../src/fstree/index.ts';
+import { writeLocal } from '../../src/layout/index.ts';
+import { buildImage, layerFromTree } from '../../src/oci/index.ts';
 import { readDpkgDatabase } from '../../src/sbom/index.ts';
-import { formatSliceSummary, type SliceResult, sliceTree } from '../../src/slice/index.ts';
+import { formatSliceSummary, type SliceResult, sliceReport, sliceTree } from '../../src/slice/index.ts';
+import { pare } from '../helpers/cli.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { elfFiles, runInSandbox, treeBytes, unpack, unresolvedClosures } from './check.ts';
@@ -161,5 +164,40 @@ describe.skipIf(skip)('slicing a C program on libc6, libssl3, libgcc-s1, libstdc
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^OpenSSL 3\.\S+ .* sha256\(abc\)=ba7816bf\n$/);
     expect(r.code).toBe(0);
+  }, 60_000);
+
+  it('pare why-kept explains a library from the image itself and from a stored report', async () => {
+    const layout = join(work, 'layout');
+    const image = buildImage({
+      layers: [layerFromTree(sliced.tree)],
+      platform: { os: 'linux', architecture: 'amd64' },
+      config: { Entrypoint: ['/usr/local/bin/tlsprobe'], Env: ['PATH=/usr/bin:/bin'] },
+    });
+    await writeLocal({ transport: 'oci', path: layout, ref: 'latest' }, { kind: 'image', image });
+    const fromImage = pare(['why-kept', '/lib/x86_64-linux-gnu/libcrypto.so.3', `oci:${layout}:latest`]);
+    expect(fromImage.stderr).toBe('');
+    expect(fromImage.stdout).toBe(
+      [
+        '/usr/lib/x86_64-linux-gnu/libcrypto.so.3',
+        '  ← library needed by /usr/local/bin/tlsprobe (libcrypto.so.3)',
+        '    ← root (entrypoint "/usr/local/bin/tlsprobe")',
+        '',
+      ].join('\n'),
+    );
+    expect(fromImage.code).toBe(0);
+    writeFileSync(join(work, 'slice-report.json'), JSON.stringify(sliceReport(sliced)));
+    const fromReport = pare(['why-kept', '/usr/lib/x86_64-linux-gnu/libcrypto.so.3', work]);
+    expect(fromReport.stdout).toBe(fromImage.stdout);
+    const dropped = pare([
+      'why-kept',
+      '/usr/lib/x86_64-linux-gnu/libstdc++.so.6',
+      join(work, 'slice-report.json'),
+    ]);
+    expect(dropped).toMatchObject({
+      code: 1,
+      stdout: '/usr/lib/x86_64-linux-gnu/libstdc++.so.6: not kept (nothing in the image needs it)\n',
+    });
+    const bad = pare(['why-kept', 'relative/path', work]);
+    expect(bad.code).toBe(2);
   }, 60_000);
 });

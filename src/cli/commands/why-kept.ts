@@ -1,0 +1,130 @@
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.ts';
+import { imageToTree, selectImage } from '../../oci/index.ts';
+import {
+  formatWhyKept,
+  parseSliceReport,
+  type SliceOptions,
+  type SliceReport,
+  sliceReport,
+  sliceTree,
+} from '../../slice/index.ts';
+import { printJson } from '../format.ts';
+import { openArtifact } from './inspect.ts';
+
+/** The file name a build stores its slice report under (next to the project or the layout). */
+export const SLICE_REPORT_FILE = 'slice-report.json';
+
+interface Opts {
+  report?: string;
+  entrypoint?: string;
+  cmd?: string[];
+  executable?: string[];
+  keep?: string[];
+  shell?: boolean;
+  locale?: string[];
+  json?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readReport(file: string): Promise<SliceReport> {
+  return parseSliceReport(await readFile(file, 'utf8'), file);
+}
+
+/**
+ * Returns the slice report for `source`: a report file, a directory holding `slice-report.json` (a project or a
+ * layout, or its parent), or an image that is sliced again here with its own Entrypoint/Cmd/Env/WorkingDir (the
+ * roots can be overridden with the options).
+ */
+async function reportFor(source: string, o: Opts): Promise<SliceReport> {
+  if (o.report) return readReport(o.report);
+  if (source.endsWith('.json') && (await exists(source))) return readReport(source);
+  if (await isDir(source)) {
+    for (const c of [join(source, SLICE_REPORT_FILE), join(dirname(source), SLICE_REPORT_FILE)])
+      if (await exists(c)) return readReport(c);
+    if (await exists(join(source, 'pare.yaml')))
+      throw new UsageError(
+        'INPUT_NOT_FOUND',
+        `cannot explain: ${JSON.stringify(source)} has no ${SLICE_REPORT_FILE} yet; run pare build there first, or name an image`,
+      );
+  }
+  const image = await selectImage(await openArtifact(source));
+  const config = (await image.config()).config ?? {};
+  const options: SliceOptions = {
+    ...(o.entrypoint !== undefined
+      ? { entrypoint: o.entrypoint === '' ? [] : [o.entrypoint], cmd: o.cmd ?? [] }
+      : { entrypoint: config.Entrypoint ?? [], cmd: o.cmd ?? config.Cmd ?? [] }),
+    env: config.Env ?? [],
+    ...(config.WorkingDir ? { workingDir: config.WorkingDir } : {}),
+    executables: o.executable ?? [],
+    keep: o.keep ?? [],
+    shell: o.shell ?? false,
+    locales: o.locale ?? [],
+  };
+  return sliceReport(await sliceTree(await imageToTree(image), options));
+}
+
+/** `pare why-kept PATH [SOURCE]`: the chain of reasons from a root (entrypoint, executable, glob) to a kept file. */
+export function register(program: Command): void {
+  program
+    .command('why-kept')
+    .description(
+      'explain why a file is in a sliced image: the chain from a root (entrypoint, executable, keep glob, probe) to it',
+    )
+    .argument('<path>', 'absolute path inside the image')
+    .argument(
+      '[source]',
+      `a project or layout directory with ${SLICE_REPORT_FILE}, a report file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE)`,
+      '.',
+    )
+    .option('--report <file>', 'read this slice report')
+    .option('--entrypoint <cmd>', "slice an image from this command instead of the image's Entrypoint")
+    .option('--cmd <arg>', 'an argument (repeatable), replaces the Cmd', collect)
+    .option('--executable <name>', 'another root program (repeatable)', collect)
+    .option('--keep <glob>', 'a path glob to keep (repeatable)', collect)
+    .option('--locale <name>', 'a locale to keep (repeatable)', collect)
+    .option('--shell', 'keep shells and package-manager tooling')
+    .option('--json', 'print the reasons as JSON')
+    .action(async (path: string, source: string, o: Opts) => {
+      if (!path.startsWith('/'))
+        throw new UsageError(
+          'USAGE',
+          `cannot explain ${JSON.stringify(path)}: want an absolute path in the image`,
+        );
+      const report = await reportFor(source, o);
+      if (o.json) {
+        const chain: { path: string; why: string; from?: string; detail?: string }[] = [];
+        const seen = new Set<string>();
+        for (
+          let p: string | undefined = path;
+          p && report.kept[p] && !seen.has(p);
+          p = report.kept[p]!.from
+        ) {
+          seen.add(p);
+          chain.push({ path: p, ...report.kept[p]! });
+        }
+        printJson({ path, kept: chain.length > 0, chain });
+      } else process.stdout.write(formatWhyKept(report, path));
+      if (!report.kept[path] && !formatWhyKept(report, path).includes('←')) process.exitCode = 1;
+    });
+}
