@@ -234,7 +234,7 @@ describe('sliceTree', () => {
       const r = await sliceTree(fixture(), {
         ...base,
         keep: ['/usr/share/doc/libfoo1/**'],
-        probe: [['bar', '--version']],
+        probe: ['bar  --version'],
         prober: {
           trace: async (_t, cmds) => cmds.map(() => ['/usr/bin/bar', '/bin', '/nonexistent', '/proc/self']),
         },

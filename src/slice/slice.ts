@@ -72,8 +72,11 @@ export interface SliceOptions {
   readonly shell?: boolean;
   /** Locales to keep (`de`, `de_DE.UTF-8`); C/C.UTF-8 is always kept. */
   readonly locales?: readonly string[];
-  /** Commands to run under strace in a sandbox on the unsliced tree; every path they touch is kept. */
-  readonly probe?: readonly (readonly string[])[];
+  /**
+   * Commands to run under strace in a sandbox on the unsliced tree; every path they touch is kept. A string is split
+   * on whitespace (no shell runs it).
+   */
+  readonly probe?: readonly (string | readonly string[])[];
   /** Runs the probe (default: the strace + bubblewrap prober). */
   readonly prober?: Prober;
   readonly probeOptions?: ProbeOptions;
@@ -356,7 +359,9 @@ class Slicer {
   async runProbe(): Promise<void> {
     const prober =
       this.options.prober ?? (await import('./probe.ts')).straceProber(this.options.probeOptions ?? {});
-    const commands = this.options.probe ?? [];
+    const commands = (this.options.probe ?? []).map((c) =>
+      typeof c === 'string' ? c.split(/\s+/).filter(Boolean) : [...c],
+    );
     const env = this.options.env ?? [];
     const trace = await prober.trace(this.tree, commands, {
       env,
