@@ -1,5 +1,5 @@
-import { type Digest, sha256, verifyStream } from '../digest/index.ts';
-import { isRegistryError, RegistryError } from '../errors.ts';
+import { type Digest, sha256 } from '../digest/index.ts';
+import { DigestError, isRegistryError, RegistryError } from '../errors.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -19,8 +19,10 @@ import { formatReference, type ImageReference, manifestReference } from './refer
  * registry has, cross-repository mount (`POST ?mount=&from=`) for blobs pulled from the same registry, monolithic
  * upload (`POST` + `PUT ?digest=`) below the chunk threshold and chunked upload (`PATCH` with `Content-Range`)
  * above it; then manifests and indexes with their own media type, children before parents, then tags.
- * Blob transfers run with bounded concurrency. Every blob is hashed on its way out: a source that does not match its
- * descriptor aborts the upload before the registry commits it.
+ * Blob transfers run with bounded concurrency. Blobs are not hashed again on the way out: the registry must check
+ * `?digest=` before it commits an upload (distribution-spec, "Pushing blobs"), and every pare source checks its own
+ * bytes as it streams them (layout `openBlob`, remote `fetchBlob`), failing the upload body before it completes.
+ * The byte count is checked here, so a short or long source never finishes an upload.
  */
 
 /** How a blob got to the registry. */
@@ -109,6 +111,15 @@ export async function pushBlob(
     return 'exists';
   }
   const pushScope = repositoryScope(repository, 'pull', 'push');
+  const sizeError = (n: number) =>
+    new DigestError(
+      'SIZE_MISMATCH',
+      `cannot push blob ${desc.digest}: its source gave ${n > desc.size ? 'more than' : 'only'} ${n} bytes, want ${desc.size}`,
+      {
+        expected: String(desc.size),
+        actual: String(n),
+      },
+    );
   const from =
     options.mountFrom && options.mountFrom.host === host && options.mountFrom.repository !== repository
       ? options.mountFrom.repository
@@ -137,11 +148,13 @@ export async function pushBlob(
       client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
       let sent = 0;
       async function* counted(): AsyncGenerator<Uint8Array> {
-        for await (const c of verifyStream(open(), desc.digest, desc.size, 'blob to push')) {
+        for await (const c of open()) {
           sent += c.length;
+          if (sent > desc.size) throw sizeError(sent);
           client.progress({ ...base, state: 'data', bytes: sent, total: desc.size });
           yield c;
         }
+        if (sent !== desc.size) throw sizeError(sent);
       }
       const withDigest = (loc: string) => {
         const u = new URL(loc);

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, createServer as createNetServer } from 'node:net';
@@ -302,22 +302,21 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   }
   const config = join(dir, 'config.yml');
   writeFileSync(config, `${lines.join('\n')}\n`);
-  const proc = spawn(bin, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const keep = (b: Buffer) => {
-    log = (log + b.toString('utf8')).slice(-20_000);
+  // Logs go to a file, not a pipe: a caller that blocks its event loop (spawnSync of a peer) must not be able to
+  // stall the registry on a full pipe.
+  const logFile = join(dir, 'registry.log');
+  const fd = openSync(logFile, 'a');
+  const proc = spawn(bin, ['serve', config], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const readLog = () => {
+    try {
+      return readFileSync(logFile, 'utf8').slice(-20_000);
+    } catch {
+      return '';
+    }
   };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
   try {
-    await waitReady(
-      '127.0.0.1',
-      port,
-      tls,
-      caFile ? readFileSync(caFile, 'utf8') : undefined,
-      proc,
-      () => log,
-    );
+    await waitReady('127.0.0.1', port, tls, caFile ? readFileSync(caFile, 'utf8') : undefined, proc, readLog);
   } catch (e) {
     proc.kill('SIGKILL');
     token?.server.close();
@@ -336,7 +335,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     storage,
     tokenRequests: token?.requests ?? [],
     refreshToken,
-    logs: () => log,
+    logs: readLog,
     async stop() {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));

@@ -1,0 +1,144 @@
+// Issue 7 benchmark: push and pull a ~200 MB multi-layer image (random data made on the fly) to the distribution
+// registry on loopback: `pare push`/`pare pull` vs `crane push`/`crane pull --format=oci` vs `skopeo copy`, in one
+// run. Each push goes to a freshly started registry (so every blob is really uploaded: skopeo's blob-info cache would
+// otherwise mount blobs from earlier pushes); each pull goes into a fresh directory.
+// Best of PARE_BENCH_RUNS (default 3). Goal: pare ≤ 1.0× the fastest peer.
+// Run alone: `npx node bench/registry.bench.ts` (PARE_BENCH_REGISTRY_MB=200 sets the size).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { sha256 } from '../src/digest/index.ts';
+import { writeLocal } from '../src/layout/index.ts';
+import { buildImage, layerFromBytes, MediaType } from '../src/oci/index.ts';
+import { startRegistry } from '../test/helpers/registry-server.ts';
+import { tarOneFile } from '../test/registry/images.ts';
+import { have, type Measure, measure, report } from './lib.ts';
+
+const TOTAL = Number(process.env.PARE_BENCH_REGISTRY_MB ?? 200) << 20;
+const LAYERS = 8;
+const RUNS = Number(process.env.PARE_BENCH_RUNS ?? 3);
+
+if (!have('registry') && !have('docker-registry')) {
+  process.stdout.write('skip: the distribution registry is not installed\n');
+  process.exit(0);
+}
+const work = mkdtempSync(join(tmpdir(), 'pare-bench-registry-'));
+const registry = await startRegistry({ auth: 'none' });
+try {
+  // Random data does not compress: gzip level 1 only wraps it, so no tool is tempted to recompress.
+  const layers = Array.from({ length: LAYERS }, (_, i) => {
+    const tar = tarOneFile(`blob-${i}`, randomBytes(Math.floor(TOTAL / LAYERS)));
+    return layerFromBytes(gzipSync(tar, { level: 1 }), MediaType.OCI_LAYER_GZIP, sha256(tar));
+  });
+  const image = buildImage({
+    layers,
+    platform: { os: 'linux', architecture: 'amd64' },
+    created: '2024-01-01T00:00:00Z',
+  });
+  const src = join(work, 'src');
+  await writeLocal({ transport: 'oci', path: src, ref: 'latest' }, { kind: 'image', image });
+  const mb = (await Promise.all(layers.map((l) => l.size()))).reduce((a, b) => a + b, 0) / 2 ** 20;
+  process.stdout.write(`input: ${LAYERS} layers, ${mb.toFixed(0)} MiB, registry ${registry.host}\n`);
+
+  const node = resolve('node_modules/.bin/node');
+  const pareBin = resolve('bin/pare.ts');
+  const host = registry.host;
+  let n = 0;
+  const best = (
+    name: string,
+    cmd: string,
+    args: (host: string, dir: string) => string[],
+    fresh: boolean,
+  ): Promise<Measure> =>
+    (async () => {
+      let b: Measure | undefined;
+      for (let i = 0; i < RUNS; i++) {
+        const target = fresh ? await startRegistry({ auth: 'none' }) : undefined;
+        const dir = join(work, `out-${n++}`);
+        try {
+          const m = measure(name, cmd, args(target?.host ?? host, dir), { runs: 1 });
+          if (!b || m.seconds < b.seconds) b = m;
+        } finally {
+          await target?.stop();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      return b!;
+    })();
+  // Pushes go to a registry started for that run alone: the registry would otherwise answer HEAD 200, and skopeo
+  // would mount blobs it remembers from earlier runs.
+  const to = (h: string) => `${h}/bench/app:1`;
+  const pushPare = await best(
+    'pare push',
+    node,
+    (h) => [pareBin, 'push', '-q', `oci:${src}:latest`, to(h)],
+    true,
+  );
+  const pushPeers: Measure[] = [];
+  if (have('crane'))
+    pushPeers.push(await best('crane push', 'crane', (h) => ['push', '--insecure', src, to(h)], true));
+  if (have('skopeo'))
+    pushPeers.push(
+      await best(
+        'skopeo copy',
+        'skopeo',
+        (h) => [
+          '--insecure-policy',
+          'copy',
+          '-q',
+          '--dest-tls-verify=false',
+          `oci:${src}:latest`,
+          `docker://${to(h)}`,
+        ],
+        true,
+      ),
+    );
+  const fastestPush = Math.min(...pushPeers.map((m) => m.seconds));
+  report(`push ${mb.toFixed(0)} MiB (${LAYERS} layers) to the loopback registry`, pushPare, pushPeers, [
+    `pare ≤ 1.0× the fastest peer: ${(pushPare.seconds / fastestPush).toFixed(2)}× → ${pushPare.seconds <= fastestPush ? 'met' : 'NOT met'}`,
+  ]);
+
+  measure('seed', node, [pareBin, 'push', '-q', `oci:${src}:latest`, to(host)], { runs: 1 });
+  const from = to(host);
+  const pullPare = await best('pare pull', node, (_h, dir) => [pareBin, 'pull', '-q', from, dir], false);
+  const pullPeers: Measure[] = [];
+  if (have('crane'))
+    pullPeers.push(
+      await best(
+        'crane pull',
+        'crane',
+        (_h, dir) => ['pull', '--insecure', '--format=oci', from, dir],
+        false,
+      ),
+    );
+  if (have('skopeo'))
+    pullPeers.push(
+      await best(
+        'skopeo copy',
+        'skopeo',
+        (_h, dir) => [
+          '--insecure-policy',
+          'copy',
+          '-q',
+          '--src-tls-verify=false',
+          `docker://${from}`,
+          `oci:${dir}:latest`,
+        ],
+        false,
+      ),
+    );
+  const fastestPull = Math.min(...pullPeers.map((m) => m.seconds));
+  report(
+    `pull ${mb.toFixed(0)} MiB (${LAYERS} layers) from the loopback registry into an OCI layout`,
+    pullPare,
+    pullPeers,
+    [
+      `pare ≤ 1.0× the fastest peer: ${(pullPare.seconds / fastestPull).toFixed(2)}× → ${pullPare.seconds <= fastestPull ? 'met' : 'NOT met'}`,
+    ],
+  );
+} finally {
+  await registry.stop();
+  rmSync(work, { recursive: true, force: true });
+}
