@@ -1,7 +1,13 @@
 import { Response } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { repositoryScope } from './auth.ts';
-import { type FetchLike, parseRetryAfter, RegistryClient, type RegistryClientOptions } from './client.ts';
+import {
+  type FetchLike,
+  parseRetryAfter,
+  RegistryClient,
+  type RegistryClientOptions,
+  type RegistryResponse,
+} from './client.ts';
 import { staticCredentials } from './credentials.ts';
 
 /** A scripted registry: each handler answers one request; every request is recorded. */
@@ -36,6 +42,7 @@ function client(fetch: FetchLike, extra: RegistryClientOptions = {}) {
 }
 
 const HOST = 'registry.test';
+const text = async (res: RegistryResponse) => Buffer.concat(await Array.fromAsync(res.body ?? [])).toString();
 const get = (c: RegistryClient, path: string, expect = [200]) =>
   c.request({
     method: 'GET',
@@ -75,11 +82,11 @@ describe('RegistryClient.request', () => {
         return new Response('ok');
       });
       const { c } = client(fetch, { credentials: staticCredentials(HOST, { username: 'u', password: 'p' }) });
-      await (await get(c, '/v2/app/tags/list')).text();
-      await (await get(c, '/v2/app/tags/list')).text();
+      await text(await get(c, '/v2/app/tags/list'));
+      await text(await get(c, '/v2/app/tags/list'));
       expect(issued).toBe(1);
       revoke = true;
-      await (await get(c, '/v2/app/tags/list')).text();
+      await text(await get(c, '/v2/app/tags/list'));
       expect(issued).toBe(2);
       expect(calls.filter((x) => x.url.includes('/tags/list')).map((x) => x.auth)).toEqual([
         'Bearer t1:repository:app:pull',
@@ -148,7 +155,7 @@ describe('RegistryClient.request', () => {
       const { c } = client(fetch, {
         credentials: staticCredentials(HOST, { username: 'a', password: 'b:c' }),
       });
-      await (await get(c, '/v2/app/tags/list')).text();
+      await text(await get(c, '/v2/app/tags/list'));
       expect(calls.at(-1)!.auth).toBe(`Basic ${Buffer.from('a:b:c').toString('base64')}`);
     });
   });
@@ -164,7 +171,7 @@ describe('RegistryClient.request', () => {
         return new Response('ok');
       });
       const { c, sleeps } = client(fetch);
-      expect(await (await get(c, '/v2/app/x')).text()).toBe('ok');
+      expect(await text(await get(c, '/v2/app/x'))).toBe('ok');
       expect(sleeps[0]).toBe(3000);
       expect(sleeps).toHaveLength(2);
     });

@@ -165,3 +165,27 @@ describe('storeCredential', () => {
     expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ credsStore: 'pass' });
   });
 });
+
+describe('runCredentialHelper', () => {
+  it('speaks the docker-credential-helpers protocol with a real program on PATH', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'pare-helper-'));
+    const script = join(bin, 'docker-credential-pare-test');
+    // note: "get" echoes the server it was asked about, so the test sees stdin reached the helper
+    writeFileSync(
+      script,
+      '#!/bin/sh\nread server\nif [ "$1" = get ] && [ "$server" = r.test ]; then printf \'{"ServerURL":"%s","Username":"hu","Secret":"hs"}\' "$server"; exit 0; fi\necho "credentials not found in native keychain"; exit 1\n',
+      { mode: 0o755 },
+    );
+    const h = home();
+    writeFileSync(join(h, '.docker', 'config.json'), JSON.stringify({ credsStore: 'pare-test' }));
+    const saved = process.env.PATH;
+    process.env.PATH = `${bin}:${saved}`;
+    try {
+      const creds = defaultCredentials({ env: {}, homeDir: h });
+      expect(await creds('r.test')).toEqual({ username: 'hu', password: 'hs' });
+      expect(await creds('other.test')).toBeUndefined();
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});

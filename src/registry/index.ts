@@ -1,6 +1,12 @@
 export type { Challenge } from './auth.ts';
 export { mergeScopes, parseAuthHeader, parseChallenge, repositoryScope } from './auth.ts';
-export type { BlobProgress, FetchLike, RegistryClientOptions, RegistryRequest } from './client.ts';
+export type {
+  BlobProgress,
+  FetchLike,
+  RegistryClientOptions,
+  RegistryRequest,
+  RegistryResponse,
+} from './client.ts';
 export { isLoopbackHost, parseRetryAfter, RegistryClient } from './client.ts';
 export type { CopyOptions } from './copy.ts';
 export { copy, openSource, writeSink } from './copy.ts';
