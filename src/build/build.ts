@@ -9,6 +9,7 @@ import {
   buildImage,
   buildIndex,
   type Descriptor,
+  formatPlatform,
   type Image,
   type Layer,
   layerFromTree,
@@ -16,9 +17,11 @@ import {
   parsePlatform,
   type RunConfig,
 } from '../oci/index.ts';
+import { type SliceResult, sliceTree } from '../slice/index.ts';
 import { idsFromTree, minimalBase } from './base.ts';
 import { type DebianBuildOptions, type DebianPlan, planDebian } from './debian.ts';
 import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
+import { type BuildRecords, writeBuildRecords } from './records.ts';
 
 /**
  * `pare build`: pare.yaml → sources → trees → layers → image (or index) → store. Every input is checked before
@@ -59,6 +62,12 @@ export interface BuildResult {
   readonly epoch: number;
   /** The Debian resolution, lock and .debs, for `packages:` builds. */
   readonly debian: DebianPlan | undefined;
+  /** The slice of each platform (by `os/arch[/variant]`), when the build sliced. */
+  readonly slices: ReadonlyMap<string, SliceResult>;
+  /** The tree of the `files:` section (the app layer). */
+  readonly appTree: Tree | undefined;
+  /** SBOMs, provenance and slice reports written beside the image (undefined for a dry run). */
+  readonly records: BuildRecords | undefined;
 }
 
 /** Returns the epoch to build at: SOURCE_DATE_EPOCH, then the config's, then 0. Throws on a malformed variable. */
@@ -127,24 +136,56 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
 
   const images: { image: Image; platform: Platform }[] = [];
   const trees = new Map<string, Tree>();
+  const slices = new Map<string, SliceResult>();
   let appLayer: Layer | undefined;
   let appTree: Tree | undefined;
+  const sliceMode = typeof cfg.slice === 'object' ? cfg.slice.mode : (cfg.slice ?? 'auto');
+  const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
+    typeof cfg.slice === 'object' ? cfg.slice : {};
   for (const platform of platforms) {
-    const base = cfg.packages?.length
-      ? await packagesRoot!(platform, epoch)
-      : cfg.base === 'minimal'
-        ? minimalBase(epoch)
-        : undefined;
+    const key = formatPlatform(platform);
+    const assembled = cfg.packages?.length && debian ? await debian.assembled(platform, epoch) : undefined;
+    let base = assembled
+      ? assembled.tree
+      : cfg.packages?.length
+        ? await packagesRoot!(platform, epoch)
+        : cfg.base === 'minimal'
+          ? minimalBase(epoch)
+          : undefined;
     const ids = await idsFromTree(base ?? minimalBase(epoch));
     const resolveOwner = ownerResolver(ids.users, ids.groups);
     appTree ??= await filesTree(loaded, epoch, resolveOwner);
+    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
     // App files lie over the base, as a later layer would: a file given in pare.yaml replaces the base's.
-    const rootfs = base ? merge([base, appTree], conflictReplace) : appTree;
-    checkSymlinkLoops(rootfs, `${loaded.path} for ${platform.os}/${platform.architecture}`);
-    trees.set(
-      `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`,
-      rootfs,
-    );
+    let rootfs = base ? merge([base, appTree], conflictReplace) : appTree;
+    checkSymlinkLoops(rootfs, `${loaded.path} for ${key}`);
+    // Slicing keeps what the image runs: packages builds only (a files-only image is all the user's own).
+    if (base && cfg.packages?.length && sliceMode === 'auto') {
+      const app = appTree;
+      const r = await sliceTree(rootfs, {
+        entrypoint: rc.Entrypoint,
+        cmd: rc.Cmd,
+        env: rc.Env,
+        workingDir: rc.WorkingDir,
+        executables: sliceCfg.executables,
+        // Every file the user listed stays, whether or not something reaches it.
+        keep: [
+          ...(sliceCfg.keep ?? []),
+          ...app.paths().filter((p) => p !== '/' && app.get(p)?.kind !== 'dir'),
+        ],
+        shell: cfg.shell,
+        locales: sliceCfg.locales,
+        probe: sliceCfg.probe,
+        owners: assembled?.owners,
+      });
+      slices.set(key, r);
+      rootfs = r.tree;
+      // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
+      base = r.tree.filter(
+        (p, e) => e.kind === 'dir' || app.get(p) === undefined || app.get(p)?.kind === 'dir',
+      );
+    }
+    trees.set(key, rootfs);
     const compression = cfg.output.compression ?? 'gzip';
     const layers: Layer[] = [];
     const history = [];
@@ -153,7 +194,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       history.push({
         created,
         created_by: cfg.packages?.length
-          ? `pare build: packages ${cfg.packages.join(' ')}`
+          ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
           : 'pare build: base (minimal)',
       });
     }
@@ -162,7 +203,6 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       layers.push(appLayer);
       history.push({ created, created_by: 'pare build: files' });
     }
-    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
     const annotations: Record<string, string> = {
       'org.opencontainers.image.created': created,
       'org.opencontainers.image.title': name,
@@ -201,7 +241,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     await layout.writeArtifact(artifact, { tag });
     if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
   }
-  return {
+  const result: BuildResult = {
     artifact,
     digest,
     descriptor,
@@ -212,5 +252,10 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     tarFile: options.dryRun ? undefined : tarOpt,
     epoch,
     debian,
+    slices,
+    appTree,
+    records: undefined,
   };
+  if (options.dryRun) return result;
+  return { ...result, records: await writeBuildRecords(loaded, result, appTree) };
 }

@@ -1,7 +1,8 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/index.ts';
 import {
   type ArchiveOptions,
+  type Assembled,
   assembleRootfs,
   assertLockSatisfied,
   createLock,
@@ -75,6 +76,8 @@ export interface DebianPlan {
   readonly debs: ReadonlyMap<string, readonly DebFile[]>;
   /** Builds (and caches) the assembled root filesystem of a platform. */
   rootfs(platform: Platform, epoch: number): Promise<Tree>;
+  /** Like rootfs, with which package owns each path (for slicing and the SBOM). */
+  assembled(platform: Platform, epoch: number): Promise<Assembled>;
 }
 
 /** The DebianSource of a config (defaults filled by the schema). */
@@ -87,7 +90,7 @@ export function debianSource(loaded: LoadedConfig): DebianSource {
     updates: d?.updates ?? true,
     ...(d?.mirror ? { mirror: d.mirror } : {}),
     ...(d?.securityMirror ? { securityMirror: d.securityMirror } : {}),
-    ...(d?.keyring ? { keyring: join(loaded.dir, d.keyring) } : {}),
+    ...(d?.keyring ? { keyring: resolve(loaded.dir, d.keyring) } : {}),
     ...(d?.snapshot ? { snapshot: d.snapshot } : {}),
     ...(d?.snapshotMirror ? { snapshotMirror: d.snapshotMirror } : {}),
   };
@@ -249,7 +252,7 @@ function plan(
   debs: Map<string, DebFile[]>,
   parsed = new Map<string, Promise<DebPackage>>(),
 ): DebianPlan {
-  const roots = new Map<string, Promise<Tree>>();
+  const roots = new Map<string, Promise<Assembled>>();
   const read = (d: DebFile) => {
     let p = parsed.get(d.path);
     if (!p) {
@@ -266,18 +269,21 @@ function plan(
     lockState,
     resolutions,
     debs,
-    rootfs(platform, epoch) {
+    assembled(platform, epoch) {
       const arch = debianArch(platform);
       const k = `${arch}@${epoch}`;
       let r = roots.get(k);
       if (!r) {
         r = (async () => {
           const pkgs = await Promise.all((debs.get(arch) ?? []).map(read));
-          return (await assembleRootfs(pkgs, { architecture: arch, epoch })).tree;
+          return assembleRootfs(pkgs, { architecture: arch, epoch });
         })();
         roots.set(k, r);
       }
       return r;
+    },
+    async rootfs(platform, epoch) {
+      return (await this.assembled(platform, epoch)).tree;
     },
   };
 }

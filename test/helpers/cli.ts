@@ -35,3 +35,32 @@ export function pareSpawn(args: readonly string[], options: { cwd?: string; env?
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
+
+/**
+ * Runs `pare ARGS` without blocking the event loop — required when the test process itself serves what pare fetches
+ * (a fake archive or registry on 127.0.0.1): `pare()` would deadlock there.
+ */
+export function pareAsync(
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; umask?: string } = {},
+): Promise<CliResult> {
+  const env = { ...process.env, NO_COLOR: '1', ...options.env };
+  const child = options.umask
+    ? spawn('sh', ['-c', `umask ${options.umask}; exec "$0" "$@"`, NODE, PARE, ...args], {
+        cwd: options.cwd,
+        env,
+      })
+    : spawn(NODE, [PARE, ...args], { cwd: options.cwd, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 + 9 : 1), stdout, stderr }));
+  });
+}

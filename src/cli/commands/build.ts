@@ -1,7 +1,19 @@
 import type { Command } from 'commander';
 import { build } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
+import { formatSliceSummary } from '../../slice/index.ts';
 import { formatBytes, printJson, progressBar } from '../format.ts';
+
+interface BuildFlags {
+  output?: string;
+  tag?: string;
+  tar?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  locked?: boolean;
+  update?: boolean;
+  quiet?: boolean;
+}
 
 /** `pare build [DIR|pare.yaml]`: builds the image described by pare.yaml into an OCI layout (default ./out). */
 export function register(program: Command): void {
@@ -15,43 +27,50 @@ export function register(program: Command): void {
     .option('--dry-run', 'compute the image and its digest, write nothing (not even pare.lock)')
     .option('--locked', 'fail if the packages would differ from pare.lock (for CI)')
     .option('--update', 'resolve packages afresh against the archive and rewrite pare.lock')
+    .option('-q, --quiet', 'print only the digest')
     .option('--json', 'print the result as JSON')
-    .action(
-      async (
-        project: string,
-        opts: { output?: string; tag?: string; tar?: string; dryRun?: boolean; json?: boolean },
-      ) => {
-        const loaded = await loadConfig(project);
-        const r = await build(loaded, {
-          output: opts.output,
-          tag: opts.tag,
-          tar: opts.tar,
-          dryRun: opts.dryRun,
+    .action(async (project: string, opts: BuildFlags) => {
+      const loaded = await loadConfig(project);
+      const progress = progressBar();
+      const r = await build(loaded, {
+        output: opts.output,
+        tag: opts.tag,
+        tar: opts.tar,
+        dryRun: opts.dryRun,
+        debian: { locked: opts.locked, update: opts.update, onProgress: progress.update },
+      });
+      progress.done();
+      const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
+      const size = m ? m.layers.reduce((n, l) => n + l.size, 0) : undefined;
+      if (opts.json) {
+        printJson({
+          digest: r.digest,
+          mediaType: r.descriptor.mediaType,
+          platforms: r.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')),
+          layout: r.layoutDir,
+          tag: r.tag,
+          tar: r.tarFile,
+          compressedSize: size,
+          epoch: r.epoch,
+          lock: r.debian
+            ? { path: r.debian.lockPath, state: r.debian.lockState, packages: r.debian.lock.packages.length }
+            : undefined,
+          slices: Object.fromEntries(
+            [...r.slices].map(([k, s]) => [k, { before: s.before, after: s.after }]),
+          ),
+          records: r.records?.files,
         });
-        const layers = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
-        const size = layers ? layers.layers.reduce((n, l) => n + l.size, 0) : undefined;
-        if (opts.json) {
-          printJson({
-            digest: r.digest,
-            mediaType: r.descriptor.mediaType,
-            platforms: r.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')),
-            layout: r.layoutDir,
-            tag: r.tag,
-            tar: r.tarFile,
-            compressedSize: size,
-            epoch: r.epoch,
-          });
-          return;
-        }
-        if (r.debian)
-          process.stderr.write(
-            `pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})\n`,
-          );
-        const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
-        process.stdout.write(`${r.digest}\n`);
-        process.stderr.write(
-          `built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}${r.tarFile ? `\nwrote ${r.tarFile}` : ''}\n`,
-        );
-      },
-    );
+        return;
+      }
+      process.stdout.write(`${r.digest}\n`);
+      if (opts.quiet) return;
+      const err = (s: string) => process.stderr.write(`${s}\n`);
+      if (r.debian) err(`pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})`);
+      for (const [platform, s] of r.slices) err(`sliced ${platform}:\n${formatSliceSummary(s)}`);
+      const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
+      err(`built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}`);
+      if (r.tarFile) err(`wrote ${r.tarFile}`);
+      if (r.records)
+        err(`records (SBOM, provenance${r.slices.size ? ', slice report' : ''}): ${r.records.dir}`);
+    });
 }

@@ -25,10 +25,19 @@ export function register(program: Command): void {
         if (chains.length > 0) found = true;
         out[arch] = chains;
         if (!opts.json) {
+          // A chain runs from a requested root to the package; print it from the package back to the root, each
+          // arrow naming the depender and the relation that pulled the line above it in.
           for (const chain of chains) {
-            process.stdout.write(
-              `${arch}: ${chain.map((l) => `${l.package} ${l.version}${l.field ? ` (${l.field}: ${l.relation})` : ' (requested)'}`).join('\n    ← ')}\n`,
-            );
+            const target = chain[chain.length - 1]!;
+            let text = `${arch}: ${target.package} ${target.version}`;
+            for (let i = chain.length - 2; i >= 0; i--) {
+              const by = chain[i]!;
+              const via = chain[i + 1]!;
+              text += `\n    ← ${by.package} ${by.version} (${via.field}: ${via.relation})`;
+            }
+            if (chain.length === 1 || chain[0])
+              text += `\n    (${chain[0]!.package} is requested in pare.yaml)`;
+            process.stdout.write(`${text}\n`);
           }
         }
       }

@@ -1,0 +1,129 @@
+import { join, relative } from 'node:path';
+import { type ProvenanceInput, provenanceStatement } from '../attest/index.ts';
+import type { LoadedConfig } from '../config/index.ts';
+import { type Digest, sha256 } from '../digest/index.ts';
+import { normalizePath, type Tree } from '../fstree/index.ts';
+import { writeFileAtomic } from '../layout/index.ts';
+import { type Artifact, formatPlatform, selectImage } from '../oci/index.ts';
+import { cycloneDxJson, distroQualifier, inventory, readOsRelease, spdxJson } from '../sbom/index.ts';
+import { sliceReport } from '../slice/index.ts';
+import type { BuildResult } from './build.ts';
+
+/**
+ * What a build knows about itself, written beside the image in `<layout>/pare/<tag>/`: the SBOMs (SPDX 2.3 and
+ * CycloneDX 1.6), the SLSA v1 provenance statement (unsigned: `pare attest` signs and attaches it) and the slice
+ * report (`pare why-kept`). The host platform's files have plain names (`sbom.spdx.json`), other platforms' carry the
+ * platform (`sbom.linux-arm64.spdx.json`). All are deterministic: same build, same bytes.
+ */
+
+export const PARE_VERSION = '0.1.0';
+
+export interface BuildRecords {
+  readonly dir: string;
+  readonly files: readonly string[];
+}
+
+function suffix(platform: string, first: boolean): string {
+  return first ? '' : `.${platform.replaceAll('/', '-')}`;
+}
+
+/** Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). */
+export async function provenanceInput(
+  loaded: LoadedConfig,
+  r: BuildResult,
+  appTree: Tree | undefined,
+): Promise<ProvenanceInput> {
+  const name = loaded.config.name ?? 'image';
+  const debs = (r.debian?.lock.packages ?? []).map((p) => ({
+    name: p.name,
+    version: p.version,
+    architecture: p.architecture,
+    sha256: p.sha256.replace(/^sha256:/, ''),
+    distro: undefined,
+  }));
+  const releases = (r.debian?.lock.suites ?? []).map((s) => ({
+    uri: `dists/${s.suite}/InRelease`,
+    sha256: s.inRelease.replace(/^sha256:/, ''),
+    name: s.codename ?? s.suite,
+  }));
+  const appFiles: ProvenanceInput['appFiles'][number][] = [];
+  if (appTree) {
+    const sources = new Map<string, string>();
+    for (const f of loaded.config.files) {
+      const dest = normalizePath(f.dest);
+      sources.set(dest, f.src ?? 'pare.yaml');
+      if (f.src)
+        for (const p of appTree.paths())
+          if (p.startsWith(`${dest}/`)) sources.set(p, join(f.src, p.slice(dest.length + 1)));
+    }
+    for (const [p, e] of appTree) {
+      if (e.kind !== 'file') continue;
+      appFiles.push({
+        path: p,
+        source: sources.get(p) ?? 'pare.yaml',
+        sha256: sha256(await e.content.bytes()).slice(7),
+      });
+    }
+  }
+  return {
+    subjects: [{ name, digest: r.digest }],
+    config: { path: relative(loaded.dir, loaded.path) || 'pare.yaml', digest: sha256(loaded.bytes) },
+    platforms: r.platforms.map(formatPlatform),
+    debs,
+    releases,
+    appFiles,
+    ...(r.debian
+      ? {
+          lockfile: {
+            path: 'pare.lock',
+            digest: sha256(new TextEncoder().encode(JSON.stringify(r.debian.lock))),
+          },
+        }
+      : {}),
+    pareVersion: PARE_VERSION,
+    sourceDateEpoch: r.epoch,
+  };
+}
+
+/** Writes the build's records beside the image; returns the directory and the files written. */
+export async function writeBuildRecords(
+  loaded: LoadedConfig,
+  r: BuildResult,
+  appTree: Tree | undefined,
+): Promise<BuildRecords> {
+  if (!r.layoutDir) throw new Error('writeBuildRecords needs a written build');
+  const dir = join(r.layoutDir, 'pare', r.tag);
+  const files: string[] = [];
+  const put = async (name: string, text: string) => {
+    await writeFileAtomic(join(dir, name), text);
+    files.push(join(dir, name));
+  };
+  const debSha256 = new Map(
+    (r.debian?.lock.packages ?? []).map((p) => [
+      `${p.name}:${p.architecture}`,
+      p.sha256.replace(/^sha256:/, ''),
+    ]),
+  );
+  const artifact: Artifact = r.artifact;
+  let first = true;
+  for (const platform of r.platforms) {
+    const key = formatPlatform(platform);
+    const tree = r.trees.get(key);
+    if (!tree) continue;
+    const image = await selectImage(artifact, platform);
+    const digest: Digest = await image.digest();
+    const inv = await inventory(tree, { name: loaded.config.name ?? 'image', digest, debSha256 });
+    const s = suffix(key, first);
+    await put(`sbom${s}.spdx.json`, spdxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
+    await put(`sbom${s}.cdx.json`, cycloneDxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
+    const slice = r.slices.get(key);
+    if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(sliceReport(slice), null, 2)}\n`);
+    first = false;
+  }
+  const input = await provenanceInput(loaded, r, appTree);
+  const distro =
+    r.trees.size > 0 ? distroQualifier(await readOsRelease([...r.trees.values()][0]!)) : undefined;
+  const statement = provenanceStatement({ ...input, debs: input.debs.map((d) => ({ ...d, distro })) });
+  await put('provenance.json', `${JSON.stringify(statement, null, 2)}\n`);
+  return { dir, files };
+}

@@ -1,0 +1,160 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OciLayout } from '../../src/layout/index.ts';
+import { imageToTree, selectImage } from '../../src/oci/index.ts';
+import { pareAsync as pare } from '../helpers/cli.ts';
+import { createFakeArchive, type FakeArchive } from '../helpers/fake-debian-archive.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+/**
+ * `packages:` builds end to end through the real CLI, against a signed Debian-style archive the test generates and
+ * serves on 127.0.0.1 (offline, deterministic). The real mirror is exercised by test/build/examples.test.ts.
+ */
+describe('pare build with packages', () => {
+  const dir = tempDir();
+  let archive: FakeArchive;
+  beforeAll(async () => {
+    const copyright =
+      'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: MIT\n';
+    archive = await createFakeArchive({
+      architectures: ['amd64', 'arm64'],
+      suites: [
+        {
+          name: 'bookworm',
+          packages: [
+            {
+              name: 'base-files',
+              version: '12.4',
+              files: {
+                'etc/os-release':
+                  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+                'etc/debian_version': '12.4\n',
+                'usr/share/doc/base-files/copyright': copyright,
+              },
+            },
+            {
+              name: 'app',
+              version: '1.0',
+              fields: { Depends: 'libfoo (>= 1.0) | libbar' },
+              files: {
+                'usr/bin/app': { content: '#!/usr/bin/env true\n', mode: 0o755 },
+                'usr/share/doc/app/copyright': copyright,
+              },
+            },
+            { name: 'libfoo', version: '1.0', files: { 'usr/lib/libfoo.so.1': 'old' } },
+            { name: 'unused', version: '1.0' },
+          ],
+        },
+        {
+          name: 'bookworm-security',
+          codename: 'bookworm-security',
+          packages: [{ name: 'libfoo', version: '1.1', files: { 'usr/lib/libfoo.so.1': 'patched' } }],
+        },
+      ],
+    });
+  });
+  afterAll(async () => archive?.close());
+
+  function project(name: string, packages: string[]): string {
+    const p = join(dir, name);
+    mkdirSync(p, { recursive: true });
+    writeFileSync(
+      join(p, 'pare.yaml'),
+      `name: pkgs\nplatforms: [linux/amd64, linux/arm64]\ndebian:\n  suite: bookworm\n  updates: false\n  mirror: ${archive.url}\n  securityMirror: ${archive.url}\n  keyring: ${archive.keyringAsc}\npackages: [${packages.join(', ')}]\nimage:\n  entrypoint: [/usr/bin/app]\n# note: the fake packages hold no real programs, so slicing would keep almost nothing\nslice: none\n`,
+    );
+    return p;
+  }
+
+  it('resolves (security wins), locks, and gives the same digest from two clean caches under other TZ and umask', async () => {
+    const p = project('one', ['base-files', 'app']);
+    const r1 = await pare(['build', p, '-o', join(dir, 'out1')], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1'), TZ: 'Pacific/Kiritimati' },
+      umask: '077',
+    });
+    expect(r1.stderr).toContain('pare.lock: 6 packages (written)');
+    expect(r1.code).toBe(0);
+    const lock = JSON.parse(readFileSync(join(p, 'pare.lock'), 'utf8')) as {
+      packages: { name: string; version: string; architecture: string }[];
+    };
+    expect(lock.packages.map((x) => `${x.name}:${x.architecture}=${x.version}`)).toEqual([
+      'app:amd64=1.0',
+      'app:arm64=1.0',
+      'base-files:amd64=12.4',
+      'base-files:arm64=12.4',
+      'libfoo:amd64=1.1',
+      'libfoo:arm64=1.1',
+    ]);
+    const q = project('two', ['base-files', 'app']);
+    writeFileSync(join(q, 'pare.lock'), readFileSync(join(p, 'pare.lock')));
+    const r2 = await pare(['build', q, '-o', join(dir, 'out2'), '--locked'], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache2'), TZ: 'UTC' },
+      umask: '022',
+    });
+    expect(r2.code).toBe(0);
+    expect(r2.stdout).toBe(r1.stdout);
+    const layout = await OciLayout.open(join(dir, 'out1'));
+    const img = await selectImage(await layout.readArtifact('latest'), {
+      os: 'linux',
+      architecture: 'arm64',
+    });
+    const tree = await imageToTree(img);
+    expect(new TextDecoder().decode(await tree.readFile('/usr/lib/libfoo.so.1'))).toBe('patched');
+    expect(tree.get('/var/lib/dpkg/status.d/libfoo')?.kind).toBe('file');
+    expect(tree.get('/tmp')?.mode).toBe(0o1777);
+    expect((await img.config()).config?.User).toBe('65532:65532');
+  });
+
+  it('builds from the lock and the cache alone, reading no index', async () => {
+    const p = join(dir, 'one');
+    const before = archive.requests.length;
+    const r = await pare(['build', p, '-o', join(dir, 'out3')], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1') },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('(unchanged)');
+    expect(
+      archive.requests.slice(before).filter((u) => u.includes('Packages') || u.includes('Release')),
+    ).toEqual([]);
+  });
+
+  it('explains why a package is in (pare why)', async () => {
+    const r = await pare(['why', 'libfoo', join(dir, 'one')], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1') },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /amd64: libfoo 1\.1\n\s+← app 1\.0 \(Depends: libfoo \(>= 1\.0\) \| libbar\)\n\s+\(app is requested in pare\.yaml\)/,
+    );
+  });
+
+  describe('when --locked and the lock does not answer pare.yaml', () => {
+    it('fails, says what differs and how to fix it, and keeps the lock', async () => {
+      const p = project('three', ['base-files', 'app']);
+      const none = await pare(['build', p, '--locked', '--dry-run'], {
+        env: { XDG_CACHE_HOME: join(dir, 'cache1') },
+      });
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/no .*pare\.lock; run "pare lock"/);
+      expect((await pare(['lock', p], { env: { XDG_CACHE_HOME: join(dir, 'cache1') } })).code).toBe(0);
+      const before = readFileSync(join(p, 'pare.lock'), 'utf8');
+      writeFileSync(
+        join(p, 'pare.yaml'),
+        readFileSync(join(p, 'pare.yaml'), 'utf8').replace('[base-files, app]', '[base-files, app, unused]'),
+      );
+      const r = await pare(['build', p, '--locked', '--dry-run'], {
+        env: { XDG_CACHE_HOME: join(dir, 'cache1') },
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/does not match packages: .*run "pare lock --update"/);
+      expect(readFileSync(join(p, 'pare.lock'), 'utf8')).toBe(before);
+    });
+  });
+
+  it('refuses an unknown package, naming it', async () => {
+    const p = project('four', ['base-files', 'no-such-package']);
+    const r = await pare(['build', p, '--dry-run'], { env: { XDG_CACHE_HOME: join(dir, 'cache1') } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no-such-package');
+  });
+});
