@@ -45,3 +45,39 @@ describe('parseControl', () => {
     ]);
   });
 });
+
+describe('Paragraph.lazy', () => {
+  const text =
+    'Package: a\nMulti-Arch: same\nDescription: short\n long line\n .\n more\nDepends: b,\n\tc\nX-Ü: ä';
+  describe('when given a byte range of a bigger buffer', () => {
+    const bytes = Buffer.from(`junk\n\n${text}\n\nPackage: other\n`);
+    const start = bytes.indexOf('Package: a');
+    const end = start + Buffer.byteLength(text);
+    it('returns fields as the full parser does, in any case, without reading outside the range', () => {
+      const p = Paragraph.lazy({ bytes, start, end });
+      const full = parseControl(text)[0]!;
+      for (const [name, value] of full.entries()) expect(p.get(name.toUpperCase())).toBe(value);
+      expect(p.get('multi-arch')).toBe('same');
+      expect(p.get('Depends')).toBe('b,\nc');
+      expect(p.get('Other')).toBeUndefined();
+      expect(p.get('Junk')).toBeUndefined();
+      expect([...p.entries()]).toEqual([...full.entries()]);
+    });
+  });
+  describe('when the owner knows some fields', () => {
+    it('asks it first, null meaning absent, and searches the text for the rest', () => {
+      const asked: string[] = [];
+      const known = {
+        knownField(key: string) {
+          asked.push(key);
+          return key === 'package' ? 'from-owner' : key === 'depends' ? null : undefined;
+        },
+      };
+      const p = Paragraph.lazy(text, 0, { known });
+      expect(p.get('Package')).toBe('from-owner');
+      expect(p.get('Depends')).toBeUndefined();
+      expect(p.get('MULTI-ARCH')).toBe('same');
+      expect(asked).toEqual(['package', 'depends', 'multi-arch']);
+    });
+  });
+});

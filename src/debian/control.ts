@@ -24,14 +24,30 @@ export class ControlError extends BaseError<ControlErrorCode> {
 }
 
 /**
+ * Field values that the owner of a lazy paragraph already holds (an index record keeps Package, Version, …).
+ * `knownField` gets a lowercase field name and returns its value, `null` when the owner knows the field is absent, or
+ * `undefined` when it does not know (the paragraph then searches its text).
+ */
+export interface KnownFields {
+  knownField(key: string): string | null | undefined;
+}
+
+/** The text of a lazy paragraph: a string, or a byte range of a bigger buffer (an index) that is never copied. */
+type LazyText = string | { readonly bytes: Uint8Array; readonly start: number; readonly end: number };
+
+/**
  * One paragraph: fields in file order. `get` is case-insensitive. Values keep continuation lines joined by "\n".
- * A paragraph made by `Paragraph.lazy` keeps its text and answers `get` by searching it (memoised), building the
- * field map only when all fields are needed (`entries`, `size`, `with`, `without`, `format`): a resolver that reads
- * a few fields of 63k index stanzas then allocates a few strings each instead of a Map of twenty.
+ * A paragraph made by `Paragraph.lazy` keeps its text (or only a byte range of the index it came from) and answers
+ * `get` by searching it (memoised), building the field map only when all fields are needed (`entries`, `size`,
+ * `with`, `without`, `format`): a resolver that reads a few fields of 66k index stanzas then allocates a few strings
+ * for the stanzas it looks at, instead of a Map of twenty for every one.
  */
 export class Paragraph {
   #fields: Map<string, { name: string; value: string }> | undefined;
-  #lazy: { text: string; source: string | undefined; memo: Map<string, string | undefined> } | undefined;
+  #text: LazyText | undefined;
+  #source: string | undefined;
+  #known: KnownFields | undefined;
+  #memo: Map<string, string | undefined> | undefined;
   /** 1-based line of the paragraph's first field in its source. */
   readonly line: number;
   constructor(fields: Iterable<readonly [string, string]> = [], line = 0) {
@@ -40,47 +56,61 @@ export class Paragraph {
     this.line = line;
   }
   /**
-   * Returns a paragraph over the deb822 text of one stanza, parsed on demand. `known` pre-fills field values the
-   * caller already extracted (keys in any case). Syntax errors surface (as ControlError) when the whole map is built.
+   * Returns a paragraph over the deb822 text of one stanza, parsed on demand. `text` is a string or a byte range
+   * `{bytes, start, end}` of UTF-8 (kept by reference: nothing is decoded until a field is asked for). `known`
+   * pre-fills field values the caller already extracted (keys in any case), or answers for them (KnownFields).
+   * Syntax errors surface (as ControlError) when the whole map is built.
    */
   static lazy(
-    text: string,
+    text: LazyText,
     line = 0,
-    options: { source?: string; known?: Iterable<readonly [string, string]> } = {},
+    options: { source?: string; known?: Iterable<readonly [string, string]> | KnownFields } = {},
   ): Paragraph {
     const p = new Paragraph([], line);
     p.#fields = undefined;
-    const memo = new Map<string, string | undefined>();
-    for (const [k, v] of options.known ?? []) memo.set(k.toLowerCase(), v);
-    p.#lazy = { text, source: options.source, memo };
+    p.#text = text;
+    p.#source = options.source;
+    const known = options.known;
+    if (known && 'knownField' in known) p.#known = known;
+    else if (known) {
+      p.#memo = new Map();
+      for (const [k, v] of known) p.#memo.set(k.toLowerCase(), v);
+    }
     return p;
   }
   #map(): Map<string, { name: string; value: string }> {
     if (!this.#fields) {
-      const lazy = this.#lazy!;
-      const parsed = parseControl(lazy.text, { source: lazy.source });
+      const t = this.#text!;
+      const text = typeof t === 'string' ? t : decodeRange(t.bytes, t.start, t.end);
+      const parsed = parseControl(text, { source: this.#source });
       if (parsed.length > 1) {
         throw new ControlError(
           'CONTROL_SYNTAX',
-          `cannot parse control data at ${lazy.source ?? 'line '}: want one paragraph`,
+          `cannot parse control data at ${this.#source ?? 'line '}: want one paragraph`,
           {
-            source: lazy.source,
+            source: this.#source,
           },
         );
       }
       const first = parsed[0];
       this.#fields = first ? first.#map() : new Map();
-      this.#lazy = undefined;
+      this.#text = undefined;
+      this.#known = undefined;
+      this.#memo = undefined;
     }
     return this.#fields;
   }
   /** Returns the value of field `name` (any case), or undefined. */
   get(name: string): string | undefined {
-    if (this.#fields) return this.#fields.get(name.toLowerCase())?.value;
     const key = name.toLowerCase();
-    const memo = this.#lazy!.memo;
-    if (memo.has(key)) return memo.get(key);
-    const v = findField(this.#lazy!.text, key);
+    if (this.#fields) return this.#fields.get(key)?.value;
+    const known = this.#known?.knownField(key);
+    if (known !== undefined) return known ?? undefined;
+    let memo = this.#memo;
+    if (memo?.has(key)) return memo.get(key);
+    const t = this.#text!;
+    const v = typeof t === 'string' ? findField(t, key) : findFieldInBytes(t.bytes, t.start, t.end, key);
+    memo ??= this.#memo = new Map();
     memo.set(key, v);
     return v;
   }
@@ -118,6 +148,10 @@ export class Paragraph {
   }
 }
 
+function decodeRange(bytes: Uint8Array, start: number, end: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', start, end);
+}
+
 const FIELD_RE_CACHE = new Map<string, RegExp>();
 
 /** Returns the value of field `key` (lowercase) in one stanza's text, as iterateControl would give it. */
@@ -130,13 +164,55 @@ function findField(text: string, key: string): string | undefined {
   }
   const m = re.exec(text);
   if (!m) return undefined;
-  const lines = m[1]!.split('\n');
+  return joinValue(m[1]!);
+}
+
+/** Returns the joined value of a field's raw text (first line's rest + continuation lines), as iterateControl does. */
+function joinValue(raw: string): string {
+  const lines = raw.split('\n');
   let value = lines[0]!.replace(/\r$/, '').trim();
   for (let i = 1; i < lines.length; i++) {
     const t = lines[i]!.replace(/\r$/, '').trim();
     value += `\n${t === '.' ? '' : t}`;
   }
   return value;
+}
+
+/**
+ * Like findField over the UTF-8 bytes [start, end) of a stanza: walks the line starts and compares the field name
+ * ASCII-case-insensitively, decoding only the value that matched.
+ */
+function findFieldInBytes(bytes: Uint8Array, start: number, end: number, key: string): string | undefined {
+  // deb822 field names are ASCII; a caller asking for another name gets the string search's answer.
+  if (!ASCII_RE.test(key)) return findField(decodeRange(bytes, start, end), key);
+  const n = key.length;
+  for (let ls = start; ls < end; ) {
+    let nl = bytes.indexOf(0x0a, ls);
+    if (nl < 0 || nl > end) nl = end;
+    if (ls + n < nl && bytes[ls + n] === 0x3a && asciiKeyAt(bytes, ls, key)) {
+      // The value runs on over the following lines that begin with a space or tab (deb822(5)).
+      let ve = nl;
+      while (ve < end && ve + 1 < end && (bytes[ve + 1] === 0x20 || bytes[ve + 1] === 0x09)) {
+        const next = bytes.indexOf(0x0a, ve + 1);
+        ve = next < 0 || next > end ? end : next;
+      }
+      return joinValue(decodeRange(bytes, ls + n + 1, ve));
+    }
+    ls = nl + 1;
+  }
+  return undefined;
+}
+
+const ASCII_RE = /^[\x00-\x7f]*$/;
+
+/** True when the bytes at `at` spell `key` (lowercase ASCII) in any case. */
+function asciiKeyAt(bytes: Uint8Array, at: number, key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    let c = bytes[at + i]!;
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== key.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 function formatValue(v: string): string {

@@ -1,6 +1,6 @@
 import type { Digest } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
-import { iterateControl, Paragraph } from './control.ts';
+import { iterateControl, type KnownFields, Paragraph } from './control.ts';
 
 /**
  * Binary package indexes (`dists/<suite>/<component>/binary-<arch>/Packages`, see
@@ -182,7 +182,7 @@ function lineAt(buf: Buffer, offset: number): number {
 }
 
 /** A record located by scanPackages: eager fields copied out, the stanza kept as a byte range of the index. */
-class ScannedRecord implements PackageRecord {
+class ScannedRecord implements PackageRecord, KnownFields {
   readonly name: string;
   readonly version: string;
   readonly architecture: string;
@@ -211,24 +211,37 @@ class ScannedRecord implements PackageRecord {
     this.#start = start;
     this.#end = end;
   }
-  /** The stanza, searched field by field on demand (line 0: not counted, to keep the scan fast). */
+  /**
+   * The stanza, searched field by field on demand over the index bytes (line 0: not counted, to keep the scan fast).
+   * Nothing is decoded or copied until a field other than the eager ones is asked for.
+   */
   get paragraph(): Paragraph {
-    if (!this.#paragraph) {
-      const known: [string, string][] = [
-        ['Package', this.name],
-        ['Version', this.version],
-        ['Architecture', this.architecture],
-        ['Filename', this.filename],
-        ['Size', String(this.size)],
-        ['SHA256', this.sha256.slice(7)],
-      ];
-      if (this.provides !== undefined) known.push(['Provides', this.provides]);
-      this.#paragraph = Paragraph.lazy(this.#ctx.buf.toString('utf8', this.#start, this.#end), 0, {
-        source: this.#ctx.origin.source,
-        known,
-      });
-    }
+    this.#paragraph ??= Paragraph.lazy({ bytes: this.#ctx.buf, start: this.#start, end: this.#end }, 0, {
+      source: this.#ctx.origin.source,
+      known: this,
+    });
     return this.#paragraph;
+  }
+  /** The eager fields, for the lazy paragraph (KnownFields). */
+  knownField(key: string): string | null | undefined {
+    switch (key) {
+      case 'package':
+        return this.name;
+      case 'version':
+        return this.version;
+      case 'architecture':
+        return this.architecture;
+      case 'filename':
+        return this.filename;
+      case 'size':
+        return String(this.size);
+      case 'sha256':
+        return this.sha256.slice(7);
+      case 'provides':
+        return this.provides ?? null;
+      default:
+        return undefined;
+    }
   }
 }
 

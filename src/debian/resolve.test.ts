@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Paragraph } from './control.ts';
+import { Paragraph, parseControl } from './control.ts';
+import { scanPackages } from './packages.ts';
 import { type PackageSource, PackageUniverse, resolveDependencies } from './resolve.ts';
 
 /** A package paragraph from `name version arch` plus fields. */
@@ -264,6 +265,72 @@ describe('resolveDependencies', () => {
       fc.assert(
         fc.property(fc.shuffledSubarray(paragraphs, { minLength: paragraphs.length }), (shuffled) => {
           expect(names(universe(shuffled), 'app')).toEqual(want);
+        }),
+      );
+    });
+  });
+
+  describe('when the paragraphs are index records', () => {
+    // note: every stanza carries the fields scanPackages insists on; the resolver reads the rest from the bytes.
+    const stanza = (spec: string, fields: Record<string, string>) => {
+      const [name, version, arch = 'amd64'] = spec.split(' ');
+      const extra = Object.entries(fields).map(([k, v]) => `${k}: ${v}\n`);
+      return `Package: ${name}\nVersion: ${version}\nArchitecture: ${arch}\n${extra.join('')}Filename: pool/${name}.deb\nSize: 1\nSHA256: ${'a'.repeat(64)}\n`;
+    };
+    const text = [
+      stanza('app 1', { Depends: 'v,\n w | x', 'Pre-Depends': 'pre' }),
+      stanza('pre 1', { 'multi-arch': 'foreign', Breaks: 'x (<< 2)' }),
+      stanza('p1 1', { Provides: 'v (= 1)', Priority: 'optional' }),
+      stanza('p2 1', { Provides: 'v', Priority: 'required' }),
+      stanza('w 1', { Depends: 'v (>= 1)' }),
+      stanza('x 1', {}),
+      stanza('old 2', { Provides: 'w' }),
+      stanza('old 1', { Provides: 'v' }),
+    ].join('\n');
+    it('resolves the same over the lazy records as over fully parsed paragraphs', () => {
+      const records = scanPackages(Buffer.from(text), {
+        suite: 'stable',
+        component: 'main',
+        source: 'Packages',
+      });
+      const lazy = new PackageUniverse([{ suite: 'stable', paragraphs: records.map((r) => r.paragraph) }]);
+      const full = new PackageUniverse([{ suite: 'stable', paragraphs: parseControl(text) }]);
+      for (const req of ['app', 'v', 'old', 'old=1', 'w']) {
+        const got = (u: PackageUniverse) => {
+          try {
+            return resolveDependencies(u, [req]).packages.map((p) => `${p.name}=${p.version}`);
+          } catch (e) {
+            return (e as Error).message;
+          }
+        };
+        expect(got(lazy)).toEqual(got(full));
+      }
+      // v: p2 wins by Priority; w's (>= 1) needs p1's versioned Provides as well
+      expect(names(lazy, 'app')).toEqual([
+        'app=1:amd64',
+        'p1=1:amd64',
+        'p2=1:amd64',
+        'pre=1:amd64',
+        'w=1:amd64',
+      ]);
+      // only the candidate (old 2) provides: old 1's "v" is not offered
+      expect(lazy.providers('v').map((p) => p.pkg.name)).toEqual(['p1', 'p2']);
+      expect(lazy.candidate('pre', 'amd64')?.multiArch).toBe('foreign');
+    });
+  });
+
+  describe('when a Provides field is malformed', () => {
+    it('throws DEBIAN_RELATION_INVALID naming the package once the resolver looks at it, not before', () => {
+      const u = universe([
+        pkg('app 1', { Depends: 'v' }),
+        pkg('bad 1', { Provides: 'v (>= 1)' }),
+        pkg('x 1'),
+      ]);
+      expect(names(u, 'x')).toEqual(['x=1:amd64']);
+      expect(() => names(u, 'app')).toThrow(
+        expect.objectContaining({
+          code: 'DEBIAN_RELATION_INVALID',
+          message: expect.stringContaining('"bad"'),
         }),
       );
     });

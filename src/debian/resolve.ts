@@ -77,15 +77,18 @@ interface Provider {
 
 /**
  * The packages of several indexes, keyed by name, with the candidate (highest) version of each (name, architecture)
- * and a reverse map of Provides. Building it reads only Package/Version/Architecture/Provides of every paragraph; the
- * relations of a package are parsed when the resolver first looks at it.
+ * and a reverse map of Provides. Building it reads only Package/Version/Architecture of every paragraph (an index
+ * record answers those without searching its stanza); versions are parsed when two of one package meet, the Provides
+ * map is built on the first `providers` call, and a package's other fields and relations when the resolver first
+ * looks at it.
  */
 export class PackageUniverse {
   readonly native: string;
   readonly architectures: readonly string[];
+  /** Every package in index order, by name. */
   readonly #byName = new Map<string, IndexedPackage[]>();
-  readonly #candidates = new Map<string, IndexedPackage>();
-  readonly #providers = new Map<string, IndexedPackage[]>();
+  /** Provided name → candidates whose Provides names it (built on first use). */
+  #providers: Map<string, IndexedPackage[]> | undefined;
 
   constructor(sources: readonly PackageSource[], options: UniverseOptions = {}) {
     this.architectures = options.architectures ?? ['amd64'];
@@ -109,20 +112,10 @@ export class PackageUniverse {
           );
         }
         if (!archs.has(arch)) continue;
-        const pkg = indexedPackage(p, name, version, arch, src.suite, label);
+        const pkg = new UniversePackage(p, name, version, arch, src.suite, label);
         const list = this.#byName.get(name);
         if (list) list.push(pkg);
         else this.#byName.set(name, [pkg]);
-        const key = `${name}:${arch}`;
-        const old = this.#candidates.get(key);
-        if (!old || compareVersions(pkg.parsedVersion, old.parsedVersion) > 0) this.#candidates.set(key, pkg);
-      }
-    }
-    for (const pkg of this.#candidates.values()) {
-      for (const prov of pkg.provides) {
-        const list = this.#providers.get(prov.name);
-        if (list) list.push(pkg);
-        else this.#providers.set(prov.name, [pkg]);
       }
     }
   }
@@ -132,15 +125,20 @@ export class PackageUniverse {
     return this.#byName.get(name) ?? [];
   }
 
-  /** Returns the candidate of `name` for `arch` (the highest version), if any. */
+  /** Returns the candidate of `name` for `arch` (the highest version, the first index's on a tie), if any. */
   candidate(name: string, arch: string): IndexedPackage | undefined {
-    return this.#candidates.get(`${name}:${arch}`);
+    let best: IndexedPackage | undefined;
+    for (const p of this.#byName.get(name) ?? []) {
+      if (p.architecture !== arch) continue;
+      if (!best || compareVersions(p.parsedVersion, best.parsedVersion) > 0) best = p;
+    }
+    return best;
   }
 
   /** Returns the candidates that provide `name` (any architecture), sorted by name then architecture. */
   providers(name: string): readonly Provider[] {
     const out: Provider[] = [];
-    for (const pkg of this.#providers.get(name) ?? []) {
+    for (const pkg of this.#providerMap().get(name) ?? []) {
       for (const provide of pkg.provides) if (provide.name === name) out.push({ pkg, provide });
     }
     return out.sort(
@@ -157,74 +155,149 @@ export class PackageUniverse {
     }
     return out;
   }
+
+  /**
+   * The reverse Provides map over the candidates, keyed by the names their Provides fields list. Only the names are
+   * cut out here; a package's Provides is parsed (and checked) when `providers` looks at it.
+   */
+  #providerMap(): Map<string, IndexedPackage[]> {
+    if (this.#providers) return this.#providers;
+    const map = new Map<string, IndexedPackage[]>();
+    for (const [name, list] of this.#byName) {
+      for (const pkg of list) {
+        const raw = pkg.paragraph.get('Provides');
+        if (!raw || this.candidate(name, pkg.architecture) !== pkg) continue;
+        for (const provided of providedNames(raw)) {
+          const l = map.get(provided);
+          if (!l) map.set(provided, [pkg]);
+          else if (l[l.length - 1] !== pkg) l.push(pkg);
+        }
+      }
+    }
+    this.#providers = map;
+    return map;
+  }
 }
+
+/** The package names of a Provides field (`a (= 1), b:any` → a, b), without checking its syntax. */
+function providedNames(raw: string): string[] {
+  const out: string[] = [];
+  for (const item of raw.split(',')) {
+    const m = PROVIDED_NAME_RE.exec(item);
+    if (m) out.push(m[1]!);
+  }
+  return out;
+}
+
+const PROVIDED_NAME_RE = /^\s*([^\s(<[:|,]+)/;
 
 function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function indexedPackage(
-  p: Paragraph,
-  name: string,
-  version: string,
-  architecture: string,
-  suite: string,
-  label: string,
-): IndexedPackage {
-  const rel = (field: string) => {
-    const v = p.get(field);
-    return v ? parseRelations(v, { field, package: name }) : [];
-  };
-  const flat = (field: string) => rel(field).flat();
-  const ma = (p.get('Multi-Arch') ?? 'no').toLowerCase();
-  const memo = <T>(f: () => T) => {
-    let v: T | undefined;
-    return () => {
-      v ??= f();
-      return v;
-    };
-  };
-  const pre = memo(() => rel('Pre-Depends'));
-  const dep = memo(() => rel('Depends'));
-  const rec = memo(() => rel('Recommends'));
-  const con = memo(() => flat('Conflicts'));
-  const brk = memo(() => flat('Breaks'));
-  const prov = memo(() => {
-    const v = p.get('Provides');
-    return v ? parseProvides(v, { package: name }) : [];
-  });
-  const yes = (f: string) => (p.get(f) ?? '').toLowerCase() === 'yes';
-  return {
-    name,
-    version,
-    parsedVersion: parseVersion(version),
-    architecture,
-    multiArch: ma === 'same' || ma === 'foreign' || ma === 'allowed' ? ma : 'no',
-    essential: yes('Essential'),
-    important: yes('Protected') || yes('Important'),
-    priority: (p.get('Priority') ?? 'optional').toLowerCase(),
-    suite,
-    label,
-    paragraph: p,
-    get preDepends() {
-      return pre();
-    },
-    get depends() {
-      return dep();
-    },
-    get recommends() {
-      return rec();
-    },
-    get conflicts() {
-      return con();
-    },
-    get breaks() {
-      return brk();
-    },
-    get provides() {
-      return prov();
-    },
-  };
+interface PackageFlags {
+  readonly multiArch: MultiArch;
+  readonly essential: boolean;
+  readonly important: boolean;
+  readonly priority: string;
+}
+
+/**
+ * An index paragraph as the resolver sees it. Everything but the name, version string and architecture is read from
+ * the paragraph on first use and kept: most of an archive's 66k packages are never looked at.
+ */
+class UniversePackage implements IndexedPackage {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  readonly suite: string;
+  readonly label: string;
+  readonly paragraph: Paragraph;
+  #version: Version | undefined;
+  #flags: PackageFlags | undefined;
+  #preDepends: Alternatives[] | undefined;
+  #depends: Alternatives[] | undefined;
+  #recommends: Alternatives[] | undefined;
+  #conflicts: Relation[] | undefined;
+  #breaks: Relation[] | undefined;
+  #provides: Relation[] | undefined;
+
+  constructor(
+    p: Paragraph,
+    name: string,
+    version: string,
+    architecture: string,
+    suite: string,
+    label: string,
+  ) {
+    this.paragraph = p;
+    this.name = name;
+    this.version = version;
+    this.architecture = architecture;
+    this.suite = suite;
+    this.label = label;
+  }
+  get parsedVersion(): Version {
+    this.#version ??= parseVersion(this.version);
+    return this.#version;
+  }
+  get multiArch(): MultiArch {
+    return this.#readFlags().multiArch;
+  }
+  get essential(): boolean {
+    return this.#readFlags().essential;
+  }
+  get important(): boolean {
+    return this.#readFlags().important;
+  }
+  get priority(): string {
+    return this.#readFlags().priority;
+  }
+  get preDepends(): readonly Alternatives[] {
+    this.#preDepends ??= this.#relations('Pre-Depends');
+    return this.#preDepends;
+  }
+  get depends(): readonly Alternatives[] {
+    this.#depends ??= this.#relations('Depends');
+    return this.#depends;
+  }
+  get recommends(): readonly Alternatives[] {
+    this.#recommends ??= this.#relations('Recommends');
+    return this.#recommends;
+  }
+  get conflicts(): readonly Relation[] {
+    this.#conflicts ??= this.#relations('Conflicts').flat();
+    return this.#conflicts;
+  }
+  get breaks(): readonly Relation[] {
+    this.#breaks ??= this.#relations('Breaks').flat();
+    return this.#breaks;
+  }
+  get provides(): readonly Relation[] {
+    if (!this.#provides) {
+      const v = this.paragraph.get('Provides');
+      this.#provides = v ? parseProvides(v, { package: this.name }) : [];
+    }
+    return this.#provides;
+  }
+  #relations(field: string): Alternatives[] {
+    const v = this.paragraph.get(field);
+    return v ? parseRelations(v, { field, package: this.name }) : [];
+  }
+  #readFlags(): PackageFlags {
+    if (!this.#flags) {
+      const p = this.paragraph;
+      const ma = (p.get('Multi-Arch') ?? 'no').toLowerCase();
+      const yes = (f: string) => (p.get(f) ?? '').toLowerCase() === 'yes';
+      this.#flags = {
+        multiArch: ma === 'same' || ma === 'foreign' || ma === 'allowed' ? ma : 'no',
+        essential: yes('Essential'),
+        important: yes('Protected') || yes('Important'),
+        priority: (p.get('Priority') ?? 'optional').toLowerCase(),
+      };
+    }
+    return this.#flags;
+  }
 }
 
 /** One link of a dependency chain: `package` was pulled in by `from` through `relation` (in `field`). */
