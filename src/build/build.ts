@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/index.ts';
 import type { Digest } from '../digest/index.ts';
 import { UsageError } from '../errors.ts';
-import { conflictReplace, merge, type Tree } from '../fstree/index.ts';
+import { applyLayer, conflictReplace, merge, Tree } from '../fstree/index.ts';
 import { OciLayout, writeArchive } from '../layout/index.ts';
 import {
   type Artifact,
@@ -17,11 +17,13 @@ import {
   parsePlatform,
   type RunConfig,
 } from '../oci/index.ts';
-import { type SliceResult, sliceTree } from '../slice/index.ts';
+import { type SliceReport, sliceReport, sliceTree } from '../slice/index.ts';
+import { collectEntries } from '../tar/index.ts';
 import { idsFromTree, minimalBase } from './base.ts';
-import { type DebianBuildOptions, type DebianPlan, planDebian } from './debian.ts';
+import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian } from './debian.ts';
 import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
-import { type BuildRecords, writeBuildRecords } from './records.ts';
+import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
+import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
 
 /**
  * `pare build`: pare.yaml → sources → trees → layers → image (or index) → store. Every input is checked before
@@ -47,6 +49,8 @@ export interface BuildOptions {
   readonly packagesRoot?: (platform: Platform, epoch: number) => Promise<Tree>;
   /** Lock and download options for `packages:` builds (`--locked`, `--update`, progress). */
   readonly debian?: DebianBuildOptions;
+  /** Layer cache directory (default: the pare cache), or false to build every layer afresh. */
+  readonly layerCache?: string | false;
 }
 
 export interface BuildResult {
@@ -54,18 +58,18 @@ export interface BuildResult {
   readonly digest: Digest;
   readonly descriptor: Descriptor;
   readonly platforms: readonly Platform[];
-  /** The root filesystem of each platform's image (what the image unpacks to). */
-  readonly trees: ReadonlyMap<string, Tree>;
+  /** The root filesystem of each platform's image (what the image unpacks to), by `os/arch[/variant]`; lazy. */
+  tree(platform: string): Promise<Tree | undefined>;
   readonly layoutDir: string | undefined;
   readonly tag: string;
   readonly tarFile: string | undefined;
   readonly epoch: number;
   /** The Debian resolution, lock and .debs, for `packages:` builds. */
   readonly debian: DebianPlan | undefined;
-  /** The slice of each platform (by `os/arch[/variant]`), when the build sliced. */
-  readonly slices: ReadonlyMap<string, SliceResult>;
-  /** The tree of the `files:` section (the app layer). */
-  readonly appTree: Tree | undefined;
+  /** The slice report of each platform (by `os/arch[/variant]`), when the build sliced. */
+  readonly slices: ReadonlyMap<string, SliceReport>;
+  /** Platforms whose packages layer came from the layer cache. */
+  readonly cached: readonly string[];
   /** SBOMs, provenance and slice reports written beside the image (undefined for a dry run). */
   readonly records: BuildRecords | undefined;
 }
@@ -135,62 +139,123 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   }
 
   const images: { image: Image; platform: Platform }[] = [];
-  const trees = new Map<string, Tree>();
-  const slices = new Map<string, SliceResult>();
+  const trees = new Map<string, () => Promise<Tree>>();
+  const slices = new Map<string, SliceReport>();
+  const cached: string[] = [];
   let appLayer: Layer | undefined;
-  let appTree: Tree | undefined;
   const sliceMode = typeof cfg.slice === 'object' ? cfg.slice.mode : (cfg.slice ?? 'auto');
   const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
     typeof cfg.slice === 'object' ? cfg.slice : {};
+  const compression = cfg.output.compression ?? 'gzip';
+  const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
+  // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
+  const appPaths = (await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 })))
+    .paths()
+    .filter((p) => p !== '/');
+  const keepFiles = appPaths.filter((p) => !p.endsWith('/'));
   for (const platform of platforms) {
     const key = formatPlatform(platform);
-    const assembled = cfg.packages?.length && debian ? await debian.assembled(platform, epoch) : undefined;
-    let base = assembled
-      ? assembled.tree
-      : cfg.packages?.length
-        ? await packagesRoot!(platform, epoch)
-        : cfg.base === 'minimal'
-          ? minimalBase(epoch)
-          : undefined;
-    const ids = await idsFromTree(base ?? minimalBase(epoch));
-    const resolveOwner = ownerResolver(ids.users, ids.groups);
-    appTree ??= await filesTree(loaded, epoch, resolveOwner);
-    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
-    // App files lie over the base, as a later layer would: a file given in pare.yaml replaces the base's.
-    let rootfs = base ? merge([base, appTree], conflictReplace) : appTree;
-    checkSymlinkLoops(rootfs, `${loaded.path} for ${key}`);
-    // Slicing keeps what the image runs: packages builds only (a files-only image is all the user's own).
-    if (base && cfg.packages?.length && sliceMode === 'auto') {
-      const app = appTree;
-      const r = await sliceTree(rootfs, {
-        entrypoint: rc.Entrypoint,
-        cmd: rc.Cmd,
-        env: rc.Env,
-        workingDir: rc.WorkingDir,
-        executables: sliceCfg.executables,
-        // Every file the user listed stays, whether or not something reaches it.
-        keep: [
-          ...(sliceCfg.keep ?? []),
-          ...app.paths().filter((p) => p !== '/' && app.get(p)?.kind !== 'dir'),
-        ],
-        shell: cfg.shell,
-        locales: sliceCfg.locales,
-        probe: sliceCfg.probe,
-        owners: assembled?.owners,
+    let base: Tree | undefined;
+    let baseLayer: Layer | undefined;
+    let ids: Awaited<ReturnType<typeof idsFromTree>>;
+    let cacheKeyFor: string | undefined;
+    let hit: CachedBase | undefined;
+    if (cfg.packages?.length && debian && layerCache) {
+      cacheKeyFor = cacheKey({
+        pare: PARE_VERSION,
+        platform: key,
+        epoch,
+        compression,
+        debs: debian.lock.packages
+          .filter((p) => p.architecture === debianArch(platform) || p.architecture === 'all')
+          .map((p) => p.sha256),
+        slice:
+          sliceMode === 'auto'
+            ? { ...sliceCfg, shell: cfg.shell, image: cfg.image, files: keepFiles }
+            : 'none',
       });
-      slices.set(key, r);
-      rootfs = r.tree;
-      // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
-      base = r.tree.filter(
-        (p, e) => e.kind === 'dir' || app.get(p) === undefined || app.get(p)?.kind === 'dir',
-      );
+      hit = await layerCache.get(cacheKeyFor);
     }
-    trees.set(key, rootfs);
-    const compression = cfg.output.compression ?? 'gzip';
+    if (hit) {
+      cached.push(key);
+      baseLayer = hit.layer;
+      ids = {
+        users: new Map(hit.users.map(([n, u, g]) => [n, { uid: u, gid: g }])),
+        groups: new Map(hit.groups),
+      };
+      if (hit.slice) slices.set(key, hit.slice);
+    } else {
+      const assembled = cfg.packages?.length && debian ? await debian.assembled(platform, epoch) : undefined;
+      base = assembled
+        ? assembled.tree
+        : cfg.packages?.length
+          ? await packagesRoot!(platform, epoch)
+          : cfg.base === 'minimal'
+            ? minimalBase(epoch)
+            : undefined;
+      ids = await idsFromTree(base ?? minimalBase(epoch));
+      if (base && cfg.packages?.length && sliceMode === 'auto') {
+        const rcForSlice = runConfig(loaded, (u) =>
+          ownerResolver(ids.users, ids.groups)(u, loaded.locate(['image', 'user'])),
+        );
+        const merged = merge(
+          [base, await filesTree(loaded, epoch, ownerResolver(ids.users, ids.groups))],
+          conflictReplace,
+        );
+        checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
+        // Slicing keeps what the image runs; every file the user listed stays, whether or not something reaches it.
+        const r = await sliceTree(merged, {
+          entrypoint: rcForSlice.Entrypoint,
+          cmd: rcForSlice.Cmd,
+          env: rcForSlice.Env,
+          workingDir: rcForSlice.WorkingDir,
+          executables: sliceCfg.executables,
+          keep: [...(sliceCfg.keep ?? []), ...keepFiles],
+          shell: cfg.shell,
+          locales: sliceCfg.locales,
+          probe: sliceCfg.probe,
+          owners: assembled?.owners,
+        });
+        slices.set(key, sliceReport(r));
+        // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
+        const app = new Set(keepFiles);
+        base = r.tree.filter((p, e) => e.kind === 'dir' || !app.has(p));
+      }
+      if (base) {
+        baseLayer = layerFromTree(base, { compression, epoch });
+        if (layerCache && cacheKeyFor) {
+          await layerCache.put(cacheKeyFor, {
+            layer: baseLayer,
+            users: [...ids.users].map(([n, v]) => [n, v.uid, v.gid] as const),
+            groups: [...ids.groups],
+            slice: slices.get(key),
+          });
+        }
+      }
+    }
+    const resolveOwner = ownerResolver(ids.users, ids.groups);
+    const appTree = await filesTree(loaded, epoch, resolveOwner);
+    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
+    const baseTree = base;
+    const cachedLayer = hit?.layer;
+    // What the image unpacks to: built only when asked (records, tests), from the tree or from the cached layer.
+    let rootfs: Promise<Tree> | undefined;
+    trees.set(key, () => {
+      rootfs ??= (async () => {
+        const lower =
+          baseTree ??
+          (cachedLayer
+            ? applyLayer(Tree.empty(), await collectEntries(cachedLayer.uncompressed()))
+            : undefined);
+        return lower ? merge([lower, appTree], conflictReplace) : appTree;
+      })();
+      return rootfs;
+    });
+    if (!cachedLayer) checkSymlinkLoops(await trees.get(key)!(), `${loaded.path} for ${key}`);
     const layers: Layer[] = [];
     const history = [];
-    if (base) {
-      layers.push(layerFromTree(base, { compression, epoch }));
+    if (baseLayer) {
+      layers.push(baseLayer);
       history.push({
         created,
         created_by: cfg.packages?.length
@@ -246,16 +311,16 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     digest,
     descriptor,
     platforms,
-    trees,
+    tree: async (k) => trees.get(k)?.(),
     layoutDir: options.dryRun ? undefined : layoutDir,
     tag,
     tarFile: options.dryRun ? undefined : tarOpt,
     epoch,
     debian,
     slices,
-    appTree,
+    cached,
     records: undefined,
   };
   if (options.dryRun) return result;
-  return { ...result, records: await writeBuildRecords(loaded, result, appTree) };
+  return { ...result, records: await writeBuildRecords(loaded, result) };
 }

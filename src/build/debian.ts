@@ -151,15 +151,18 @@ export async function planDebian(
     const debs = await fetchLockedPackages(existing, source, archiveOptions);
     const perArch = new Map<string, DebFile[]>();
     const resolutions = new Map<string, Resolution>();
-    const parsedDebs = new Map(
-      debs.map((d) => [
-        d.path,
-        readDebFile(d.path, {
-          expect: { name: d.record.name, version: d.record.version, architecture: d.record.architecture },
-        }),
-      ]),
+    // Only the control data is read here; the files are read later, and only when the layer cache misses.
+    const controls = await Promise.all(
+      debs.map(
+        async (d) =>
+          (
+            await readDebFile(d.path, {
+              controlOnly: true,
+              expect: { name: d.record.name, version: d.record.version, architecture: d.record.architecture },
+            })
+          ).control,
+      ),
     );
-    const controls = await Promise.all(debs.map(async (d) => (await parsedDebs.get(d.path)!).control));
     let current = true;
     for (const arch of archs) {
       const mine = debs
@@ -190,7 +193,7 @@ export async function planDebian(
       current &&
       existing.packages.every((p) => archs.includes(p.architecture) || p.architecture === 'all')
     ) {
-      return plan(existing, lockPath, 'unchanged', resolutions, perArch, parsedDebs);
+      return plan(existing, lockPath, 'unchanged', resolutions, perArch);
     }
     if (options.locked) {
       throw new DebianError(

@@ -1,3 +1,4 @@
+import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { type ProvenanceInput, provenanceStatement } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
@@ -6,7 +7,6 @@ import { normalizePath, type Tree } from '../fstree/index.ts';
 import { writeFileAtomic } from '../layout/index.ts';
 import { type Artifact, formatPlatform, selectImage } from '../oci/index.ts';
 import { cycloneDxJson, distroQualifier, inventory, readOsRelease, spdxJson } from '../sbom/index.ts';
-import { sliceReport } from '../slice/index.ts';
 import type { BuildResult } from './build.ts';
 
 /**
@@ -28,11 +28,8 @@ function suffix(platform: string, first: boolean): string {
 }
 
 /** Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). */
-export async function provenanceInput(
-  loaded: LoadedConfig,
-  r: BuildResult,
-  appTree: Tree | undefined,
-): Promise<ProvenanceInput> {
+export async function provenanceInput(loaded: LoadedConfig, r: BuildResult): Promise<ProvenanceInput> {
+  const appTree = await appTreeOf(loaded, r);
   const name = loaded.config.name ?? 'image';
   const debs = (r.debian?.lock.packages ?? []).map((p) => ({
     name: p.name,
@@ -86,13 +83,32 @@ export async function provenanceInput(
 }
 
 /** Writes the build's records beside the image; returns the directory and the files written. */
-export async function writeBuildRecords(
-  loaded: LoadedConfig,
-  r: BuildResult,
-  appTree: Tree | undefined,
-): Promise<BuildRecords> {
+export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): Promise<BuildRecords> {
   if (!r.layoutDir) throw new Error('writeBuildRecords needs a written build');
   const dir = join(r.layoutDir, 'pare', r.tag);
+  // Records are a function of the image: when this directory already holds them for this digest, keep them.
+  const stamp = join(dir, 'build.json');
+  try {
+    const prev = JSON.parse(await readFile(stamp, 'utf8')) as { digest?: string; files?: string[] };
+    if (
+      prev.digest === r.digest &&
+      Array.isArray(prev.files) &&
+      (
+        await Promise.all(
+          prev.files.map((f) =>
+            stat(join(dir, f)).then(
+              () => true,
+              () => false,
+            ),
+          ),
+        )
+      ).every(Boolean)
+    ) {
+      return { dir, files: prev.files.map((f) => join(dir, f)) };
+    }
+  } catch {
+    /* no records yet */
+  }
   const files: string[] = [];
   const put = async (name: string, text: string) => {
     await writeFileAtomic(join(dir, name), text);
@@ -108,7 +124,7 @@ export async function writeBuildRecords(
   let first = true;
   for (const platform of r.platforms) {
     const key = formatPlatform(platform);
-    const tree = r.trees.get(key);
+    const tree = await r.tree(key);
     if (!tree) continue;
     const image = await selectImage(artifact, platform);
     const digest: Digest = await image.digest();
@@ -117,13 +133,26 @@ export async function writeBuildRecords(
     await put(`sbom${s}.spdx.json`, spdxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
     await put(`sbom${s}.cdx.json`, cycloneDxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
     const slice = r.slices.get(key);
-    if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(sliceReport(slice), null, 2)}\n`);
+    if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(slice, null, 2)}\n`);
     first = false;
   }
-  const input = await provenanceInput(loaded, r, appTree);
-  const distro =
-    r.trees.size > 0 ? distroQualifier(await readOsRelease([...r.trees.values()][0]!)) : undefined;
+  const input = await provenanceInput(loaded, r);
+  const firstTree = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
+  const distro = firstTree ? distroQualifier(await readOsRelease(firstTree)) : undefined;
   const statement = provenanceStatement({ ...input, debs: input.debs.map((d) => ({ ...d, distro })) });
   await put('provenance.json', `${JSON.stringify(statement, null, 2)}\n`);
+  await writeFileAtomic(
+    stamp,
+    `${JSON.stringify({ digest: r.digest, files: files.map((f) => f.slice(dir.length + 1)) }, null, 2)}\n`,
+  );
   return { dir, files };
+}
+
+/** The `files:` tree of a build (owners resolved against the first platform's users), for provenance. */
+async function appTreeOf(loaded: LoadedConfig, r: BuildResult): Promise<Tree | undefined> {
+  if (loaded.config.files.length === 0) return undefined;
+  const first = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
+  if (!first) return undefined;
+  const dests = loaded.config.files.map((f) => normalizePath(f.dest));
+  return first.filter((p) => dests.some((d) => p === d || p.startsWith(`${d}/`)));
 }

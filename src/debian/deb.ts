@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { lzma } from '@napi-rs/lzma';
 import { DebianError, isPareError, TarError } from '../errors.ts';
-import type { Tree } from '../fstree/index.ts';
+import { Tree } from '../fstree/index.ts';
 import { readTar, tarToTree } from '../tar/index.ts';
 import { type ArMember, readAr } from './ar.ts';
 import { type Paragraph, parseControl } from './control.ts';
@@ -44,6 +44,8 @@ export interface ReadDebOptions {
   readonly source?: string;
   /** What the Packages index promised; a .deb whose control paragraph disagrees is refused. */
   readonly expect?: { readonly name?: string; readonly version?: string; readonly architecture?: string };
+  /** Stop after control.tar: the result's tree is empty (for reading a package's relations without its files). */
+  readonly controlOnly?: boolean;
 }
 
 /** control.tar holds a few KiB of text; 64 MiB (decompressed) bounds a hostile one. */
@@ -104,6 +106,7 @@ export async function readDeb(
         if (compression === undefined) throw bad(`want a control.tar member, got ${JSON.stringify(m.name)}`);
         control = await readControlTar(m, compression, source, bad);
         stage = 'data';
+        if (options.controlOnly) break;
         continue;
       }
       if (stage === 'data') {
@@ -122,6 +125,7 @@ export async function readDeb(
     throw bad((e as Error).message, e);
   }
   if (!control) throw bad('archive ends before control.tar');
+  if (options.controlOnly) data = { tree: Tree.empty(), compression: 'none' };
   if (!data) throw bad('archive ends before data.tar');
   const p = control.paragraph;
   const exp = options.expect ?? {};
@@ -166,7 +170,7 @@ async function* decompress(
       path: what,
     });
   if (c === 'xz') {
-    for await (const chunk of xzDecompress(m.body(), what)) {
+    for await (const chunk of xzDecompress(m.body(), what, { small: limit === MAX_CONTROL_TAR })) {
       total += chunk.length;
       if (total > limit) throw over();
       yield chunk;

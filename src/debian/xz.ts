@@ -20,8 +20,10 @@ function haveSystemXz(): boolean {
 export async function* xzDecompress(
   source: AsyncIterable<Uint8Array>,
   what: string,
+  options: { small?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
-  if (!haveSystemXz()) {
+  // A process start costs more than decoding a few KiB in-process (control.tar is tiny).
+  if (options.small || !haveSystemXz()) {
     const parts: Uint8Array[] = [];
     for await (const c of source) parts.push(c);
     try {
