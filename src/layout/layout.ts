@@ -127,17 +127,22 @@ export class OciLayout {
         digest: expected.digest,
         size: expected.size ?? (await stat(this.blobPath(expected.digest))).size,
       };
-    const h = new Hasher();
+    // Hash once: against the expected digest when there is one (verifyStream throws before the rename), else here.
+    const h = expected?.digest ? undefined : new Hasher();
+    let size = 0;
     const src = expected?.digest ? verifyStream(chunks, expected.digest, expected.size) : chunks;
-    const tmp = await streamToTemp(join(this.dir, 'blobs', 'sha256', 'x'), src, (c) => h.update(c));
-    const digest = h.digest();
+    const tmp = await streamToTemp(join(this.dir, 'blobs', 'sha256', 'x'), src, (c) => {
+      size += c.length;
+      h?.update(c);
+    });
+    const digest = expected?.digest ?? h!.digest();
     try {
       await rename(tmp, this.blobPath(digest));
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
     }
-    return { digest, size: h.size };
+    return { digest, size };
   }
 
   /** Writes bytes as a blob. */
