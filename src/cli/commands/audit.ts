@@ -12,10 +12,7 @@ import {
 } from '../../audit/index.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
-import { parseLocalRef, readLocal } from '../../layout/index.ts';
-import { imageToTree, selectImage } from '../../oci/index.ts';
 import { printJson, useColor } from '../format.ts';
-import { platformFlag } from './copy.ts';
 
 interface AuditFlags {
   json?: boolean;
@@ -43,13 +40,25 @@ async function isImageTarget(target: string): Promise<boolean> {
 
 /** Runs the audit a CLI target names. */
 async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport> {
+  // The table has no stack-clash column: the code scan (the one step that reads whole code segments) runs only when
+  // its answer is printed (--json report) or gated (--require stack-clash).
+  const wanted =
+    (flags.json === true && flags.uses === undefined) ||
+    (flags.require ?? '').split(',').some((r) => r.trim() === 'stack-clash');
   const options: AuditOptions = {
     ...(flags.require ? { require: flags.require } : {}),
     closure: flags.closure !== false,
     imports: flags.imports !== false,
-    scanCode: flags.scanCode !== false,
+    scanCode: flags.scanCode !== false && wanted,
   };
   if (await isImageTarget(target)) {
+    // Loaded only for image targets: the image readers (and the registry code behind --platform parsing) cost more
+    // start-up time than auditing a small directory.
+    const [{ parseLocalRef, readLocal }, { imageToTree, selectImage }, { platformFlag }] = await Promise.all([
+      import('../../layout/index.ts'),
+      import('../../oci/index.ts'),
+      import('./copy.ts'),
+    ]);
     const image = await selectImage(
       await readLocal(await parseLocalRef(target)),
       platformFlag(flags.platform),
@@ -89,7 +98,10 @@ export function register(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
     .option('--no-closure', 'skip library resolution (and function usage)')
     .option('--no-imports', 'skip function usage')
-    .option('--no-scan-code', 'do not scan code for stack-clash probes')
+    .option(
+      '--no-scan-code',
+      'do not scan code for stack-clash probes (the table skips it anyway unless --require stack-clash)',
+    )
     .option('--color', 'force colours')
     .option('--no-color', 'no colours')
     .action(async (target: string, flags: AuditFlags) => {
