@@ -1,5 +1,5 @@
 import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
+import { createGunzip, gunzip } from 'node:zlib';
 import { xz } from '@napi-rs/lzma';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
@@ -294,10 +294,20 @@ export class DebianArchive {
       );
     }
     const source = `${dists}${file.path}`;
-    let data: Uint8Array;
+    const checked = plain && file !== plain ? plain : undefined;
+    const mismatch = (why: string, cause?: unknown) =>
+      new DebianError(
+        'DEBIAN_HASH_MISMATCH',
+        `cannot use index ${source}: decompressed it does not match ${checked?.path} of the Release (${checked?.sha256}, ${checked?.size} bytes): ${why}`,
+        { cause, url: source },
+      );
+    let data: Uint8Array | undefined;
     try {
       if (file.path.endsWith('.xz')) data = await xz.decompress(bytes);
-      else if (file.path.endsWith('.gz')) data = await gunzipAsync(bytes);
+      // With the plain size known from the Release, inflate straight into a buffer of that size: no chunk list and
+      // concatenated copy (half the peak memory of a 50 MB index), and never more bytes than the Release promised.
+      else if (file.path.endsWith('.gz'))
+        data = checked ? await gunzipInto(bytes, checked.size) : await gunzipAsync(bytes);
       else data = bytes;
     } catch (e) {
       throw new DebianError(
@@ -309,17 +319,12 @@ export class DebianArchive {
         },
       );
     }
-    if (plain && file !== plain) {
+    if (data === undefined) throw mismatch(`it inflates to more than ${checked?.size} bytes`);
+    if (checked) {
+      if (data.length !== checked.size) throw mismatch(`got ${data.length} bytes`);
       // write() hashes before it stores: one pass checks the decompressed bytes against the Release and caches them.
-      const mismatch = (why: string, cause?: unknown) =>
-        new DebianError(
-          'DEBIAN_HASH_MISMATCH',
-          `cannot use index ${source}: decompressed it does not match ${plain.path} of the Release (${plain.sha256}, ${plain.size} bytes): ${why}`,
-          { cause, url: source },
-        );
-      if (data.length !== plain.size) throw mismatch(`got ${data.length} bytes`);
       try {
-        await this.#r.cache.write(plain.sha256, data);
+        await this.#r.cache.write(checked.sha256, data);
       } catch (e) {
         if (e instanceof DebianError && e.code === 'DEBIAN_HASH_MISMATCH') throw mismatch(e.message, e);
         throw e;
@@ -384,6 +389,30 @@ export class DebianArchive {
     }
     return s;
   }
+}
+
+/**
+ * Returns the gzip data `bytes` inflated into a buffer of at most `size` bytes, or undefined when the stream
+ * inflates to more (it is cut off there: the size is the Release's, so more is never wanted).
+ */
+function gunzipInto(bytes: Uint8Array, size: number): Promise<Uint8Array | undefined> {
+  const out = Buffer.allocUnsafe(size);
+  let n = 0;
+  return new Promise((resolve, reject) => {
+    const z = createGunzip({ chunkSize: 1 << 20 });
+    z.on('data', (chunk: Buffer) => {
+      if (n + chunk.length > size) {
+        z.destroy();
+        resolve(undefined);
+        return;
+      }
+      chunk.copy(out, n);
+      n += chunk.length;
+    });
+    z.on('end', () => resolve(n === size ? out : out.subarray(0, n)));
+    z.on('error', reject);
+    z.end(bytes);
+  });
 }
 
 /** Downloads pool files into the cache in parallel; shared by DebianArchive and the lockfile path. */

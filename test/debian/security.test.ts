@@ -321,6 +321,44 @@ describe('Packages index whose compressed file is right but inflates to other by
   });
 });
 
+describe('Packages.gz index that inflates to another size than its Release entry', () => {
+  it.each([
+    ['shorter', -7, /it inflates to more than \d+ bytes/],
+    ['longer', 7, /got \d+ bytes/],
+  ])('throws DEBIAN_HASH_MISMATCH when the Release says it is %s', async (_, delta, why) => {
+    // note: the gz file itself matches the Release; only the plain Packages size is forged (and re-signed), so the
+    // inflated stream is cut off at the promised size, or ends before it.
+    const odd = await createFakeArchive({
+      signingKey: archive.key,
+      suites: [{ name: 'testsuite', packages: [{ name: 'a', version: '1' }] }],
+    });
+    try {
+      const release = (await odd.read('dists/testsuite/Release')).toString();
+      const plainLine = release
+        .split('\n')
+        .find((l) => / main\/binary-amd64\/Packages$/.test(l) && l.length > 70)!;
+      const forged = release.replace(
+        plainLine,
+        plainLine.replace(/ (\d+) main/, (_m, size: string) => ` ${Number(size) + delta} main`),
+      );
+      const signed = await openpgp.sign({
+        message: await openpgp.createCleartextMessage({ text: forged }),
+        signingKeys: archive.key,
+      });
+      await odd.write('dists/testsuite/InRelease', signed as string);
+      const o = opts({ indexCompression: ['gz'] });
+      const a = await openArchive(source({ mirror: odd.url }), o);
+      await expect(a.index('testsuite', 'main', 'amd64')).rejects.toThrow(
+        expect.objectContaining({ code: 'DEBIAN_HASH_MISMATCH', message: expect.stringMatching(why) }),
+      );
+      expect(await temps(o.cacheDir!)).toEqual([]);
+      await blobs(o.cacheDir!);
+    } finally {
+      await odd.close();
+    }
+  });
+});
+
 describe('.deb download', () => {
   let hello: PackageRecord;
   beforeAll(async () => {
