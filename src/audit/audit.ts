@@ -140,17 +140,21 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
         elf.header.type !== ET.REL &&
         (dyn?.needed.length || (await elf.interpreter()) !== undefined)
       ) {
-        closure = await loader.closure(path);
+        closure = await loader.closure(path, elf);
         const c = closure;
+        // The edge that first reached each object (the one that loaded it).
+        const firstEdge = new Map<number, number>();
+        for (const e of c.edges) if (e.to !== undefined && !firstEdge.has(e.to)) firstEdge.set(e.to, e.from);
         libraries = [];
-        for (const o of c.objects.slice(1)) {
-          const by = c.edges.find((e) => e.to === c.objects.indexOf(o));
+        for (let k = 1; k < c.objects.length; k++) {
+          const o = c.objects[k]!;
+          const from = firstEdge.get(k);
           libraries.push({
             name: o.name,
             path: o.path,
             realPath: o.realPath,
             foundBy: o.foundBy,
-            neededBy: by ? c.objects[by.from]!.path : path,
+            neededBy: from !== undefined ? c.objects[from]!.path : path,
             package: await owner(o.realPath),
           });
         }

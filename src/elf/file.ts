@@ -142,6 +142,140 @@ export interface VersionNeed {
   }[];
 }
 
+/**
+ * A symbol table (`.dynsym`, `.symtab`) over its raw bytes: fields and names are decoded when asked for. Bounds are
+ * fixed at construction (count = whole entries in the table), so accessors need no per-read checks.
+ */
+export class SymbolTable {
+  readonly count: number;
+  /** Some entry has a versym index above 0 (ld.so's `num_versions != 0` for the binding rules). */
+  readonly versioned: boolean;
+  readonly #dv: DataView;
+  readonly #is64: boolean;
+  readonly #le: boolean;
+  readonly #strtab: StringTable;
+  readonly #versym: DataView | undefined;
+  readonly #versymCount: number;
+  readonly #versions: ReadonlyMap<number, { name: string; file: string | undefined }>;
+
+  constructor(
+    table: View,
+    strtab: StringTable,
+    is64: boolean,
+    versym: View | undefined,
+    versions: ReadonlyMap<number, { name: string; file: string | undefined }>,
+  ) {
+    const ent = is64 ? 24 : 16;
+    this.count = Math.floor(table.length / ent);
+    this.#dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, this.count * ent);
+    this.#is64 = is64;
+    this.#le = table.le;
+    this.#strtab = strtab;
+    this.#versym = versym
+      ? new DataView(versym.bytes.buffer, versym.bytes.byteOffset, versym.bytes.byteLength)
+      : undefined;
+    this.#versymCount = versym ? Math.min(this.count, Math.floor(versym.length / 2)) : 0;
+    this.#versions = versions;
+    let versioned = false;
+    for (let i = 0; i < this.count; i++) {
+      const off = this.nameOffset(i);
+      if (off !== 0) strtab.check(off);
+      const raw = this.#rawVersym(i);
+      const idx = raw & 0x7fff;
+      if (idx > 0) versioned = true;
+      if (idx > 1 && !versions.has(idx))
+        fail(
+          'ELF_VERSION_INVALID',
+          table.file,
+          `symbol ${JSON.stringify(this.name(i))} has version index ${idx}, which no verdef/verneed defines`,
+          { field: 'versym', offset: versym!.base + i * 2 },
+        );
+    }
+    this.versioned = versioned;
+  }
+
+  /** A table without entries. */
+  static empty(file: string, is64: boolean, le: boolean): SymbolTable {
+    const none = new View(new Uint8Array(0), le, file, 0, 'symbols');
+    return new SymbolTable(
+      none,
+      new StringTable(new Uint8Array(0), file, 'strings'),
+      is64,
+      undefined,
+      new Map(),
+    );
+  }
+
+  #rawVersym(i: number): number {
+    return i < this.#versymCount ? this.#versym!.getUint16(i * 2, this.#le) : 0;
+  }
+  nameOffset(i: number): number {
+    return this.#dv.getUint32(i * (this.#is64 ? 24 : 16), this.#le);
+  }
+  /** The symbol's name ('' for offset 0). */
+  name(i: number): string {
+    const off = this.nameOffset(i);
+    return off === 0 ? '' : this.#strtab.decode(off);
+  }
+  /** True when the name is `name`, compared as bytes (no string is built). */
+  nameIs(i: number, name: Uint8Array): boolean {
+    const off = this.nameOffset(i);
+    return off !== 0 && this.#strtab.equals(off, name);
+  }
+  info(i: number): number {
+    return this.#dv.getUint8(i * (this.#is64 ? 24 : 16) + (this.#is64 ? 4 : 12));
+  }
+  bind(i: number): number {
+    return this.info(i) >> 4;
+  }
+  type(i: number): number {
+    return this.info(i) & 0xf;
+  }
+  shndx(i: number): number {
+    return this.#dv.getUint16(i * (this.#is64 ? 24 : 16) + (this.#is64 ? 6 : 14), this.#le);
+  }
+  /** True when st_value is 0 (without building a bigint). */
+  valueIsZero(i: number): boolean {
+    const o = i * (this.#is64 ? 24 : 16) + (this.#is64 ? 8 : 4);
+    return (
+      this.#dv.getUint32(o, this.#le) === 0 && (!this.#is64 || this.#dv.getUint32(o + 4, this.#le) === 0)
+    );
+  }
+  /** The versym index without the hidden bit (0 when there is no versym). */
+  versionIndex(i: number): number {
+    return this.#rawVersym(i) & 0x7fff;
+  }
+  /** The versym entry including the hidden bit (0x8000). */
+  versymRaw(i: number): number {
+    return this.#rawVersym(i);
+  }
+  /** The name (and for verneed, the library) of version index `idx`, or undefined for 0, 1 and unknown indexes. */
+  versionName(idx: number): { name: string; file: string | undefined } | undefined {
+    return idx > 1 ? this.#versions.get(idx) : undefined;
+  }
+  /** Entry `i` as an ElfSymbol object. */
+  symbol(i: number): ElfSymbol {
+    const o = i * (this.#is64 ? 24 : 16);
+    const dv = this.#dv;
+    const le = this.#le;
+    const info = this.info(i);
+    const raw = this.#rawVersym(i);
+    const idx = raw & 0x7fff;
+    const n = this.versionName(idx);
+    return {
+      name: this.name(i),
+      value: this.#is64 ? dv.getBigUint64(o + 8, le) : BigInt(dv.getUint32(o + 4, le)),
+      size: this.#is64 ? dv.getBigUint64(o + 16, le) : BigInt(dv.getUint32(o + 8, le)),
+      bind: info >> 4,
+      type: info & 0xf,
+      visibility: dv.getUint8(o + (this.#is64 ? 5 : 13)) & 3,
+      shndx: this.shndx(i),
+      version: n ? { name: n.name, hidden: (raw & 0x8000) !== 0, file: n.file } : undefined,
+      versionIndex: idx,
+    };
+  }
+}
+
 /** An opened ELF file. Header tables are parsed on open; everything else on first use and then kept. */
 export class ElfFile {
   readonly name: string;
@@ -153,7 +287,7 @@ export class ElfFile {
   readonly #le: boolean;
   #dynamic: Promise<DynamicInfo | undefined> | undefined;
   #dynstr: Promise<StringTable | undefined> | undefined;
-  #dynsym: Promise<readonly ElfSymbol[]> | undefined;
+  #dynsym: Promise<SymbolTable> | undefined;
   #symtab: Promise<readonly ElfSymbol[] | undefined> | undefined;
   #verdef: Promise<readonly VersionDef[]> | undefined;
   #verneed: Promise<readonly VersionNeed[]> | undefined;
@@ -450,12 +584,24 @@ export class ElfFile {
   }
 
   /** Returns the dynamic symbols (SHT_DYNSYM, or DT_SYMTAB sized by DT_HASH / DT_GNU_HASH) with their versions. */
-  dynamicSymbols(): Promise<readonly ElfSymbol[]> {
+  async dynamicSymbols(): Promise<readonly ElfSymbol[]> {
+    const t = await this.dynamicSymbolTable();
+    const out: ElfSymbol[] = new Array(t.count);
+    for (let i = 0; i < t.count; i++) out[i] = t.symbol(i);
+    return out;
+  }
+
+  /**
+   * Returns the dynamic symbol table as stored, decoded on access (no object per symbol): what the audit and the
+   * loader use, since a library's table can hold tens of thousands of symbols of which a program binds a few. Checks
+   * every name offset and version index up front, so it throws where `dynamicSymbols` would.
+   */
+  dynamicSymbolTable(): Promise<SymbolTable> {
     this.#dynsym ??= this.#loadDynsym();
     return this.#dynsym;
   }
 
-  async #loadDynsym(): Promise<readonly ElfSymbol[]> {
+  async #loadDynsym(): Promise<SymbolTable> {
     const dyn = await this.dynamic();
     let table: View | undefined;
     let strtab: StringTable | undefined;
@@ -467,42 +613,25 @@ export class ElfFile {
         strtab = new StringTable((await this.#sectionView(strSec, '.dynstr')).bytes, this.name, '.dynstr');
     } else if (dyn) {
       const count = await this.#dynsymCount(dyn);
-      if (count === undefined) return [];
+      if (count === undefined) return SymbolTable.empty(this.name, this.#is64, this.#le);
       const ent = this.#is64 ? 24 : 16;
       table = await this.#tableByTag(SHT.DYNSYM, DT.SYMTAB, BigInt(count * ent), 'DT_SYMTAB');
     }
-    if (!table) return [];
+    if (!table) return SymbolTable.empty(this.name, this.#is64, this.#le);
     strtab ??= dyn ? await this.#dynamicStrings(dyn.entries) : undefined;
     if (!strtab)
       fail('ELF_STRING_INVALID', this.name, 'dynamic symbols without a string table', { field: '.dynsym' });
-    const syms = this.#parseSymbols(table, strtab, '.dynsym');
-    if (syms.length === 0) return syms;
-    const versym = await this.#tableByTag(SHT.GNU_VERSYM, DT.VERSYM, BigInt(syms.length * 2), 'versym');
-    if (!versym) return syms;
+    const count = this.#boundCount(Math.floor(table.length / (this.#is64 ? 24 : 16)), '.dynsym');
+    if (count === 0) return SymbolTable.empty(this.name, this.#is64, this.#le);
+    const versym = await this.#tableByTag(SHT.GNU_VERSYM, DT.VERSYM, BigInt(count * 2), 'versym');
     const names = new Map<number, { name: string; file: string | undefined }>();
-    for (const d of await this.versionDefinitions())
-      if (d.names[0] !== undefined) names.set(d.index, { name: d.names[0], file: undefined });
-    for (const n of await this.versionNeeds())
-      for (const x of n.versions) names.set(x.index, { name: x.name, file: n.file });
-    return syms.map((s, i) => {
-      if (i * 2 + 2 > versym.length) return s;
-      const raw = versym.u16(i * 2);
-      const idx = raw & 0x7fff;
-      if (idx <= 1) return idx === 0 ? s : { ...s, versionIndex: idx };
-      const n = names.get(idx);
-      if (!n)
-        fail(
-          'ELF_VERSION_INVALID',
-          this.name,
-          `symbol ${JSON.stringify(s.name)} has version index ${idx}, which no verdef/verneed defines`,
-          { field: 'versym', offset: versym.base + i * 2 },
-        );
-      return {
-        ...s,
-        versionIndex: idx,
-        version: { name: n.name, hidden: (raw & 0x8000) !== 0, file: n.file },
-      };
-    });
+    if (versym) {
+      for (const d of await this.versionDefinitions())
+        if (d.names[0] !== undefined) names.set(d.index, { name: d.names[0], file: undefined });
+      for (const n of await this.versionNeeds())
+        for (const x of n.versions) names.set(x.index, { name: x.name, file: n.file });
+    }
+    return new SymbolTable(table, strtab, this.#is64, versym, names);
   }
 
   /** Symbol count for section-less files: DT_HASH's nchain, else the highest index reachable from DT_GNU_HASH. */
@@ -546,31 +675,6 @@ export class ElfFile {
     return n;
   }
 
-  #parseSymbols(v: View, strtab: StringTable, field: string): ElfSymbol[] {
-    const ent = this.#is64 ? 24 : 16;
-    const n = Math.floor(v.length / ent);
-    this.#boundCount(n, field);
-    const out: ElfSymbol[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const o = i * ent;
-      const nameOff = v.u32(o);
-      const info = this.#is64 ? v.u8(o + 4) : v.u8(o + 12);
-      const other = this.#is64 ? v.u8(o + 5) : v.u8(o + 13);
-      out[i] = {
-        name: nameOff === 0 ? '' : strtab.get(nameOff),
-        value: this.#is64 ? v.u64(o + 8) : BigInt(v.u32(o + 4)),
-        size: this.#is64 ? v.u64(o + 16) : BigInt(v.u32(o + 8)),
-        bind: info >> 4,
-        type: info & 0xf,
-        visibility: other & 3,
-        shndx: this.#is64 ? v.u16(o + 6) : v.u16(o + 14),
-        version: undefined,
-        versionIndex: 0,
-      };
-    }
-    return out;
-  }
-
   /** True when the file has a `.symtab` section (not stripped, in checksec's sense). */
   get hasSymtab(): boolean {
     return this.sections.some((s) => s.type === SHT.SYMTAB);
@@ -609,7 +713,11 @@ export class ElfFile {
         this.name,
         '.strtab',
       );
-      return this.#parseSymbols(table, strtab, '.symtab');
+      this.#boundCount(Math.floor(table.length / (this.#is64 ? 24 : 16)), '.symtab');
+      const t = new SymbolTable(table, strtab, this.#is64, undefined, new Map());
+      const out: ElfSymbol[] = new Array(t.count);
+      for (let i = 0; i < t.count; i++) out[i] = t.symbol(i);
+      return out;
     })();
     return this.#symtab;
   }

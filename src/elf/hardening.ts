@@ -3,7 +3,7 @@
  * was read from. Where the loader and checksec disagree pare follows the loader and says so (RELRO: DF_1_NOW counts
  * as immediate binding, as it does for ld.so). See src/audit/README.md for every deliberate difference.
  */
-import { DF, DF_1, type ElfFile, type ElfSymbol, SHN, STT } from './file.ts';
+import { DF, DF_1, type ElfFile, type ElfSymbol, SHN, STT, type SymbolTable } from './file.ts';
 import { ET, PF, PT, SHT } from './header.ts';
 
 /** One fact and where it came from (a header, flag, segment or symbol). */
@@ -101,7 +101,9 @@ export async function hardeningFacts(
   options: HardeningOptions = {},
 ): Promise<HardeningFacts> {
   const dyn = await f.dynamic();
-  const dynsym = await f.dynamicSymbols();
+  const dynsym = await f.dynamicSymbolTable();
+  const names: string[] = new Array(dynsym.count);
+  for (let i = 0; i < dynsym.count; i++) names[i] = dynsym.name(i);
   const h = f.header;
   const relroSeg = f.segment(PT.GNU_RELRO);
   const stack = f.segment(PT.GNU_STACK);
@@ -126,9 +128,10 @@ export async function hardeningFacts(
     : { value: 'none', evidence: 'no PT_GNU_RELRO segment' };
 
   const canaryHits: string[] = [];
-  for (const s of dynsym) {
-    if (CANARY_SYMBOLS.some((c) => s.name.includes(c))) {
-      canaryHits.push(`${s.name} (.dynsym${s.shndx === SHN.UNDEF ? ', imported' : ''})`);
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!;
+    if (n.includes(CANARY_SYMBOLS[0]!) || n.includes(CANARY_SYMBOLS[1]!) || n.includes(CANARY_SYMBOLS[2]!)) {
+      canaryHits.push(`${n} (.dynsym${dynsym.shndx(i) === SHN.UNDEF ? ', imported' : ''})`);
       break;
     }
   }
@@ -187,7 +190,7 @@ export async function hardeningFacts(
       }
     : { value: true, evidence: 'no .symtab section' };
 
-  const fortify = fortifyFacts(dynsym, undefined, list);
+  const fortify = fortifyOfTable(dynsym, names, list);
   const fort: HardeningFacts['fortify'] = {
     ...fortify,
     value: fortify.source,
@@ -258,6 +261,44 @@ export function fortifyFacts(
     if (s.shndx !== SHN.UNDEF || s.name === '') continue;
     if (s.type !== STT.FUNC && s.type !== STT.GNU_IFUNC && s.type !== STT.NOTYPE) continue;
     imported.add(s.name.replace(/@.*$/, ''));
+  }
+  const prot: string[] = [];
+  const unprot: string[] = [];
+  for (const p of list.plain) {
+    if (imported.has(p)) unprot.push(p);
+    if (imported.has(`__${p}_chk`)) prot.push(p);
+  }
+  return {
+    source,
+    fortified,
+    fortifiable: fortified + unchecked,
+    protected: prot.sort(),
+    unprotected: unprot.sort(),
+    listSource: list.source,
+  };
+}
+
+/** fortifyFacts over a dynamic symbol table whose names are already decoded (`names[i]` is entry i's name). */
+function fortifyOfTable(
+  t: SymbolTable,
+  names: readonly string[],
+  list: FortifyList,
+): FortifyFacts & { listSource: string } {
+  let fortified = 0;
+  let unchecked = 0;
+  let source = false;
+  const imported = new Set<string>();
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (name === '') continue;
+    const n = name.charCodeAt(0) === 0x5f ? name.replace(/^_+/, '') : name;
+    if (list.checked.has(n)) fortified++;
+    if (list.plain.has(n)) unchecked++;
+    if (n.endsWith('_chk')) source = true;
+    if (t.shndx(i) !== SHN.UNDEF) continue;
+    const type = t.type(i);
+    if (type !== STT.FUNC && type !== STT.GNU_IFUNC && type !== STT.NOTYPE) continue;
+    imported.add(name.includes('@') ? name.replace(/@.*$/, '') : name);
   }
   const prot: string[] = [];
   const unprot: string[] = [];

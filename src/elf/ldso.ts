@@ -17,8 +17,9 @@
  * 'simulate'` and no cache in the root, the conf directories are searched in the order ldconfig would list them.
  */
 import { ElfError } from '../errors.ts';
-import { DF_1, type ElfFile, openElf } from './file.ts';
-import { ET } from './header.ts';
+import { type ExportIndex, exportIndex } from './bind.ts';
+import { DF_1, type DynamicInfo, type ElfFile, openElf } from './file.ts';
+import { type ElfHeader, ET } from './header.ts';
 import { HWCAP_EXTENSION, type LdCacheEntry, parseLdCache } from './ldcache.ts';
 import type { RootFs } from './rootfs.ts';
 
@@ -214,8 +215,16 @@ export function expandDst(
   return out;
 }
 
+/** What the loader keeps of a library between closures: its header and dynamic section, not the parsed file. */
+interface Probe {
+  readonly header: ElfHeader;
+  readonly dynamic: DynamicInfo | undefined;
+  /** Why the dynamic section could not be read; thrown when the object is loaded, as before the cache existed. */
+  readonly dynamicError?: unknown;
+}
+
 interface Candidate {
-  readonly elf: ElfFile;
+  readonly probe: Probe;
   readonly realPath: string;
 }
 
@@ -223,13 +232,16 @@ interface Candidate {
 export const MAX_CLOSURE_OBJECTS = 10_000;
 
 /**
- * Resolves library closures inside one root. Keeps parsed files and directory lookups between calls, so auditing
- * many programs of one root parses each library once.
+ * Resolves library closures inside one root. Keeps each library's header, dynamic section and (once asked for) export
+ * index between calls, so auditing many programs of one root reads each library once; parsed files are not kept.
  */
 export class Loader {
   readonly fs: RootFs;
   readonly options: LoaderOptions;
-  readonly #files = new Map<string, Promise<ElfFile | string>>();
+  readonly #probes = new Map<string, Promise<Probe | string>>();
+  readonly #exports = new Map<string, Promise<ExportIndex>>();
+  /** The opened program of each closure still referenced (concurrent closures each keep their own). */
+  readonly #programs = new WeakMap<Closure, ElfFile>();
   #cache: Promise<LdCacheEntry[] | undefined> | undefined;
   #conf: Promise<string[]> | undefined;
   #main: { realPath: string; elf: ElfFile } | undefined;
@@ -240,22 +252,50 @@ export class Loader {
   }
 
   /**
-   * Returns the parsed ELF file at canonical path `realPath` (cached), or a reason string when it is not a readable
-   * ELF file. Never throws for bad files.
+   * Returns the ELF file at canonical path `realPath`, opened afresh (headers read, the rest lazily), or a reason
+   * string when it is not a readable ELF file. Never throws for bad files.
    */
-  elfAt(realPath: string): Promise<ElfFile | string> {
-    let hit = this.#files.get(realPath);
+  async elfAt(realPath: string): Promise<ElfFile | string> {
+    try {
+      const src = await this.fs.open(realPath);
+      if (!src) return 'not a regular file';
+      return await openElf(src, realPath);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
+  /** Header and dynamic section of the file at `realPath` (cached), or a reason string; never throws for bad files. */
+  #probe(realPath: string): Promise<Probe | string> {
+    let hit = this.#probes.get(realPath);
     if (!hit) {
       hit = (async () => {
+        const elf = await this.elfAt(realPath);
+        if (typeof elf === 'string') return elf;
         try {
-          const src = await this.fs.open(realPath);
-          if (!src) return 'not a regular file';
-          return await openElf(src, realPath);
+          // Only shared objects of the right kind are used (see verify); others need no dynamic section.
+          const dynamic = elf.header.type === ET.DYN ? await elf.dynamic() : undefined;
+          return { header: elf.header, dynamic };
         } catch (e) {
-          return (e as Error).message;
+          return { header: elf.header, dynamic: undefined, dynamicError: e };
         }
       })();
-      this.#files.set(realPath, hit);
+      this.#probes.set(realPath, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Returns the export index (defined dynamic symbols by name, as ld.so's lookup sees them) of a closure object.
+   * Cached per library; the program's is built from its open file. Throws ElfError for a malformed symbol table.
+   */
+  exportsOf(o: LoadedObject): Promise<ExportIndex> {
+    if (o.foundBy === 'main' && this.#main?.realPath === o.realPath)
+      return this.#main.elf.dynamicSymbolTable().then(exportIndex);
+    let hit = this.#exports.get(o.realPath);
+    if (!hit) {
+      hit = this.elfOf(o).then(async (f) => exportIndex(await f.dynamicSymbolTable()));
+      this.#exports.set(o.realPath, hit);
     }
     return hit;
   }
@@ -278,8 +318,11 @@ export class Loader {
     return this.#conf;
   }
 
-  /** Computes the closure of the program at `path` (inside the root). Throws ElfError when the program itself is not ELF. */
-  async closure(path: string): Promise<Closure> {
+  /**
+   * Computes the closure of the program at `path` (inside the root). Throws ElfError when the program itself is not
+   * ELF. `program`, when given, is that file already opened (it is then not read again).
+   */
+  async closure(path: string, program?: ElfFile): Promise<Closure> {
     const st = await this.fs.stat(path);
     if (st?.kind !== 'file')
       throw new ElfError(
@@ -289,7 +332,7 @@ export class Loader {
       );
     // Parsed directly (not through the cache) so a malformed program surfaces its typed ElfError.
     // Not kept in the file cache: programs are audited once, libraries are shared between closures.
-    const mainElf = await openElf((await this.fs.open(st.path))!, path);
+    const mainElf = program ?? (await openElf((await this.fs.open(st.path))!, path));
     this.#main = { realPath: st.path, elf: mainElf };
     const h = mainElf.header;
     const triplet = multiarchTriplet(mainElf);
@@ -306,7 +349,6 @@ export class Loader {
 
     const objects: (LoadedObject & {
       names: Set<string>;
-      elf: ElfFile;
       origin: string;
       rpath?: string;
       runpath?: string;
@@ -326,12 +368,12 @@ export class Loader {
         return undefined;
       }
       if (s?.kind !== 'file') return undefined;
-      const elf = await this.elfAt(s.path);
-      if (typeof elf === 'string') {
-        skipped.push({ path: p, reason: elf });
+      const probe = await this.#probe(s.path);
+      if (typeof probe === 'string') {
+        skipped.push({ path: p, reason: probe });
         return undefined;
       }
-      const eh = elf.header;
+      const eh = probe.header;
       if (eh.class !== h.class || eh.endian !== h.endian || eh.machine !== h.machine) {
         skipped.push({ path: p, reason: `wrong ELF class/machine (${eh.machineName}/${eh.class})` });
         return undefined;
@@ -343,7 +385,7 @@ export class Loader {
         });
         return undefined;
       }
-      return { elf, realPath: s.path };
+      return { probe, realPath: s.path };
     };
 
     const add = async (
@@ -353,7 +395,8 @@ export class Loader {
       foundBy: FoundBy,
       loader: number | undefined,
     ): Promise<number> => {
-      const dyn = await c.elf.dynamic();
+      if (c.probe.dynamicError !== undefined) throw c.probe.dynamicError;
+      const dyn = c.probe.dynamic;
       const i = objects.length;
       if (i >= MAX_CLOSURE_OBJECTS)
         throw new ElfError(
@@ -370,7 +413,6 @@ export class Loader {
         soname: dyn?.soname,
         needed: dyn?.needed ?? [],
         names: new Set([name, path]),
-        elf: c.elf,
         // ld.so: the executable's origin comes from the kernel (/proc/self/exe, symlinks resolved); a library's from
         // the path it was opened by (_dl_new_object keeps realname as found).
         origin:
@@ -458,7 +500,13 @@ export class Loader {
       return rd ? { ...rd, how: 'default' } : undefined;
     };
 
-    await add(path, path, { elf: mainElf, realPath: st.path }, 'main', undefined);
+    await add(
+      path,
+      path,
+      { probe: { header: mainElf.header, dynamic: await mainElf.dynamic() }, realPath: st.path },
+      'main',
+      undefined,
+    );
     let missingInterpreter: string | undefined;
     const interp = await mainElf.interpreter();
     if (interp !== undefined) {
@@ -509,19 +557,24 @@ export class Loader {
         }
       }
     }
-    return {
-      objects: objects.map(
-        ({ names: _n, elf: _e, origin: _o, rpath: _r, runpath: _rp, flags1: _f, ...o }) => o,
-      ),
+    const result: Closure = {
+      objects: objects.map(({ names: _n, origin: _o, rpath: _r, runpath: _rp, flags1: _f, ...o }) => o),
       edges,
       missing: [...missing].sort(),
       missingInterpreter,
       searchList,
       skipped,
     };
+    this.#programs.set(result, mainElf);
+    return result;
   }
 
-  /** Returns the parsed ELF file of a closure object (always cached after `closure`). */
+  /** Returns the opened program file of a closure this loader computed (undefined for other closures). */
+  programOf(c: Closure): ElfFile | undefined {
+    return this.#programs.get(c);
+  }
+
+  /** Returns the ELF file of a closure object: the program of the last `closure`, other objects opened afresh. */
   async elfOf(o: LoadedObject): Promise<ElfFile> {
     if (o.foundBy === 'main' && this.#main?.realPath === o.realPath) return this.#main.elf;
     const f = await this.elfAt(o.realPath);

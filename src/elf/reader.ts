@@ -142,28 +142,55 @@ export class View {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-
 /** Longest string read from a string table; C++ symbol names can run to tens of KiB. */
 export const MAX_STRING_LENGTH = 1024 * 1024;
 
 /** A string table (`.dynstr`, `.strtab`, `.shstrtab`): NUL-terminated strings addressed by offset. */
 export class StringTable {
-  readonly #bytes: Uint8Array;
+  readonly #bytes: Buffer;
   readonly #file: string;
   readonly #field: string;
+  /** The last byte is NUL, so every in-range offset is terminated inside the table. */
+  readonly #terminated: boolean;
   readonly #cache = new Map<number, string>();
   constructor(bytes: Uint8Array, file: string, field: string) {
-    this.#bytes = bytes;
+    this.#bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#file = file;
     this.#field = field;
+    this.#terminated = bytes.length > 0 && bytes[bytes.length - 1] === 0 && bytes.length <= MAX_STRING_LENGTH;
+  }
+  get length(): number {
+    return this.#bytes.length;
   }
   /** Returns the string at `offset`; throws ELF_STRING_INVALID when it is outside the table or not terminated. */
   get(offset: number): string {
     const hit = this.#cache.get(offset);
     if (hit !== undefined) return hit;
+    const s = this.decode(offset);
+    this.#cache.set(offset, s);
+    return s;
+  }
+  /** `get` without the cache, for strings read once (symbol names). */
+  decode(offset: number): string {
+    const end = this.#end(offset);
+    return end === offset ? '' : this.#bytes.toString('utf8', offset, end);
+  }
+  /** Throws as `get` would for `offset`, without decoding. */
+  check(offset: number): void {
+    if (offset === 0 && this.#bytes.length === 0) return;
+    if (this.#terminated && offset >= 0 && offset < this.#bytes.length) return;
+    this.#end(offset);
+  }
+  /** True when the string at `offset` is exactly `s` (bytes). */
+  equals(offset: number, s: Uint8Array): boolean {
+    const b = this.#bytes;
+    if (offset < 0 || offset + s.length >= b.length || b[offset + s.length] !== 0) return false;
+    for (let i = 0; i < s.length; i++) if (b[offset + i] !== s[i]) return false;
+    return true;
+  }
+  #end(offset: number): number {
     if (offset < 0 || offset >= this.#bytes.length) {
-      if (offset === 0 && this.#bytes.length === 0) return '';
+      if (offset === 0 && this.#bytes.length === 0) return 0;
       fail(
         'ELF_STRING_INVALID',
         this.#file,
@@ -178,8 +205,6 @@ export class StringTable {
       fail('ELF_STRING_INVALID', this.#file, `string at ${offset} is not NUL-terminated inside its table`, {
         field: this.#field,
       });
-    const s = utf8.decode(this.#bytes.subarray(offset, end));
-    this.#cache.set(offset, s);
-    return s;
+    return end;
   }
 }
