@@ -48,6 +48,8 @@ export interface AuditOptions {
   readonly concurrency?: number;
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 const TYPES: Readonly<Record<number, string>> = { 1: 'REL', 2: 'EXEC', 3: 'DYN', 4: 'CORE' };
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
 
@@ -114,8 +116,13 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
     }
     return hit;
   };
-  const owner = async (realPath: string): Promise<PackageOwner | null> =>
-    dpkg ? ((await dpkg.ownerOf(realPath)) ?? null) : null;
+  // Package owners are looked up in one batch after every file is analysed (DpkgIndex.ownersOf); until then each
+  // record notes the canonical path whose owner it needs.
+  const ownerWanted: { realPath: string; set: (o: PackageOwner | null) => void }[] = [];
+  const owner = (realPath: string, set: (o: PackageOwner | null) => void): null => {
+    if (dpkg) ownerWanted.push({ realPath, set });
+    return null;
+  };
 
   const files: AuditFile[] = [];
   const errors: AuditError[] = [];
@@ -145,36 +152,53 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
         // The edge that first reached each object (the one that loaded it).
         const firstEdge = new Map<number, number>();
         for (const e of c.edges) if (e.to !== undefined && !firstEdge.has(e.to)) firstEdge.set(e.to, e.from);
-        libraries = [];
+        const libs: Mutable<AuditLibrary>[] = [];
         for (let k = 1; k < c.objects.length; k++) {
           const o = c.objects[k]!;
           const from = firstEdge.get(k);
-          libraries.push({
+          const lib: Mutable<AuditLibrary> = {
             name: o.name,
             path: o.path,
             realPath: o.realPath,
             foundBy: o.foundBy,
             neededBy: from !== undefined ? c.objects[from]!.path : path,
-            package: await owner(o.realPath),
+            package: null,
+          };
+          owner(o.realPath, (p) => {
+            lib.package = p;
           });
+          libs.push(lib);
         }
+        libraries = libs;
         if (options.imports !== false) {
-          imports = [];
+          const imps: Mutable<AuditImport>[] = [];
+          const byLib = new Map<string, Mutable<AuditImport>[]>();
           for (const i of await resolveImports(loader, c)) {
             const lib = i.provider !== undefined ? c.objects[i.provider]! : undefined;
-            imports.push({
+            const imp: Mutable<AuditImport> = {
               name: i.name,
               version: i.version ?? null,
               kind: i.kind,
               weak: i.weak,
               library: lib ? (i.provider === 0 ? path : lib.path) : null,
               libraryVersion: i.providerVersion ?? null,
-              package: lib ? ((await owner(lib.realPath))?.package ?? null) : null,
-            });
+              package: null,
+            };
+            if (lib) {
+              const same = byLib.get(lib.realPath);
+              if (same) same.push(imp);
+              else byLib.set(lib.realPath, [imp]);
+            }
+            imps.push(imp);
           }
+          for (const [realPath, same] of byLib)
+            owner(realPath, (p) => {
+              for (const imp of same) imp.package = p?.package ?? null;
+            });
+          imports = imps;
         }
       }
-      files.push({
+      const file: Mutable<AuditFile> = {
         path,
         size: src.size,
         class: elf.header.class,
@@ -186,7 +210,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
         needed: dyn?.needed ?? [],
         buildId: notes.buildId ?? null,
         notePackage: notes.package ?? null,
-        package: st ? await owner(st.path) : null,
+        package: null,
         hardening,
         libraries,
         missing: closure?.missing ?? [],
@@ -197,7 +221,12 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
             ? await linkedFunctions(elf)
             : [],
         violations: violations(hardening, reqs),
-      });
+      };
+      if (st)
+        owner(st.path, (p) => {
+          file.package = p;
+        });
+      files.push(file);
     } catch (e) {
       if (!isPareError(e)) throw e;
       errors.push({ path, code: e.code, message: e.message });
@@ -208,6 +237,10 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) await one(p);
   });
   await Promise.all(workers);
+  if (dpkg && ownerWanted.length > 0) {
+    const owners = await dpkg.ownersOf(ownerWanted.map((w) => w.realPath));
+    for (const w of ownerWanted) w.set(owners.get(w.realPath) ?? null);
+  }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   errors.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return {

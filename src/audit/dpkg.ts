@@ -108,6 +108,118 @@ export class DpkgIndex {
   }
 
   /**
+   * Returns the owners of many files at once (canonical paths inside the root; absent from the map = no owner).
+   * Same answers as `ownerOf`, but the package lists are scanned once and only lines whose base name is wanted are
+   * kept, so the root's whole file list (10^5 paths on a desktop) is never held in memory.
+   */
+  async ownersOf(realPaths: Iterable<string>): Promise<Map<string, PackageOwner>> {
+    const fs = this.#fs;
+    const wanted = new Set<string>();
+    for (const p of realPaths) wanted.add(p.slice(p.lastIndexOf('/') + 1));
+    const out = new Map<string, PackageOwner>();
+    if (wanted.size === 0) return out;
+    // Candidates per base name, in ownerOf's order (info/*.list sorted, then status.d), with their package id.
+    const byBase = new Map<string, { path: string; id: string }[]>();
+    const ids: { id: string; list: boolean }[] = [];
+    const scan = (text: string | undefined, id: string, md5: boolean) => {
+      if (!text) return;
+      let start = 0;
+      while (start < text.length) {
+        let end = text.indexOf('\n', start);
+        if (end < 0) end = text.length;
+        const slash = text.lastIndexOf('/', end - 1);
+        // md5sums lines may name a top-level file without any slash; they are few (distroless), so all are parsed.
+        if (md5 || (slash >= start && wanted.has(text.slice(slash + 1, end)))) {
+          let line = text.slice(start, end);
+          let ok = line.startsWith('/') && line !== '/.';
+          if (md5) {
+            const m = /^[0-9a-f]{32}\s+(.+)$/.exec(line);
+            ok = m !== null;
+            if (m) line = m[1]!;
+          }
+          if (ok) {
+            const path = line.startsWith('/') ? line : `/${line}`;
+            const base = path.slice(path.lastIndexOf('/') + 1);
+            const list = byBase.get(base);
+            if (list) list.push({ path, id });
+            else byBase.set(base, [{ path, id }]);
+          }
+        }
+        start = end + 1;
+      }
+    };
+    for (const e of await fs.list('/var/lib/dpkg/info')) {
+      if (!e.name.endsWith('.list')) continue;
+      const id = e.name.slice(0, -5);
+      ids.push({ id, list: true });
+      scan(await readText(fs, `/var/lib/dpkg/info/${e.name}`), id, false);
+    }
+    for (const e of await fs.list('/var/lib/dpkg/status.d')) {
+      if (e.name.endsWith('.md5sums') || e.name.startsWith('.')) continue;
+      ids.push({ id: `status.d/${e.name}`, list: false });
+      scan(await readText(fs, `/var/lib/dpkg/status.d/${e.name}.md5sums`), `status.d/${e.name}`, true);
+    }
+    const matched = new Map<string, { path: string; id: string }>();
+    for (const p of realPaths) {
+      if (matched.has(p)) continue;
+      const candidates = byBase.get(p.slice(p.lastIndexOf('/') + 1));
+      if (!candidates) continue;
+      let hit = candidates.find((c) => c.path === p);
+      for (const c of hit ? [] : candidates) {
+        try {
+          if ((await fs.stat(c.path))?.path === p) {
+            hit = c;
+            break;
+          }
+        } catch {
+          /* a looping path in a package list owns nothing */
+        }
+      }
+      if (hit) matched.set(p, hit);
+    }
+    if (matched.size === 0) return out;
+    // Owner records only for the packages that own something wanted.
+    const needed = new Set([...matched.values()].map((m) => m.id));
+    const owners = new Map<string, PackageOwner>();
+    if (ids.some((i) => i.list && needed.has(i.id))) {
+      const status = new Map<string, PackageOwner>();
+      const statusText = await readText(fs, '/var/lib/dpkg/status');
+      for (const p of statusText ? paragraphs(statusText) : []) {
+        if (p.get('status') && !/\binstalled$/.test(p.get('status')!)) continue;
+        const owner = {
+          package: p.get('package')!,
+          architecture: p.get('architecture'),
+          version: p.get('version'),
+        };
+        status.set(`${owner.package}:${owner.architecture}`, owner);
+        if (!status.has(owner.package)) status.set(owner.package, owner);
+      }
+      for (const { id, list } of ids) {
+        if (!list || !needed.has(id)) continue;
+        const [pkg, arch] = id.split(':') as [string, string | undefined];
+        owners.set(
+          id,
+          status.get(arch ? `${pkg}:${arch}` : pkg) ??
+            status.get(pkg) ?? { package: pkg, architecture: arch, version: undefined },
+        );
+      }
+    }
+    for (const { id, list } of ids) {
+      if (list || !needed.has(id)) continue;
+      const name = id.slice('status.d/'.length);
+      const text = await readText(fs, `/var/lib/dpkg/status.d/${name}`);
+      const p = text ? paragraphs(text)[0] : undefined;
+      owners.set(id, {
+        package: p?.get('package') ?? name,
+        architecture: p?.get('architecture'),
+        version: p?.get('version'),
+      });
+    }
+    for (const [p, m] of matched) out.set(p, owners.get(m.id)!);
+    return out;
+  }
+
+  /**
    * Returns the package owning the file at canonical path `realPath` (also when the package lists it under another
    * name, e.g. `/lib/…` for `/usr/lib/…`), or undefined.
    */
