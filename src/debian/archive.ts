@@ -14,7 +14,7 @@ import {
 } from './download.ts';
 import { type Keyring, loadKeyring } from './keyring.ts';
 import { type ArchiveSuite, type DebianSource, type MirrorOptions, resolveSuites } from './mirror.ts';
-import { type PackageRecord, scanPackages } from './packages.ts';
+import { detachRecord, type PackageRecord, scanPackages } from './packages.ts';
 import {
   checkRelease,
   MAX_RELEASE_BYTES,
@@ -369,9 +369,10 @@ export class DebianArchive {
    * Throws DEBIAN_HASH_MISMATCH, DEBIAN_NOT_FOUND, DEBIAN_HTTP naming the package.
    */
   async fetchDebs(records: readonly PackageRecord[]): Promise<DebFile[]> {
+    // Each DebFile lives as long as the build; its record must not keep the whole index (see detachRecord).
     return fetchPool(
       this.#r,
-      records.map((record) => ({ record, url: this.debUrl(record) })),
+      records.map((record) => ({ record: detachRecord(record), url: this.debUrl(record) })),
     );
   }
 

@@ -140,6 +140,17 @@ export class Paragraph {
       this.line,
     );
   }
+  /**
+   * Returns a paragraph that keeps nothing but its own text: a lazy one over a byte range gets its range copied and
+   * forgets its KnownFields owner (the text holds those fields too), so keeping it keeps no index alive. Others are
+   * returned as they are.
+   */
+  detached(): Paragraph {
+    if (this.#fields || (typeof this.#text === 'string' && !this.#known)) return this;
+    const t = this.#text!;
+    const text = typeof t === 'string' ? t : decodeRange(t.bytes, t.start, t.end);
+    return Paragraph.lazy(text, this.line, { source: this.#source });
+  }
   /** Renders the paragraph as deb822 text (no trailing blank line). */
   format(): string {
     let s = '';

@@ -101,6 +101,7 @@ export class PackageUniverse {
     const archs = new Set([...this.architectures, 'all']);
     for (const src of sources) {
       const label = src.label ?? src.suite;
+      const origin: Origin = { suite: src.suite, label };
       for (const p of src.paragraphs) {
         const name = p.get('Package');
         const version = p.get('Version');
@@ -112,7 +113,7 @@ export class PackageUniverse {
           );
         }
         if (!archs.has(arch)) continue;
-        const pkg = new UniversePackage(p, name, version, arch, src.suite, label);
+        const pkg = new UniversePackage(p, name, version, arch, origin);
         const list = this.#byName.get(name);
         if (list) list.push(pkg);
         else this.#byName.set(name, [pkg]);
@@ -195,108 +196,124 @@ function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-interface PackageFlags {
-  readonly multiArch: MultiArch;
-  readonly essential: boolean;
-  readonly important: boolean;
-  readonly priority: string;
+/** What the resolver reads of a package beyond its name, version and architecture, read once on first use. */
+interface PackageDetails {
+  version?: Version;
+  multiArch?: MultiArch;
+  essential?: boolean;
+  important?: boolean;
+  priority?: string;
+  preDepends?: Alternatives[];
+  depends?: Alternatives[];
+  recommends?: Alternatives[];
+  conflicts?: Relation[];
+  breaks?: Relation[];
+  provides?: Relation[];
+}
+
+/** Where packages came from; shared by all packages of one source. */
+interface Origin {
+  readonly suite: string;
+  readonly label: string;
 }
 
 /**
  * An index paragraph as the resolver sees it. Everything but the name, version string and architecture is read from
- * the paragraph on first use and kept: most of an archive's 66k packages are never looked at.
+ * the paragraph on first use and kept in one details object: most of an archive's 66k packages are never looked at,
+ * and those cost six words each.
  */
 class UniversePackage implements IndexedPackage {
   readonly name: string;
   readonly version: string;
   readonly architecture: string;
-  readonly suite: string;
-  readonly label: string;
   readonly paragraph: Paragraph;
-  #version: Version | undefined;
-  #flags: PackageFlags | undefined;
-  #preDepends: Alternatives[] | undefined;
-  #depends: Alternatives[] | undefined;
-  #recommends: Alternatives[] | undefined;
-  #conflicts: Relation[] | undefined;
-  #breaks: Relation[] | undefined;
-  #provides: Relation[] | undefined;
+  readonly #origin: Origin;
+  #details: PackageDetails | undefined;
 
-  constructor(
-    p: Paragraph,
-    name: string,
-    version: string,
-    architecture: string,
-    suite: string,
-    label: string,
-  ) {
+  constructor(p: Paragraph, name: string, version: string, architecture: string, origin: Origin) {
     this.paragraph = p;
     this.name = name;
     this.version = version;
     this.architecture = architecture;
-    this.suite = suite;
-    this.label = label;
+    this.#origin = origin;
+  }
+  get suite(): string {
+    return this.#origin.suite;
+  }
+  get label(): string {
+    return this.#origin.label;
   }
   get parsedVersion(): Version {
-    this.#version ??= parseVersion(this.version);
-    return this.#version;
+    const d = this.#d();
+    d.version ??= parseVersion(this.version);
+    return d.version;
   }
   get multiArch(): MultiArch {
-    return this.#readFlags().multiArch;
+    const d = this.#d();
+    if (d.multiArch === undefined) {
+      const ma = (this.paragraph.get('Multi-Arch') ?? 'no').toLowerCase();
+      d.multiArch = ma === 'same' || ma === 'foreign' || ma === 'allowed' ? ma : 'no';
+    }
+    return d.multiArch;
   }
   get essential(): boolean {
-    return this.#readFlags().essential;
+    const d = this.#d();
+    d.essential ??= this.#yes('Essential');
+    return d.essential;
   }
   get important(): boolean {
-    return this.#readFlags().important;
+    const d = this.#d();
+    d.important ??= this.#yes('Protected') || this.#yes('Important');
+    return d.important;
   }
   get priority(): string {
-    return this.#readFlags().priority;
+    const d = this.#d();
+    d.priority ??= (this.paragraph.get('Priority') ?? 'optional').toLowerCase();
+    return d.priority;
   }
   get preDepends(): readonly Alternatives[] {
-    this.#preDepends ??= this.#relations('Pre-Depends');
-    return this.#preDepends;
+    const d = this.#d();
+    d.preDepends ??= this.#relations('Pre-Depends');
+    return d.preDepends;
   }
   get depends(): readonly Alternatives[] {
-    this.#depends ??= this.#relations('Depends');
-    return this.#depends;
+    const d = this.#d();
+    d.depends ??= this.#relations('Depends');
+    return d.depends;
   }
   get recommends(): readonly Alternatives[] {
-    this.#recommends ??= this.#relations('Recommends');
-    return this.#recommends;
+    const d = this.#d();
+    d.recommends ??= this.#relations('Recommends');
+    return d.recommends;
   }
   get conflicts(): readonly Relation[] {
-    this.#conflicts ??= this.#relations('Conflicts').flat();
-    return this.#conflicts;
+    const d = this.#d();
+    d.conflicts ??= this.#relations('Conflicts').flat();
+    return d.conflicts;
   }
   get breaks(): readonly Relation[] {
-    this.#breaks ??= this.#relations('Breaks').flat();
-    return this.#breaks;
+    const d = this.#d();
+    d.breaks ??= this.#relations('Breaks').flat();
+    return d.breaks;
   }
   get provides(): readonly Relation[] {
-    if (!this.#provides) {
+    const d = this.#d();
+    if (!d.provides) {
       const v = this.paragraph.get('Provides');
-      this.#provides = v ? parseProvides(v, { package: this.name }) : [];
+      d.provides = v ? parseProvides(v, { package: this.name }) : [];
     }
-    return this.#provides;
+    return d.provides;
+  }
+  #d(): PackageDetails {
+    this.#details ??= {};
+    return this.#details;
+  }
+  #yes(field: string): boolean {
+    return (this.paragraph.get(field) ?? '').toLowerCase() === 'yes';
   }
   #relations(field: string): Alternatives[] {
     const v = this.paragraph.get(field);
     return v ? parseRelations(v, { field, package: this.name }) : [];
-  }
-  #readFlags(): PackageFlags {
-    if (!this.#flags) {
-      const p = this.paragraph;
-      const ma = (p.get('Multi-Arch') ?? 'no').toLowerCase();
-      const yes = (f: string) => (p.get(f) ?? '').toLowerCase() === 'yes';
-      this.#flags = {
-        multiArch: ma === 'same' || ma === 'foreign' || ma === 'allowed' ? ma : 'no',
-        essential: yes('Essential'),
-        important: yes('Protected') || yes('Important'),
-        priority: (p.get('Priority') ?? 'optional').toLowerCase(),
-      };
-    }
-    return this.#flags;
   }
 }
 
@@ -407,11 +424,14 @@ export function resolveDependencies(
         architecture: p.architecture,
         suite: p.suite,
         label: p.label,
-        paragraph: p.paragraph,
+        // The result outlives the universe: it keeps copies, not the index the paragraphs point into.
+        paragraph: p.paragraph.detached(),
         requested: rootKeys.has(keyOf(p)),
       }),
     );
-  const selected = state.selected;
+  const selected = new Map<Key, Named>();
+  for (const [k, p] of state.selected)
+    selected.set(k, { name: p.name, version: p.version, architecture: p.architecture });
   const edges = state.edges;
   return {
     packages,
@@ -419,7 +439,14 @@ export function resolveDependencies(
   };
 }
 
-function link(p: IndexedPackage, field?: string, relation?: string): ChainLink {
+/** What a chain link needs of a package. */
+interface Named {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+}
+
+function link(p: Named, field?: string, relation?: string): ChainLink {
   return {
     package: p.name,
     version: p.version,
@@ -715,7 +742,7 @@ function describeMissing(u: PackageUniverse, g: Alternatives): string {
 }
 
 function whyChains(
-  selected: ReadonlyMap<Key, IndexedPackage>,
+  selected: ReadonlyMap<Key, Named>,
   edges: ReadonlyMap<Key, readonly Edge[]>,
   roots: ReadonlySet<Key>,
   name: string,
@@ -738,7 +765,7 @@ function whyChains(
 
 /** Breadth-first search backwards from `target` over the edges to the nearest root, never passing `avoid`. */
 function shortestFromRoot(
-  selected: ReadonlyMap<Key, IndexedPackage>,
+  selected: ReadonlyMap<Key, Named>,
   edges: ReadonlyMap<Key, readonly Edge[]>,
   roots: ReadonlySet<Key>,
   target: Key,
