@@ -111,4 +111,21 @@ describe.skipIf(!mirror)('examples built from the Debian archive', () => {
       expect(tree.get('/tmp')?.mode).toBe(0o1777);
     }
   });
+
+  it('cc: the runtime libraries of both platforms resolve inside the image, arm64 in a foreign-arch tree (no ldd there)', async () => {
+    const { artifact } = await buildTwice('cc');
+    for (const [arch, triplet, machine] of [
+      ['amd64', 'x86_64-linux-gnu', 'x86_64'],
+      ['arm64', 'aarch64-linux-gnu', 'aarch64'],
+    ] as const) {
+      const tree = await closureComplete(artifact, arch);
+      const report = await auditTree(tree, { imports: false } as never);
+      const ssl = report.files.find((f) => f.path === `/usr/lib/${triplet}/libssl.so.3`);
+      expect(ssl?.machine).toBe(machine);
+      expect(ssl?.libraries?.map((l) => l.name).sort()).toEqual(
+        expect.arrayContaining(['libc.so.6', 'libcrypto.so.3']),
+      );
+      expect(tree.get('/bin/sh')).toBeUndefined();
+    }
+  });
 });
