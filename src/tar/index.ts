@@ -1,3 +1,4 @@
+export { ByteSource } from './bytes.ts';
 export type { TarHeader, TarType } from './header.ts';
 export { BLOCK, encodeHeader, paxRecord } from './header.ts';
 export type { TarMember } from './reader.ts';

@@ -1,4 +1,5 @@
 import { TarError } from '../errors.ts';
+import { ByteSource } from './bytes.ts';
 import {
   BLOCK,
   concat,
@@ -30,50 +31,6 @@ export interface TarMember {
   body(): AsyncIterable<Uint8Array>;
   /** Reads the whole body into memory. */
   bytes(): Promise<Uint8Array>;
-}
-
-/** Pulls exact byte counts out of a chunk stream. */
-class ByteSource {
-  readonly #it: AsyncIterator<Uint8Array>;
-  #buf: Uint8Array = new Uint8Array(0);
-  #done = false;
-  offset = 0;
-  constructor(src: AsyncIterable<Uint8Array>) {
-    this.#it = src[Symbol.asyncIterator]();
-  }
-  async #fill(): Promise<boolean> {
-    if (this.#done) return false;
-    const r = await this.#it.next();
-    if (r.done) {
-      this.#done = true;
-      return false;
-    }
-    this.#buf = this.#buf.length === 0 ? r.value : concat([this.#buf, r.value]);
-    return true;
-  }
-  /** Returns exactly n bytes, or fewer only at end of stream. */
-  async read(n: number): Promise<Uint8Array> {
-    while (this.#buf.length < n) if (!(await this.#fill())) break;
-    const out = this.#buf.subarray(0, Math.min(n, this.#buf.length));
-    this.#buf = this.#buf.subarray(out.length);
-    this.offset += out.length;
-    return out;
-  }
-  /** Yields up to n bytes in chunks as they arrive. */
-  async *stream(n: number): AsyncGenerator<Uint8Array> {
-    let left = n;
-    while (left > 0) {
-      if (this.#buf.length === 0 && !(await this.#fill())) return;
-      const take = this.#buf.subarray(0, Math.min(left, this.#buf.length));
-      this.#buf = this.#buf.subarray(take.length);
-      this.offset += take.length;
-      left -= take.length;
-      yield take;
-    }
-  }
-  async close(): Promise<void> {
-    await this.#it.return?.();
-  }
 }
 
 const dec = new TextDecoder();
