@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { getCACertificates } from 'node:tls';
-import { Agent, type Dispatcher, type RequestInit, type Response, request as undiciRequest } from 'undici';
+import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls';
+import type { Agent, buildConnector, Dispatcher, RequestInit, Response } from 'undici';
 import type { Digest } from '../digest/index.ts';
 import { type RegistryDiagnostic, RegistryError, type RegistryErrorCode } from '../errors.ts';
 import { type Challenge, mergeScopes, parseChallenge } from './auth.ts';
@@ -16,7 +17,25 @@ import { type Credential, type CredentialProvider, defaultCredentials } from './
  * third more CPU per byte through web streams, measured in bench/registry.bench.ts); a `fetch` can be injected so
  * tests answer from memory. Redirects (blob GETs to storage) are followed by hand so that `Authorization` is never
  * sent to another origin and HTTPS is never downgraded. Never prints.
+ *
+ * Start-up matters (a `pare pull` is one process): undici's package entry loads all of undici (fetch, websockets,
+ * caches, mocks: ~110 modules, 0.3 s measured), so the three pieces used here are required by path. The trusted CAs
+ * (bundled + system + `--ca-file`, ~900 PEMs) become one TLS context, built on the first HTTPS connection and shared
+ * by all (passing `ca` to each connection built a context per connection: 0.1-0.25 s each). A loopback host is
+ * probed for TLS with Node's bundled roots first, so a plain-HTTP loopback registry never pays for the context; a
+ * certificate the bundled roots cannot verify is retried with the full set before anything fails.
  */
+
+const require = createRequire(import.meta.url);
+const UndiciAgent = require('undici/lib/dispatcher/agent.js') as typeof Agent;
+const undiciRequest = require('undici/lib/api/api-request.js') as (
+  this: Dispatcher,
+  options: Dispatcher.RequestOptions,
+) => Promise<Dispatcher.ResponseData>;
+const undiciConnector = require('undici/lib/core/connect.js') as typeof buildConnector;
+
+/** Which TLS trust a request uses: verified (all CAs), insecure (no verification), or the loopback probe. */
+type TlsMode = 'verify' | 'insecure' | 'probe';
 
 /** A `fetch` (undici's signature) to use instead of the network, for tests. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
@@ -255,8 +274,8 @@ export class RegistryClient {
   readonly chunkedThreshold: number;
   readonly chunkSize: number;
   readonly timeoutMs: number;
-  #agent: Agent | undefined;
-  #insecureAgent: Agent | undefined;
+  #agents = new Map<TlsMode, Agent>();
+  #secure: SecureContext | undefined;
   #credentials: CredentialProvider;
   #credentialCache = new Map<string, Promise<Credential | undefined>>();
   #hosts = new Map<string, Promise<HostState>>();
@@ -278,7 +297,7 @@ export class RegistryClient {
 
   /** Closes pooled connections. */
   async close(): Promise<void> {
-    await Promise.all([this.#agent?.close(), this.#insecureAgent?.close()]);
+    await Promise.all([...this.#agents.values()].map((a) => a.close()));
   }
 
   /** Reports blob progress to the `onProgress` option. */
@@ -286,33 +305,46 @@ export class RegistryClient {
     this.options.onProgress?.(e);
   }
 
-  #dispatcher(insecure: boolean): Dispatcher | undefined {
-    if (this.options.fetch) return undefined;
-    const make = (rejectUnauthorized: boolean) => {
-      const ca = [...getCACertificates('default'), ...getCACertificates('system')];
-      const files =
-        typeof this.options.caFile === 'string' ? [this.options.caFile] : (this.options.caFile ?? []);
-      for (const f of files) {
-        try {
-          ca.push(readFileSync(f, 'utf8'));
-        } catch (e) {
-          throw new RegistryError('REGISTRY_TLS', `cannot read CA file "${f}": ${describeCause(e)}`, {
-            cause: e,
-          });
-        }
+  /** Returns the TLS context trusting the bundled, system and `caFile` CAs (built once); throws REGISTRY_TLS. */
+  #secureContext(): SecureContext {
+    if (this.#secure) return this.#secure;
+    const ca = new Set([...getCACertificates('default'), ...getCACertificates('system')]);
+    const files =
+      typeof this.options.caFile === 'string' ? [this.options.caFile] : (this.options.caFile ?? []);
+    for (const f of files) {
+      try {
+        ca.add(readFileSync(f, 'utf8'));
+      } catch (e) {
+        throw new RegistryError('REGISTRY_TLS', `cannot read CA file "${f}": ${describeCause(e)}`, {
+          cause: e,
+        });
       }
-      return new Agent({
-        connect: { ca, rejectUnauthorized, timeout: this.timeoutMs },
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-    };
-    if (insecure) {
-      this.#insecureAgent ??= make(false);
-      return this.#insecureAgent;
     }
-    this.#agent ??= make(true);
-    return this.#agent;
+    this.#secure = createSecureContext({ ca: [...ca] });
+    return this.#secure;
+  }
+
+  #dispatcher(mode: TlsMode): Dispatcher {
+    let agent = this.#agents.get(mode);
+    if (agent) return agent;
+    const timeout = this.timeoutMs;
+    const plain = undiciConnector({ timeout });
+    let tls: buildConnector.connector | undefined;
+    const connect: buildConnector.connector = (opts, cb) => {
+      if (opts.protocol !== 'https:') return plain(opts, cb);
+      tls ??= undiciConnector({
+        timeout,
+        ...(mode === 'insecure'
+          ? { rejectUnauthorized: false }
+          : mode === 'verify'
+            ? { rejectUnauthorized: true, secureContext: this.#secureContext() }
+            : { rejectUnauthorized: true }),
+      });
+      return tls(opts, cb);
+    };
+    agent = new UndiciAgent({ connect, headersTimeout: timeout, bodyTimeout: timeout });
+    this.#agents.set(mode, agent);
+    return agent;
   }
 
   /** True when `host` may be spoken to over plain HTTP (loopback or listed as insecure). */
@@ -342,6 +374,7 @@ export class RegistryClient {
     url: string,
     init: { method: string; headers: Record<string, string>; body?: RequestInit['body'] },
     insecure: boolean,
+    probe = false,
   ): Promise<RegistryResponse> {
     const ac = new AbortController();
     const timer = setTimeout(
@@ -359,16 +392,20 @@ export class RegistryClient {
           } as RequestInit),
         );
       }
-      const dispatcher = this.#dispatcher(insecure)!;
+      const mode: TlsMode = insecure ? 'insecure' : probe ? 'probe' : 'verify';
+      // Built here, not in the connector, so an unreadable --ca-file fails this request with REGISTRY_TLS.
+      if (mode === 'verify' && url.startsWith('https:')) this.#secureContext();
+      const dispatcher = this.#dispatcher(mode);
       let current = new URL(url);
       let headers = init.headers;
       for (let hop = 0; ; hop++) {
-        const r = await undiciRequest(current, {
+        const r = await undiciRequest.call(dispatcher, {
+          origin: current.origin,
+          path: `${current.pathname}${current.search}`,
           method: init.method as Dispatcher.HttpMethod,
           headers,
           body: (init.body ?? null) as Dispatcher.DispatchOptions['body'],
           signal: ac.signal,
-          dispatcher,
         });
         const location = r.headers.location;
         if (
@@ -456,8 +493,19 @@ export class RegistryClient {
       let res: RegistryResponse;
       let base = `https://${host}`;
       try {
+        const get = (probe: boolean) =>
+          this.#send(`${base}/v2/`, { method: 'GET', headers: this.#baseHeaders() }, insecure, probe);
         try {
-          res = await this.#send(`${base}/v2/`, { method: 'GET', headers: this.#baseHeaders() }, insecure);
+          if (!plain || insecure) res = await get(false);
+          else {
+            try {
+              res = await get(true);
+            } catch (e) {
+              // The probe trusts only Node's bundled roots: a certificate they cannot verify gets the full set.
+              if (!TLS_CERT_CODES.has(errorCode(e) ?? '')) throw e;
+              res = await get(false);
+            }
+          }
         } catch (e) {
           const code = errorCode(e) ?? '';
           // A plain-HTTP server answers a TLS hello with garbage ("wrong version number"): fall back to HTTP
@@ -465,7 +513,7 @@ export class RegistryClient {
           const notTls = /WRONG_VERSION|EPROTO|ECONNRESET|ERR_SSL|UND_ERR_SOCKET/.test(code);
           if (!plain || !notTls || TLS_CERT_CODES.has(code)) throw e;
           base = `http://${host}`;
-          res = await this.#send(`${base}/v2/`, { method: 'GET', headers: this.#baseHeaders() }, insecure);
+          res = await get(false);
         }
       } catch (e) {
         const code = errorCode(e) ?? '';
