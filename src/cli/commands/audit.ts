@@ -82,6 +82,28 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
 }
 
 /**
+ * Yields `JSON.stringify(report, null, 2)` plus a newline, file by file: the same bytes as printJson, without
+ * building one string of the whole report (17 MiB for /usr/bin, and twice that while it is built and written).
+ */
+export function* reportJson(report: AuditReport): Generator<string> {
+  // Indent every line but the first by `pad` (JSON strings never contain a raw newline, so lines are safe to split).
+  const nest = (json: string, pad: string) => json.replaceAll('\n', `\n${pad}`);
+  const entries = Object.entries(report).filter(([, v]) => v !== undefined && typeof v !== 'function');
+  yield '{\n';
+  for (let i = 0; i < entries.length; i++) {
+    const [k, v] = entries[i]!;
+    const sep = i < entries.length - 1 ? ',' : '';
+    if (k === 'files' && Array.isArray(v) && v.length > 0) {
+      yield `  ${JSON.stringify(k)}: [\n`;
+      for (let j = 0; j < v.length; j++)
+        yield `    ${nest(JSON.stringify(v[j], null, 2), '    ')}${j < v.length - 1 ? ',' : ''}\n`;
+      yield `  ]${sep}\n`;
+    } else yield `  ${JSON.stringify(k)}: ${nest(JSON.stringify(v, null, 2), '  ')}${sep}\n`;
+  }
+  yield '}\n';
+}
+
+/**
  * `pare audit TARGET`: hardening (checksec columns), library closure and imported functions of every ELF file in a
  * directory, a single file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, an OCI layout
  * directory or an image tar). Exit 1 when `--require` is violated.
@@ -110,7 +132,7 @@ export function register(program: Command): void {
         const users = symbolUsers(report, flags.uses);
         if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
         else process.stdout.write(renderUsers(users));
-      } else if (flags.json) printJson(report);
+      } else if (flags.json) for (const chunk of reportJson(report)) process.stdout.write(chunk);
       else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
       if (report.summary.violations > 0) process.exitCode = 1;
     });
