@@ -116,11 +116,12 @@ export class OciLayout {
 
   /**
    * Writes a blob from a stream: temp file, hashed while written, checked against `expected` when given, renamed into
-   * place. Existing blobs are not rewritten. Throws DIGEST_MISMATCH / SIZE_MISMATCH and leaves nothing behind.
+   * place. Existing blobs are not rewritten. Throws DIGEST_MISMATCH / SIZE_MISMATCH (naming `expected.what`, default
+   * "blob") and leaves nothing behind.
    */
   async writeBlob(
     chunks: AsyncIterable<Uint8Array>,
-    expected?: { digest?: Digest; size?: number },
+    expected?: { digest?: Digest; size?: number; what?: string },
   ): Promise<{ digest: Digest; size: number }> {
     if (expected?.digest && (await this.hasBlob(expected.digest)))
       return {
@@ -130,7 +131,9 @@ export class OciLayout {
     // Hash once: against the expected digest when there is one (verifyStream throws before the rename), else here.
     const h = expected?.digest ? undefined : new Hasher();
     let size = 0;
-    const src = expected?.digest ? verifyStream(chunks, expected.digest, expected.size) : chunks;
+    const src = expected?.digest
+      ? verifyStream(chunks, expected.digest, expected.size, expected.what)
+      : chunks;
     const tmp = await streamToTemp(join(this.dir, 'blobs', 'sha256', 'x'), src, (c) => {
       size += c.length;
       h?.update(c);
