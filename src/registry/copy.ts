@@ -1,7 +1,17 @@
-import { type LocalRef, readLocal, writeLocal } from '../layout/index.ts';
-import { type Artifact, type Descriptor, type Platform, selectImage } from '../oci/index.ts';
+import { type LocalRef, OciLayout, readLocal, writeLocal } from '../layout/index.ts';
+import {
+  type Artifact,
+  type Descriptor,
+  type Image,
+  type ImageIndex,
+  isImageManifestType,
+  isIndexType,
+  type Platform,
+  selectImage,
+} from '../oci/index.ts';
 import type { RegistryClient } from './client.ts';
-import { pull } from './pull.ts';
+import { runBounded } from './limit.ts';
+import { pull, storeRemoteLayer } from './pull.ts';
 import { pushArtifact } from './push.ts';
 import type { TransportReference } from './reference.ts';
 
@@ -10,6 +20,8 @@ import type { TransportReference } from './reference.ts';
  * `docker-archive:`) to any destination. Sources are lazy (oci/model.ts); sinks pull from them, and every sink
  * verifies each blob before committing it (registry: the registry checks `?digest=`, and we hash on the way out;
  * layout: temp file + rename after the digest check). Between two repositories of one registry, blobs are mounted.
+ * Into an OCI layout, the layers of a registry source are downloaded `client.concurrency` at a time first (the
+ * layout writes one blob at a time), then the layout writer finds them there and adds config, manifests and tag.
  */
 
 export interface CopyOptions {
@@ -47,7 +59,32 @@ export async function writeSink(
     const image = await selectImage(artifact, options.platform);
     return writeLocal(toLocal(dst), { kind: 'image', image });
   }
+  if (dst.transport === 'oci') await prefetchLayers(client, await OciLayout.create(dst.path), artifact);
   return writeLocal(toLocal(dst), artifact, options.platform ? { platform: options.platform } : {});
+}
+
+async function imagesOf(index: ImageIndex): Promise<Image[]> {
+  const out: Image[] = [];
+  for (const d of (await index.manifest()).manifests) {
+    if (isImageManifestType(d.mediaType)) out.push(await index.image(d.digest));
+    else if (isIndexType(d.mediaType)) out.push(...(await imagesOf(await index.imageIndex(d.digest))));
+  }
+  return out;
+}
+
+/** Downloads the registry layers of `artifact` into `layout`, `client.concurrency` at a time; others are left. */
+async function prefetchLayers(client: RegistryClient, layout: OciLayout, artifact: Artifact): Promise<void> {
+  const images = artifact.kind === 'image' ? [artifact.image] : await imagesOf(artifact.index);
+  const jobs = new Map<string, () => Promise<unknown>>();
+  for (const image of images) {
+    const [m, layers] = await Promise.all([image.manifest(), image.layers()]);
+    layers.forEach((l, i) => {
+      const d = m.layers[i]!;
+      // Foreign layers (`urls`) stay with the layout writer, which decides what to do with them.
+      if (!d.urls?.length && !jobs.has(d.digest)) jobs.set(d.digest, () => storeRemoteLayer(layout, l));
+    });
+  }
+  await runBounded([...jobs.values()], client.concurrency);
 }
 
 /**

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Hasher, parseDigest, verifyStream } from '../digest/index.ts';
 import { isPareError, RegistryError } from '../errors.ts';
+import type { OciLayout } from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -295,6 +296,14 @@ export async function downloadBlob(
   }
 }
 
+/** How to fetch a pulled layer's blob again, for sinks that verify it themselves (`storeRemoteLayer`). */
+interface RemoteBlob {
+  readonly client: RegistryClient;
+  readonly ref: ImageReference;
+  readonly desc: Descriptor;
+}
+const remoteBlobs = new WeakMap<Layer, RemoteBlob>();
+
 function remoteLayer(
   client: RegistryClient,
   ref: ImageReference,
@@ -309,7 +318,27 @@ function remoteLayer(
     ...(diffId ? { diffId } : {}),
   });
   layerSources.set(layer, { host: ref.registry, repository: ref.repository });
+  remoteBlobs.set(layer, { client, ref, desc: d });
   return layer;
+}
+
+/**
+ * Stores the blob of `layer` in `layout` when the layer came from a registry and returns true; returns false for any
+ * other layer (write it the usual way). A blob the layout has is not fetched. The body goes to
+ * `OciLayout.writeBlob` unhashed: the layout hashes it once while writing (hashing here too cost a second pass, a
+ * quarter of a pull's CPU) and renames it into place only when digest and size match, so a wrong body is refused
+ * with DIGEST_MISMATCH / SIZE_MISMATCH naming the registry and never stored. Cut connections resume with `Range`.
+ */
+export async function storeRemoteLayer(layout: OciLayout, layer: Layer): Promise<boolean> {
+  const r = remoteBlobs.get(layer);
+  if (!r) return false;
+  if (await layout.hasBlob(r.desc.digest)) return true;
+  await layout.writeBlob(rawBlobStream(r.client, r.ref, r.desc), {
+    digest: r.desc.digest,
+    size: r.desc.size,
+    what: `blob from "${r.ref.registry}/${r.ref.repository}"`,
+  });
+  return true;
 }
 
 /** Returns a lazy remote image over an already fetched manifest. */

@@ -11,6 +11,7 @@ import {
 } from '../oci/index.ts';
 import { repositoryScope } from './auth.ts';
 import { drain, type RegistryClient, resolveLocation } from './client.ts';
+import { Limiter } from './limit.ts';
 import { type BlobSource, blobSourceOf } from './pull.ts';
 import { formatReference, type ImageReference, manifestReference } from './reference.ts';
 
@@ -35,26 +36,6 @@ export interface PushOptions {
 
 /** Whole-upload attempts for failures the registry may recover from (the upload session is restarted). */
 const UPLOAD_ATTEMPTS = 3;
-
-/** A counting semaphore: bounds concurrent blob transfers across every image of one push. */
-class Limiter {
-  #free: number;
-  #waiting: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
 
 interface PushContext {
   readonly client: RegistryClient;
