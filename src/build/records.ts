@@ -1,12 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { type ProvenanceInput, provenanceStatement } from '../attest/index.ts';
+import type { ProvenanceInput } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { normalizePath, type Tree } from '../fstree/index.ts';
 import { writeFileAtomic } from '../layout/index.ts';
 import { type Artifact, formatPlatform, selectImage } from '../oci/index.ts';
-import { cycloneDxJson, distroQualifier, inventory, readOsRelease, spdxJson } from '../sbom/index.ts';
 import type { BuildResult } from './build.ts';
 
 /**
@@ -109,6 +108,10 @@ export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): P
   } catch {
     /* no records yet */
   }
+  // The SBOM and attestation modules (and the CycloneDX library) load only when records are written: a warm build
+  // whose records are current never pays for them.
+  const [{ cycloneDxJson, distroQualifier, inventory, readOsRelease, spdxJson }, { provenanceStatement }] =
+    await Promise.all([import('../sbom/index.ts'), import('../attest/index.ts')]);
   const files: string[] = [];
   const put = async (name: string, text: string) => {
     await writeFileAtomic(join(dir, name), text);
