@@ -86,8 +86,10 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
  * building one string of the whole report (17 MiB for /usr/bin, and twice that while it is built and written).
  */
 export function* reportJson(report: AuditReport): Generator<string> {
-  // Indent every line but the first by `pad` (JSON strings never contain a raw newline, so lines are safe to split).
-  const nest = (json: string, pad: string) => json.replaceAll('\n', `\n${pad}`);
+  // Each piece is stringified inside a wrapper of the depth it has in the report, so JSON.stringify indents it, and
+  // the wrapper's fixed first and last lines are cut off.
+  const PRE = '{\n  "files": [\n';
+  const POST = '\n  ]\n}';
   const entries = Object.entries(report).filter(([, v]) => v !== undefined && typeof v !== 'function');
   yield '{\n';
   for (let i = 0; i < entries.length; i++) {
@@ -95,10 +97,15 @@ export function* reportJson(report: AuditReport): Generator<string> {
     const sep = i < entries.length - 1 ? ',' : '';
     if (k === 'files' && Array.isArray(v) && v.length > 0) {
       yield `  ${JSON.stringify(k)}: [\n`;
-      for (let j = 0; j < v.length; j++)
-        yield `    ${nest(JSON.stringify(v[j], null, 2), '    ')}${j < v.length - 1 ? ',' : ''}\n`;
+      for (let j = 0; j < v.length; j++) {
+        const s = JSON.stringify({ files: [v[j]] }, null, 2);
+        yield `${s.slice(PRE.length, s.length - POST.length)}${j < v.length - 1 ? ',' : ''}\n`;
+      }
       yield `  ]${sep}\n`;
-    } else yield `  ${JSON.stringify(k)}: ${nest(JSON.stringify(v, null, 2), '  ')}${sep}\n`;
+    } else {
+      const s = JSON.stringify({ [k]: v }, null, 2);
+      yield `${s.slice(2, s.length - 2)}${sep}\n`;
+    }
   }
   yield '}\n';
 }
