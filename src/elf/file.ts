@@ -26,7 +26,16 @@ import {
   SHT,
 } from './header.ts';
 import { decodeNotes, type ElfNotes, type RawNote, splitNotes } from './notes.ts';
-import { type ByteSource, fail, readExact, StringTable, toNumber, View } from './reader.ts';
+import {
+  type ByteSource,
+  fail,
+  MAX_TABLE_BYTES,
+  readExact,
+  StringTable,
+  scanRange,
+  toNumber,
+  View,
+} from './reader.ts';
 
 /** Dynamic tags used here (gABI + GNU). */
 export const DT = {
@@ -692,9 +701,33 @@ export class ElfFile {
       fail('ELF_HEADER_INVALID', this.name, `.symtab sh_link ${sec.link} is not a string table`, {
         field: '.symtab sh_link',
       });
-    const v = await this.#sectionView(strSec, '.strtab');
-    const b = Buffer.from(v.bytes.buffer, v.bytes.byteOffset, v.bytes.byteLength);
-    return new Set(needles.filter((n) => b.includes(n)));
+    const found = new Set<string>();
+    if (needles.length === 0) return found;
+    // Same range checks as reading the section whole, then streamed: .strtab of a big unstripped file runs to MiBs.
+    const offset = toNumber(strSec.offset, this.name, '.strtab sh_offset');
+    const size = toNumber(strSec.size, this.name, '.strtab sh_size');
+    await readExact(this.source, this.name, offset, 0, '.strtab');
+    if (size > MAX_TABLE_BYTES)
+      fail('ELF_LIMIT', this.name, `${size} bytes is over the ${MAX_TABLE_BYTES}-byte table limit`, {
+        field: '.strtab',
+        offset,
+      });
+    if (offset + size > this.source.size)
+      fail(
+        'ELF_TRUNCATED',
+        this.name,
+        `range ${offset}+${size} ends past the end of the file (${this.source.size} bytes)`,
+        {
+          field: '.strtab',
+          offset,
+        },
+      );
+    const overlap = Math.max(...needles.map((n) => Buffer.byteLength(n))) - 1;
+    await scanRange(this.source, offset, size, overlap, (chunk) => {
+      for (const n of needles) if (!found.has(n) && chunk.includes(n)) found.add(n);
+      return found.size === needles.length;
+    });
+    return found;
   }
 
   /** Returns the static symbol table (`.symtab`), or undefined when the file is stripped. */

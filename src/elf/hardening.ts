@@ -5,6 +5,7 @@
  */
 import { DF, DF_1, type ElfFile, type ElfSymbol, SHN, STT, type SymbolTable } from './file.ts';
 import { ET, PF, PT, SHT } from './header.ts';
+import { scanRange } from './reader.ts';
 
 /** One fact and where it came from (a header, flag, segment or symbol). */
 export interface Fact<V> {
@@ -320,22 +321,24 @@ async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
   if (f.header.machineName !== 'x86_64' || f.header.class !== 64)
     return { value: 'unknown', evidence: `no probe pattern known for ${f.header.machineName}` };
   let budget = MAX_CODE_SCAN_BYTES;
-  const CHUNK = 4 * 1024 * 1024;
+  let hit = -1;
   for (const p of f.programHeaders) {
-    if (p.type !== PT.LOAD || (p.flags & PF.X) === 0) continue;
+    if (p.type !== PT.LOAD || (p.flags & PF.X) === 0 || budget <= 0) continue;
     const start = Number(p.offset);
     const end = Math.min(Number(p.offset + p.filesz), f.source.size);
-    for (let o = start; o < end && budget > 0; o += CHUNK) {
-      const n = Math.min(CHUNK + X86_64_PROBE.length - 1, end - o);
-      budget -= n;
-      const c = await f.source.read(o, n);
-      const at = Buffer.from(c.buffer, c.byteOffset, c.byteLength).indexOf(X86_64_PROBE);
-      if (at >= 0)
-        return {
-          value: 'yes',
-          evidence: `stack-clash probe (sub rsp,0x1000; or [rsp],0) at file offset 0x${(o + at).toString(16)}`,
-        };
-    }
+    if (!(end > start)) continue;
+    const len = Math.min(end - start, budget);
+    budget -= len;
+    const found = await scanRange(f.source, start, len, X86_64_PROBE.length - 1, (chunk, at) => {
+      const i = chunk.indexOf(X86_64_PROBE);
+      if (i >= 0) hit = at + i;
+      return i >= 0;
+    });
+    if (found)
+      return {
+        value: 'yes',
+        evidence: `stack-clash probe (sub rsp,0x1000; or [rsp],0) at file offset 0x${hit.toString(16)}`,
+      };
   }
   return {
     value: 'unknown',

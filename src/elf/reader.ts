@@ -7,6 +7,48 @@ import { ElfError, type ElfErrorCode } from '../errors.ts';
 export interface ByteSource {
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads up to `target.length` bytes at `offset` into `target` and returns how many were read (fewer only
+   * at the end of the file). Lets long sequential scans reuse one buffer instead of allocating a chunk per read.
+   */
+  readInto?(target: Uint8Array, offset: number): Promise<number>;
+}
+
+/** Chunk size of streaming scans (scanRange). */
+const SCAN_CHUNK = 1024 * 1024;
+/** Scan buffers not in use: concurrent scans each take one, so a whole audit allocates only a few. */
+const scanBuffers: Buffer[] = [];
+
+/**
+ * Streams bytes [offset, offset + length) of `src` through a reused buffer, in chunks that overlap by `overlap`
+ * bytes (so a pattern up to overlap + 1 bytes long is never split), calling `visit(chunk, chunkOffset)` until it
+ * returns true. Returns whether it did. Stops early at the end of the file; range checks are the caller's.
+ */
+export async function scanRange(
+  src: ByteSource,
+  offset: number,
+  length: number,
+  overlap: number,
+  visit: (chunk: Buffer, chunkOffset: number) => boolean,
+): Promise<boolean> {
+  const end = Math.min(offset + length, src.size);
+  const buf = scanBuffers.pop() ?? Buffer.allocUnsafeSlow(SCAN_CHUNK + overlap);
+  try {
+    for (let o = offset; o < end; o += SCAN_CHUNK) {
+      const n = Math.min(SCAN_CHUNK + overlap, end - o, buf.length);
+      let c: Buffer;
+      if (src.readInto) c = buf.subarray(0, await src.readInto(buf.subarray(0, n), o));
+      else {
+        const r = await src.read(o, n);
+        c = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+      }
+      if (visit(c, o)) return true;
+      if (c.length < n) break;
+    }
+    return false;
+  } finally {
+    if (buf.length >= SCAN_CHUNK + overlap) scanBuffers.push(buf);
+  }
 }
 
 /** Largest single table (string table, symbol table, note segment …) read in one piece: 256 MiB. */

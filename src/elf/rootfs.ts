@@ -215,10 +215,8 @@ const WHOLE_FILE = 2 * PAGE;
 export function hostSource(path: string, size: number): ByteSource {
   const pages = new Map<number, Uint8Array>();
   let whole: Uint8Array | undefined;
-  const readRaw = (offset: number, length: number): Uint8Array => {
-    const len = Math.max(0, Math.min(length, size - offset));
-    const buf = Buffer.allocUnsafeSlow(len);
-    if (len === 0) return buf;
+  const fill = (buf: Uint8Array, offset: number, len: number): number => {
+    if (len <= 0) return 0;
     const fd = openSync(path, 'r');
     try {
       let got = 0;
@@ -227,13 +225,22 @@ export function hostSource(path: string, size: number): ByteSource {
         if (n === 0) break;
         got += n;
       }
-      return got === len ? buf : buf.subarray(0, got);
+      return got;
     } finally {
       closeSync(fd);
     }
   };
+  const readRaw = (offset: number, length: number): Uint8Array => {
+    const len = Math.max(0, Math.min(length, size - offset));
+    const buf = Buffer.allocUnsafeSlow(len);
+    const got = fill(buf, offset, len);
+    return got === len ? buf : buf.subarray(0, got);
+  };
   return {
     size,
+    async readInto(target, offset) {
+      return fill(target, offset, Math.min(target.length, size - offset));
+    },
     async read(offset, length) {
       if (size <= WHOLE_FILE) {
         whole ??= readRaw(0, size);
