@@ -4,7 +4,7 @@ import { iterateControl, type KnownFields, Paragraph } from './control.ts';
 
 /**
  * Binary package indexes (`dists/<suite>/<component>/binary-<arch>/Packages`, see
- * https://wiki.debian.org/DebianRepository/Format#A.22Packages.22_Indices): one deb822 stanza per package, each naming
+ * the Debian wiki's DebianRepository/Format, "Packages Indices"): one deb822 stanza per package, each naming
  * the pool file with its Size and SHA256. Records keep the whole stanza for the resolver and the dpkg status database.
  * No I/O.
  */

@@ -6,7 +6,7 @@ import type { Keyring } from './keyring.ts';
 
 /**
  * The signed root of a Debian archive: `dists/<suite>/InRelease` (clearsigned) or `Release` + `Release.gpg`
- * (detached), as described in https://wiki.debian.org/DebianRepository/Format#A.22Release.22_files and apt-secure(8).
+ * (detached), as described in the Debian wiki's DebianRepository/Format ("Release files") and apt-secure(8).
  * Everything else in the archive is trusted only through the SHA256 list of a Release whose signature verified here.
  * No I/O: the caller fetches the bytes.
  */

@@ -23,7 +23,7 @@ import { compareVersions, parseVersion, satisfiesVersion, type Version } from '.
  *   for a deterministic tie-break). An alternative that fails (conflict, nothing satisfiable below it) is rolled back
  *   and the next one is tried.
  * - Versioned Provides satisfy versioned dependencies; unversioned ones only unversioned dependencies (Policy §7.5).
- * - Multi-Arch (https://wiki.debian.org/Multiarch/Implementation): an unqualified dependency wants the depender's
+ * - Multi-Arch (Debian wiki: Multiarch/Implementation): an unqualified dependency wants the depender's
  *   architecture (`all` counts as native) or a `Multi-Arch: foreign` package; `:any` wants `Multi-Arch: allowed` (or
  *   foreign); `:native` and `:<arch>` name the architecture. Two architectures of one package need `Multi-Arch: same`.
  * - Conflicts and Breaks are honoured both ways, against real and virtual names (a package never conflicts with

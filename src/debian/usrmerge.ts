@@ -2,7 +2,7 @@ import { DebianError } from '../errors.ts';
 import { type Entry, type Tree, TreeBuilder } from '../fstree/index.ts';
 
 /**
- * Merged /usr as current Debian has it (https://wiki.debian.org/UsrMerge, debootstrap's `setup_merged_usr`): the
+ * Merged /usr as current Debian has it (Debian wiki: UsrMerge; debootstrap's `setup_merged_usr`): the
  * top-level `/bin`, `/sbin`, `/lib` and the architecture's extra library directories are symlinks into `/usr`.
  * Packages still ship files under the old paths, and dpkg unpacks them through those symlinks. We do the same without
  * a filesystem: every entry under an aliased directory moves to its `/usr` path (link text is kept byte for byte, as

@@ -2,7 +2,7 @@ import { DebianError } from '../errors.ts';
 
 /**
  * Debian version numbers: `[epoch:]upstream_version[-debian_revision]`, ordered exactly as Debian Policy §5.6.12
- * (https://www.debian.org/doc/debian-policy/ch-controlfields.html#version) and dpkg's `verrevcmp` (lib/dpkg/version.c)
+ * (Debian Policy §5.6.12, "Version") and dpkg's `verrevcmp` (lib/dpkg/version.c)
  * order them: the epoch numerically, then upstream and revision by alternating runs of non-digits (compared
  * character by character where `~` sorts before everything, even the end of the string, letters before non-letters)
  * and digits (compared numerically). Pure; no I/O.

@@ -16,7 +16,7 @@ describe('pare build with packages', () => {
   let archive: FakeArchive;
   beforeAll(async () => {
     const copyright =
-      'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: MIT\n';
+      'Format: copyright-format/1.0\n\nFiles: *\nLicense: MIT\n';
     archive = await createFakeArchive({
       architectures: ['amd64', 'arm64'],
       suites: [
