@@ -23,7 +23,8 @@ describe('streamToTemp', () => {
           async (chunks, repeat) => {
             // note: 1024 chunks is IOV_MAX, the most one writev may take; repeats push past it
             const all = Array.from({ length: repeat > 1500 ? 3 : 1 }, () => chunks).flat();
-            const many = repeat > 2000 ? Array.from({ length: repeat }, (_, i) => Uint8Array.of(i & 255)) : all;
+            const many =
+              repeat > 2000 ? Array.from({ length: repeat }, (_, i) => Uint8Array.of(i & 255)) : all;
             const seen: number[] = [];
             const tmp = await streamToTemp(join(dir, 'x'), from(many), (c) => seen.push(c.length));
             expect(Buffer.compare(readFileSync(tmp), Buffer.concat(many))).toBe(0);

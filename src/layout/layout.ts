@@ -16,6 +16,7 @@ import {
   indexJson,
   isImageManifestType,
   isIndexType,
+  type Layer,
   layerFromOpener,
   MediaType,
   parseIndex,
@@ -32,6 +33,17 @@ import { streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
  */
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+const blobFiles = new WeakMap<Layer, { readonly path: string; readonly size: number }>();
+
+/**
+ * Returns the file holding a layer read from a layout (`OciLayout.image`), or undefined for other layers. For sinks
+ * that check the digest themselves, e.g. a registry upload with `?digest=`: reading the file directly skips the
+ * hashing `compressed()` does. Anything else must read through `compressed()`.
+ */
+export function layoutBlobFile(layer: Layer): { readonly path: string; readonly size: number } | undefined {
+  return blobFiles.get(layer);
+}
 const LAYOUT_FILE = 'oci-layout';
 const LAYOUT_CONTENT = '{"imageLayoutVersion":"1.0.0"}';
 
@@ -301,14 +313,17 @@ export class OciLayout {
       where: d.digest,
       rawManifest: () => this.readBlob(d.digest),
       rawConfig: (c) => this.readBlob(c.digest),
-      layer: async (l, _i, diffId) =>
-        layerFromOpener({
+      layer: async (l, _i, diffId) => {
+        const layer = layerFromOpener({
           open: () => this.openBlob(l.digest, l.size),
           digest: l.digest,
           size: l.size,
           mediaType: l.mediaType,
           diffId,
-        }),
+        });
+        blobFiles.set(layer, { path: this.blobPath(l.digest), size: l.size });
+        return layer;
+      },
     });
   }
 
