@@ -51,7 +51,9 @@ export interface AuditOptions {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const TYPES: Readonly<Record<number, string>> = { 1: 'REL', 2: 'EXEC', 3: 'DYN', 4: 'CORE' };
-const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
+function isElfMagic(b: Uint8Array): boolean {
+  return b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
 
 /** Walks regular files under `paths` (symlinks are not followed; each file once), sorted. */
 async function walk(fs: RootFs, paths: readonly string[], exclude: ReadonlySet<string>): Promise<string[]> {
@@ -118,10 +120,15 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
   };
   // Package owners are looked up in one batch after every file is analysed (DpkgIndex.ownersOf); until then each
   // record notes the canonical path whose owner it needs.
-  const ownerWanted: { realPath: string; set: (o: PackageOwner | null) => void }[] = [];
-  const owner = (realPath: string, set: (o: PackageOwner | null) => void): null => {
-    if (dpkg) ownerWanted.push({ realPath, set });
-    return null;
+  // Plain records, not closures: a closure would keep the whole analysis context of its file (buffers, the parsed
+  // file) alive until the end of the run.
+  type OwnerWanted =
+    | { realPath: string; file: Mutable<AuditFile> }
+    | { realPath: string; lib: Mutable<AuditLibrary> }
+    | { realPath: string; imports: Mutable<AuditImport>[] };
+  const ownerWanted: OwnerWanted[] = [];
+  const owner = (w: OwnerWanted): void => {
+    if (dpkg) ownerWanted.push(w);
   };
 
   const files: AuditFile[] = [];
@@ -129,8 +136,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
   const one = async (path: string): Promise<void> => {
     const src = await fs.open(path);
     if (!src || src.size < 16) return;
-    const head = await src.read(0, 4);
-    if (!ELF_MAGIC.every((b, i) => head[i] === b)) return;
+    if (!isElfMagic(await src.read(0, 4))) return;
     try {
       const elf = await openElf(src, path);
       const st = await fs.stat(path);
@@ -164,9 +170,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
             neededBy: from !== undefined ? c.objects[from]!.path : path,
             package: null,
           };
-          owner(o.realPath, (p) => {
-            lib.package = p;
-          });
+          owner({ realPath: o.realPath, lib });
           libs.push(lib);
         }
         libraries = libs;
@@ -191,10 +195,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
             }
             imps.push(imp);
           }
-          for (const [realPath, same] of byLib)
-            owner(realPath, (p) => {
-              for (const imp of same) imp.package = p?.package ?? null;
-            });
+          for (const [realPath, same] of byLib) owner({ realPath, imports: same });
           imports = imps;
         }
       }
@@ -222,10 +223,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
             : [],
         violations: violations(hardening, reqs),
       };
-      if (st)
-        owner(st.path, (p) => {
-          file.package = p;
-        });
+      if (st) owner({ realPath: st.path, file });
       files.push(file);
     } catch (e) {
       if (!isPareError(e)) throw e;
@@ -239,7 +237,12 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
   await Promise.all(workers);
   if (dpkg && ownerWanted.length > 0) {
     const owners = await dpkg.ownersOf(ownerWanted.map((w) => w.realPath));
-    for (const w of ownerWanted) w.set(owners.get(w.realPath) ?? null);
+    for (const w of ownerWanted) {
+      const o = owners.get(w.realPath) ?? null;
+      if ('file' in w) w.file.package = o;
+      else if ('lib' in w) w.lib.package = o;
+      else for (const imp of w.imports) imp.package = o?.package ?? null;
+    }
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   errors.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -18,6 +18,8 @@ export interface ByteSource {
 const SCAN_CHUNK = 1024 * 1024;
 /** Scan buffers not in use: concurrent scans each take one, so a whole audit allocates only a few. */
 const scanBuffers: Buffer[] = [];
+/** Most idle scan buffers kept (more concurrent scans allocate extra ones, left to the GC). */
+const MAX_IDLE_SCAN_BUFFERS = 2;
 
 /**
  * Streams bytes [offset, offset + length) of `src` through a reused buffer, in chunks that overlap by `overlap`
@@ -47,7 +49,8 @@ export async function scanRange(
     }
     return false;
   } finally {
-    if (buf.length >= SCAN_CHUNK + overlap) scanBuffers.push(buf);
+    if (buf.length >= SCAN_CHUNK + overlap && scanBuffers.length < MAX_IDLE_SCAN_BUFFERS)
+      scanBuffers.push(buf);
   }
 }
 
