@@ -21,6 +21,11 @@ export interface RootFs {
   list(path: string): Promise<readonly RootDirent[]>;
   /** Opens the regular file at `path` (resolved) for random reads, or returns undefined when there is none. */
   open(path: string): Promise<ByteSource | undefined>;
+  /**
+   * True when every call completes without waiting on I/O (hostRootFs reads synchronously): analysing several files
+   * at once then overlaps nothing and only multiplies the memory in use.
+   */
+  readonly synchronous?: boolean;
 }
 
 export interface RootStat {
@@ -169,6 +174,7 @@ export function hostRootFs(root: string): RootFs {
   };
   return {
     name: root,
+    synchronous: true,
     stat: async (path) => statSync(path),
     async list(path) {
       const s = statSync(path);
