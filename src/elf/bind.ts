@@ -45,23 +45,20 @@ function kindOf(t: number): SymbolKind {
 const ALLOWED_TYPES = new Set<number>([STT.NOTYPE, STT.OBJECT, STT.FUNC, STT.COMMON, STT.TLS, STT.GNU_IFUNC]);
 
 /**
- * The definitions one object exports, as ld.so's lookup sees them: acceptable definitions by name, each as its raw
- * versym entry (index | 0x8000 hidden bit), with the version names beside. Compact on purpose: the loader keeps one
- * per library for a whole audit, and parsed symbol objects of every library were most of its memory.
+ * The definitions one object exports, as ld.so's lookup sees them: the acceptable definitions (defined, global, weak
+ * or unique, of a data or code type) by a hash of their name bytes, over the object's own symbol table. Names are
+ * compared as bytes (strcmp, as ld.so does) and never decoded: the loader keeps one index per library for a whole
+ * audit, and decoding every library's names was a tenth of `pare audit`'s time.
  */
 export interface ExportIndex {
-  /** Name → versym entry of its one definition, or the entries of several (`sym@V1`, `sym@@V2`). */
-  readonly byName: ReadonlyMap<string, number | readonly number[]>;
-  /** Some symbol of the object has a version index above 0 (ld.so's `num_versions != 0`). */
-  readonly versioned: boolean;
-  /** Version names by index (indexes 0 and 1 have none). */
-  readonly versionNames: readonly (string | undefined)[];
+  /** Name hash (nameHash) → index in `table` of the one definition with that hash, or of several. */
+  readonly byHash: ReadonlyMap<number, number | readonly number[]>;
+  readonly table: SymbolTable;
 }
 
 /** Returns the export index of a dynamic symbol table (defined, global/weak/unique symbols of the allowed types). */
 export function exportIndex(t: SymbolTable): ExportIndex {
-  const m = new Map<string, number | number[]>();
-  const versionNames: (string | undefined)[] = [];
+  const m = new Map<number, number | number[]>();
   for (let i = 0; i < t.count; i++) {
     const shndx = t.shndx(i);
     if (shndx === SHN.UNDEF || t.nameOffset(i) === 0) continue;
@@ -71,43 +68,45 @@ export function exportIndex(t: SymbolTable): ExportIndex {
     const type = info & 0xf;
     if (!ALLOWED_TYPES.has(type)) continue;
     if (type !== STT.TLS && shndx !== SHN.ABS && t.valueIsZero(i)) continue;
-    const name = t.name(i);
-    if (name === '') continue;
-    const raw = t.versymRaw(i);
-    const idx = raw & 0x7fff;
-    if (idx > 1 && versionNames[idx] === undefined) versionNames[idx] = t.versionName(idx)?.name;
-    const prev = m.get(name);
-    if (prev === undefined) m.set(name, raw);
-    else if (typeof prev === 'number') m.set(name, [prev, raw]);
-    else prev.push(raw);
+    const h = t.nameHash(i);
+    if (h < 0) continue; // an empty name
+    const prev = m.get(h);
+    if (prev === undefined) m.set(h, i);
+    else if (typeof prev === 'number') m.set(h, [prev, i]);
+    else prev.push(i);
   }
-  return { byName: m, versioned: t.versioned, versionNames };
+  return { byHash: m, table: t };
 }
 
 /**
- * Returns the versym entry of the definition in `defs` a reference binds to, or undefined: matchDefinition over an
- * ExportIndex entry.
+ * Returns the definition (an index into `ex.table`) that reference `r` of `refs` binds to in one object, or
+ * undefined: matchDefinition over an ExportIndex.
  */
-function matchIndexed(
-  defs: number | readonly number[],
+function bindIn(
   ex: ExportIndex,
+  refs: SymbolTable,
+  r: number,
+  hash: number,
   wantVersion: string | undefined,
-): number | undefined {
+) {
+  const hit = ex.byHash.get(hash);
+  if (hit === undefined) return undefined;
+  const t = ex.table;
   let single: number | undefined;
   let count = 0;
-  const list = typeof defs === 'number' ? [defs] : defs;
-  for (const raw of list) {
+  for (const i of typeof hit === 'number' ? [hit] : hit) {
+    if (!t.sameName(i, refs, r)) continue;
+    const raw = t.versymRaw(i);
     const idx = raw & 0x7fff;
-    // Indexes 0 and 1 carry no version, so their hidden bit has no meaning (as in ElfSymbol.version).
-    const hidden = idx > 1 && (raw & 0x8000) !== 0;
     if (wantVersion !== undefined) {
-      if (!ex.versioned) return raw;
-      if (idx > 1 && ex.versionNames[idx] === wantVersion) return raw;
-      if (idx <= 1) return raw;
+      if (!t.versioned) return i;
+      if (idx > 1 && t.versionName(idx)?.name === wantVersion) return i;
+      // Indexes 0 and 1 carry no version, so their hidden bit has no meaning (as in ElfSymbol.version).
+      if (idx <= 1) return i;
       continue;
     }
-    if (!ex.versioned || idx < 3) return raw;
-    if (!hidden && count++ === 0) single = raw;
+    if (!t.versioned || idx < 3) return i;
+    if ((raw & 0x8000) === 0 && count++ === 0) single = i;
   }
   return count === 1 ? single : undefined;
 }
@@ -162,19 +161,17 @@ export async function resolveImports(
     if (refs.shndx(r) !== SHN.UNDEF || refs.nameOffset(r) === 0) continue;
     const info = refs.info(r);
     if (info >> 4 === STB.LOCAL) continue;
+    const hash = refs.nameHash(r);
+    if (hash < 0) continue;
     const name = refs.name(r);
-    if (name === '') continue;
     const version = refs.versionName(refs.versionIndex(r))?.name;
     let provider: number | undefined;
     let providerVersion: string | undefined;
     for (const { i, ex } of scope) {
-      const defs = ex.byName.get(name);
-      if (defs === undefined) continue;
-      const d = matchIndexed(defs, ex, version);
+      const d = bindIn(ex, refs, r, hash, version);
       if (d !== undefined) {
         provider = i;
-        const idx = d & 0x7fff;
-        providerVersion = idx > 1 ? ex.versionNames[idx] : undefined;
+        providerVersion = ex.table.versionName(ex.table.versionIndex(d))?.name;
         break;
       }
     }

@@ -13,6 +13,7 @@ import {
   openElf,
   parseLdCache,
   readLdConf,
+  resolveImports,
   treeRootFs,
   writeLdCache,
 } from './index.ts';
@@ -229,6 +230,37 @@ describe('Loader', () => {
       const c = await new Loader(fs).closure('/bin/app');
       expect(c.missing).toEqual(['liba.so']);
       expect(c.skipped.map((s) => s.path)).toContain('/lib/liba.so');
+    });
+  });
+});
+
+describe('resolveImports', () => {
+  describe('when two names have the same hash', () => {
+    it('binds by name bytes, not by hash', async () => {
+      // note: "aB" and "b!" collide under h * 33 + c (97 * 33 + 66 === 98 * 33 + 33); only "aB" is defined.
+      const t = Tree.from([
+        [
+          '/bin/app',
+          fileEntry(
+            bufferContent(craftElf({ machine: 62, needed: ['liba.so'], imports: ['aB', 'b!', 'c'] })),
+            { mode: 0o755 },
+          ),
+        ],
+        [
+          '/lib/liba.so',
+          fileEntry(bufferContent(craftElf({ machine: 62, soname: 'liba.so', exports: ['aB', 'c'] }))),
+        ],
+      ]);
+      const loader = new Loader(treeRootFs(t));
+      const c = await loader.closure('/bin/app');
+      const imports = await resolveImports(loader, c);
+      expect(
+        imports.map((i) => [i.name, i.provider === undefined ? null : c.objects[i.provider]!.path]),
+      ).toEqual([
+        ['aB', '/lib/liba.so'],
+        ['b!', null],
+        ['c', '/lib/liba.so'],
+      ]);
     });
   });
 });

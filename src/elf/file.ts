@@ -166,6 +166,7 @@ export class SymbolTable {
   readonly #versym: DataView | undefined;
   readonly #versymCount: number;
   readonly #versions: ReadonlyMap<number, { name: string; file: string | undefined }>;
+  readonly #file: string;
 
   constructor(
     table: View,
@@ -185,6 +186,7 @@ export class SymbolTable {
       : undefined;
     this.#versymCount = versym ? Math.min(this.count, Math.floor(versym.length / 2)) : 0;
     this.#versions = versions;
+    this.#file = table.file;
     let versioned = false;
     for (let i = 0; i < this.count; i++) {
       const off = this.nameOffset(i);
@@ -201,6 +203,22 @@ export class SymbolTable {
         );
     }
     this.versioned = versioned;
+  }
+
+  /**
+   * Returns the same table over copies of its bytes (symbols, strings, versym), so that keeping it does not keep the
+   * larger read buffers the originals are views into.
+   */
+  detached(): SymbolTable {
+    const copy = (dv: DataView) => new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength).slice();
+    const f = this.#file;
+    return new SymbolTable(
+      new View(copy(this.#dv), this.#le, f, 0, 'symbols'),
+      this.#strtab.detached(),
+      this.#is64,
+      this.#versym ? new View(copy(this.#versym), this.#le, f, 0, 'versym') : undefined,
+      this.#versions,
+    );
   }
 
   /** A table without entries. */
@@ -226,10 +244,17 @@ export class SymbolTable {
     const off = this.nameOffset(i);
     return off === 0 ? '' : this.#strtab.decode(off);
   }
-  /** True when the name is `name`, compared as bytes (no string is built). */
-  nameIs(i: number, name: Uint8Array): boolean {
+  /**
+   * A 30-bit hash of entry i's name bytes (the gABI's DT_GNU_HASH function, h * 33 + c), or -1 for an empty name:
+   * lets names be matched across tables without decoding them.
+   */
+  nameHash(i: number): number {
     const off = this.nameOffset(i);
-    return off !== 0 && this.#strtab.equals(off, name);
+    return off === 0 ? -1 : this.#strtab.hash(off);
+  }
+  /** True when entry i's name and entry j of `other` have the same bytes. */
+  sameName(i: number, other: SymbolTable, j: number): boolean {
+    return this.#strtab.sameString(this.nameOffset(i), other.#strtab, other.nameOffset(j));
   }
   info(i: number): number {
     return this.#dv.getUint8(i * (this.#is64 ? 24 : 16) + (this.#is64 ? 4 : 12));

@@ -294,7 +294,8 @@ export class Loader {
       return this.#main.elf.dynamicSymbolTable().then(exportIndex);
     let hit = this.#exports.get(o.realPath);
     if (!hit) {
-      hit = this.elfOf(o).then(async (f) => exportIndex(await f.dynamicSymbolTable()));
+      // Detached: the index outlives the file, and its views would otherwise keep whole read pages alive.
+      hit = this.elfOf(o).then(async (f) => exportIndex((await f.dynamicSymbolTable()).detached()));
       this.#exports.set(o.realPath, hit);
     }
     return hit;

@@ -207,6 +207,10 @@ export class StringTable {
   get length(): number {
     return this.#bytes.length;
   }
+  /** The same table over a copy of its bytes (keeps no larger buffer alive). */
+  detached(): StringTable {
+    return new StringTable(Uint8Array.prototype.slice.call(this.#bytes), this.#file, this.#field);
+  }
   /** Returns the string at `offset`; throws ELF_STRING_INVALID when it is outside the table or not terminated. */
   get(offset: number): string {
     const hit = this.#cache.get(offset);
@@ -226,12 +230,23 @@ export class StringTable {
     if (this.#terminated && offset >= 0 && offset < this.#bytes.length) return;
     this.#end(offset);
   }
-  /** True when the string at `offset` is exactly `s` (bytes). */
-  equals(offset: number, s: Uint8Array): boolean {
+  /** Hash (h * 33 + c over the bytes, 30 bits) of the string at `offset`, or -1 when it is empty. Checks as `get`. */
+  hash(offset: number): number {
+    const end = this.#end(offset);
+    if (end === offset) return -1;
     const b = this.#bytes;
-    if (offset < 0 || offset + s.length >= b.length || b[offset + s.length] !== 0) return false;
-    for (let i = 0; i < s.length; i++) if (b[offset + i] !== s[i]) return false;
-    return true;
+    let h = 5381;
+    for (let i = offset; i < end; i++) h = (Math.imul(h, 33) + b[i]!) | 0;
+    return h & 0x3fffffff;
+  }
+  /** True when the string at `offset` and the one at `otherOffset` of `other` have the same bytes. */
+  sameString(offset: number, other: StringTable, otherOffset: number): boolean {
+    const a = this.#bytes;
+    const b = other.#bytes;
+    const end = this.#end(offset);
+    const n = end - offset;
+    if (otherOffset < 0 || otherOffset + n >= b.length || b[otherOffset + n] !== 0) return false;
+    return a.compare(b, otherOffset, otherOffset + n, offset, end) === 0;
   }
   #end(offset: number): number {
     if (offset < 0 || offset >= this.#bytes.length) {
