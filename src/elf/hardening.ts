@@ -317,6 +317,22 @@ function fortifyOfTable(
   };
 }
 
+/** `ec 00 10 00 00` (ModRM rsp + imm32 0x1000) of the probe: starts with a byte that is rare in code. */
+const PROBE_ANCHOR = X86_64_PROBE.subarray(2, 7);
+
+/**
+ * Returns the offset of the first X86_64_PROBE in `b`, or -1. Searches for PROBE_ANCHOR and checks the bytes around
+ * it: Buffer.indexOf with the whole pattern (ending in the common byte 00) ran at a fifth of the speed.
+ */
+function findProbe(b: Buffer): number {
+  for (let i = b.indexOf(PROBE_ANCHOR, 2); i >= 0; i = b.indexOf(PROBE_ANCHOR, i + 1)) {
+    const s = i - 2;
+    if (s + X86_64_PROBE.length > b.length) return -1;
+    if (b[s] === 0x48 && b[s + 1] === 0x81 && b.compare(X86_64_PROBE, 7, 12, s + 7, s + 12) === 0) return s;
+  }
+  return -1;
+}
+
 async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
   if (f.header.machineName !== 'x86_64' || f.header.class !== 64)
     return { value: 'unknown', evidence: `no probe pattern known for ${f.header.machineName}` };
@@ -330,7 +346,7 @@ async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
     const len = Math.min(end - start, budget);
     budget -= len;
     const found = await scanRange(f.source, start, len, X86_64_PROBE.length - 1, (chunk, at) => {
-      const i = chunk.indexOf(X86_64_PROBE);
+      const i = findProbe(chunk);
       if (i >= 0) hit = at + i;
       return i >= 0;
     });
