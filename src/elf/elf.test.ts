@@ -6,6 +6,7 @@ import { bufferContent, fileEntry, symlinkEntry, Tree } from '../fstree/index.ts
 import {
   craftElf,
   expandDst,
+  fortifyFacts,
   fortifyListOf,
   hardeningFacts,
   Loader,
@@ -159,6 +160,56 @@ describe('hardeningFacts', () => {
     const list = await fortifyListOf(libc);
     expect(list.checked.has('memcpy_chk')).toBe(true);
     expect(list.plain.has('memcpy')).toBe(true);
+  });
+
+  it('counts fortify facts as fortifyFacts does over the symbol objects, for any names', async () => {
+    const list = {
+      checked: new Set(['memcpy_chk', 'printf_chk', 'fdelt_chk']),
+      plain: new Set(['memcpy', 'printf', 'fdelt']),
+      source: 'test',
+    };
+    // note: underscores, versions, `_chk` fragments and names longer than any in the list all take other paths.
+    const name = fc
+      .array(
+        fc.constantFrom(
+          '_',
+          '__',
+          'memcpy',
+          'printf',
+          'fdelt',
+          '_chk',
+          'chk',
+          '@GLIBC_2.3.4',
+          'x',
+          '_ZN3foo',
+        ),
+        {
+          minLength: 1,
+          maxLength: 5,
+        },
+      )
+      .map((parts) => parts.join(''));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(name, { maxLength: 12 }),
+        fc.uniqueArray(name, { maxLength: 6 }),
+        async (imports, exports) => {
+          const f = await open(
+            craftElf({ machine: 62, imports, exports: exports.filter((e) => !imports.includes(e)) }),
+          );
+          const h = await hardeningFacts(f, list, { scanCode: false });
+          const { listSource: _, ...want } = fortifyFacts(await f.dynamicSymbols(), undefined, list);
+          expect({
+            source: h.fortify.value,
+            fortified: h.fortify.fortified,
+            fortifiable: h.fortify.fortifiable,
+            protected: h.fortify.protected,
+            unprotected: h.fortify.unprotected,
+          }).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

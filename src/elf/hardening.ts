@@ -279,40 +279,61 @@ export function fortifyFacts(
   };
 }
 
+/** Per fortify list: the `__<name>_chk` import name of each plain name, and the longest name in the list. */
+const fortifyPlans = new WeakMap<FortifyList, { chkToPlain: Map<string, string>; maxLength: number }>();
+function fortifyPlan(list: FortifyList) {
+  let plan = fortifyPlans.get(list);
+  if (!plan) {
+    const chkToPlain = new Map<string, string>();
+    for (const p of list.plain) chkToPlain.set(`__${p}_chk`, p);
+    let maxLength = 0;
+    for (const n of [...list.checked, ...list.plain]) maxLength = Math.max(maxLength, n.length);
+    plan = { chkToPlain, maxLength };
+    fortifyPlans.set(list, plan);
+  }
+  return plan;
+}
+
 /** fortifyFacts over a dynamic symbol table whose names are already decoded (`names[i]` is entry i's name). */
 function fortifyOfTable(
   t: SymbolTable,
   names: readonly string[],
   list: FortifyList,
 ): FortifyFacts & { listSource: string } {
+  const { chkToPlain, maxLength } = fortifyPlan(list);
   let fortified = 0;
   let unchecked = 0;
   let source = false;
-  const imported = new Set<string>();
+  const prot = new Set<string>();
+  const unprot = new Set<string>();
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     if (name === '') continue;
-    const n = name.charCodeAt(0) === 0x5f ? name.replace(/^_+/, '') : name;
-    if (list.checked.has(n)) fortified++;
-    if (list.plain.has(n)) unchecked++;
-    if (n.endsWith('_chk')) source = true;
+    let k = 0;
+    while (name.charCodeAt(k) === 0x5f) k++;
+    // Names longer than any in the list (C++ mangled names, mostly) cannot match; skip the look-ups.
+    if (name.length - k <= maxLength) {
+      const n = k === 0 ? name : name.slice(k);
+      if (list.checked.has(n)) fortified++;
+      if (list.plain.has(n)) unchecked++;
+    }
+    if (!source && name.length - k >= 4 && name.endsWith('_chk')) source = true;
     if (t.shndx(i) !== SHN.UNDEF) continue;
     const type = t.type(i);
     if (type !== STT.FUNC && type !== STT.GNU_IFUNC && type !== STT.NOTYPE) continue;
-    imported.add(name.includes('@') ? name.replace(/@.*$/, '') : name);
-  }
-  const prot: string[] = [];
-  const unprot: string[] = [];
-  for (const p of list.plain) {
-    if (imported.has(p)) unprot.push(p);
-    if (imported.has(`__${p}_chk`)) prot.push(p);
+    // hardening-check's view: imported functions with a `__<name>_chk` twin, checked or not.
+    const at = name.indexOf('@');
+    const base = at < 0 ? name : name.slice(0, at);
+    if (list.plain.has(base)) unprot.add(base);
+    const plain = chkToPlain.get(base);
+    if (plain !== undefined) prot.add(plain);
   }
   return {
     source,
     fortified,
     fortifiable: fortified + unchecked,
-    protected: prot.sort(),
-    unprotected: unprot.sort(),
+    protected: [...prot].sort(),
+    unprotected: [...unprot].sort(),
     listSource: list.source,
   };
 }
