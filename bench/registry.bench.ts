@@ -3,6 +3,11 @@
 // run. Each push goes to a freshly started registry (so every blob is really uploaded: skopeo's blob-info cache would
 // otherwise mount blobs from earlier pushes); each pull goes into a fresh directory.
 // Best of PARE_BENCH_RUNS (default 3). Goal: pare ≤ 1.0× the fastest peer.
+// Same work for all: every tool checks each blob's digest (pare: sha256 while writing, renamed only when it matches;
+// crane/skopeo: their verifying readers); pare also fdatasyncs each pulled blob before naming it (measured: no
+// difference here, the disk has a write-back cache). The peers are static Go binaries that start in milliseconds;
+// pare is Node + TypeScript, so the start-up floor (`pare push|pull --help`: Node, type stripping, the command's
+// modules) is printed too, with the ratio of what is left after it (the transfer itself).
 // Run alone: `npx node bench/registry.bench.ts` (PARE_BENCH_REGISTRY_MB=200 sets the size).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -95,10 +100,21 @@ try {
         true,
       ),
     );
-  const fastestPush = Math.min(...pushPeers.map((m) => m.seconds));
-  report(`push ${mb.toFixed(0)} MiB (${LAYERS} layers) to the loopback registry`, pushPare, pushPeers, [
-    `pare ≤ 1.0× the fastest peer: ${(pushPare.seconds / fastestPush).toFixed(2)}× → ${pushPare.seconds <= fastestPush ? 'met' : 'NOT met'}`,
-  ]);
+  const floor = (cmd: string) =>
+    measure(`pare ${cmd} --help`, node, [pareBin, cmd, '--help'], { runs: RUNS });
+  const goals = (pare: Measure, peers: readonly Measure[], start: Measure) => {
+    const fastest = Math.min(...peers.map((m) => m.seconds));
+    return [
+      `pare ≤ 1.0× the fastest peer: ${(pare.seconds / fastest).toFixed(2)}× → ${pare.seconds <= fastest ? 'met' : 'NOT met'}`,
+      `start-up floor (${start.name}): ${start.seconds.toFixed(2)} s; the rest: ${(pare.seconds - start.seconds).toFixed(2)} s = ${((pare.seconds - start.seconds) / fastest).toFixed(2)}× the fastest peer`,
+    ];
+  };
+  report(
+    `push ${mb.toFixed(0)} MiB (${LAYERS} layers) to the loopback registry`,
+    pushPare,
+    pushPeers,
+    goals(pushPare, pushPeers, floor('push')),
+  );
 
   measure('seed', node, [pareBin, 'push', '-q', `oci:${src}:latest`, to(host)], { runs: 1 });
   const from = to(host);
@@ -129,14 +145,11 @@ try {
         false,
       ),
     );
-  const fastestPull = Math.min(...pullPeers.map((m) => m.seconds));
   report(
     `pull ${mb.toFixed(0)} MiB (${LAYERS} layers) from the loopback registry into an OCI layout`,
     pullPare,
     pullPeers,
-    [
-      `pare ≤ 1.0× the fastest peer: ${(pullPare.seconds / fastestPull).toFixed(2)}× → ${pullPare.seconds <= fastestPull ? 'met' : 'NOT met'}`,
-    ],
+    goals(pullPare, pullPeers, floor('pull')),
   );
 } finally {
   await registry.stop();
