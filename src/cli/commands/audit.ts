@@ -45,10 +45,13 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
   const wanted =
     (flags.json === true && flags.uses === undefined) ||
     (flags.require ?? '').split(',').some((r) => r.trim() === 'stack-clash');
+  // Likewise imported symbols and package owners: only the JSON report and --uses print them.
+  const table = flags.json !== true && flags.uses === undefined;
   const options: AuditOptions = {
     ...(flags.require ? { require: flags.require } : {}),
     closure: flags.closure !== false,
-    imports: flags.imports !== false,
+    imports: flags.imports !== false && !table,
+    packages: !table,
     scanCode: flags.scanCode !== false && wanted,
   };
   if (await isImageTarget(target)) {
