@@ -1,5 +1,5 @@
-export type { SymbolImport, SymbolKind } from './bind.ts';
-export { linkedFunctions, matchDefinition, resolveImports } from './bind.ts';
+export type { ExportIndex, SymbolImport, SymbolKind } from './bind.ts';
+export { exportIndex, linkedFunctions, matchDefinition, resolveImports } from './bind.ts';
 export type { CraftOptions } from './craft.ts';
 export { craftElf } from './craft.ts';
 export type { DynamicEntry, DynamicInfo, ElfSymbol, SymbolVersion, VersionDef, VersionNeed } from './file.ts';
@@ -16,6 +16,7 @@ export {
   SHN,
   STB,
   STT,
+  SymbolTable,
 } from './file.ts';
 export type {
   Fact,
