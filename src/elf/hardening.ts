@@ -68,14 +68,17 @@ export interface FortifyList {
 /** Returns the fortify list of a libc: its default-version (`@@`) defined symbols ending in `_chk` (checksec's sed). */
 export async function fortifyListOf(libc: ElfFile): Promise<FortifyList> {
   const checked = new Set<string>();
-  const tables = [await libc.dynamicSymbols(), (await libc.symbolTable()) ?? []];
-  for (const t of tables) {
-    for (const s of t) {
-      if (s.shndx === SHN.UNDEF || !s.version || s.version.hidden || !s.name.endsWith('_chk')) continue;
-      const i = s.name.lastIndexOf('__');
-      if (i < 0) continue;
-      checked.add(s.name.slice(i + 2));
-    }
+  // Only versioned definitions qualify (checksec greps `@@`), so .symtab, whose entries carry no version, adds none.
+  const t = await libc.dynamicSymbolTable();
+  for (let i = 0; i < t.count; i++) {
+    if (t.shndx(i) === SHN.UNDEF) continue;
+    const raw = t.versymRaw(i);
+    if ((raw & 0x8000) !== 0 || t.versionName(raw & 0x7fff) === undefined) continue;
+    const name = t.name(i);
+    if (!name.endsWith('_chk')) continue;
+    const at = name.lastIndexOf('__');
+    if (at < 0) continue;
+    checked.add(name.slice(at + 2));
   }
   return { checked, plain: new Set([...checked].map((n) => n.replaceAll('_chk', ''))), source: libc.name };
 }
