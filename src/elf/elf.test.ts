@@ -162,7 +162,7 @@ describe('hardeningFacts', () => {
     expect(list.plain.has('memcpy')).toBe(true);
   });
 
-  it('counts fortify facts as fortifyFacts does over the symbol objects, for any names', async () => {
+  it('finds canary and fortify facts as a scan of the symbol objects does, for any names', async () => {
     const list = {
       checked: new Set(['memcpy_chk', 'printf_chk', 'fdelt_chk']),
       plain: new Set(['memcpy', 'printf', 'fdelt']),
@@ -182,6 +182,8 @@ describe('hardeningFacts', () => {
           '@GLIBC_2.3.4',
           'x',
           '_ZN3foo',
+          '__stack_chk_fail',
+          '__intel_security_cookie',
         ),
         {
           minLength: 1,
@@ -199,6 +201,13 @@ describe('hardeningFacts', () => {
           );
           const h = await hardeningFacts(f, list, { scanCode: false });
           const { listSource: _, ...want } = fortifyFacts(await f.dynamicSymbols(), undefined, list);
+          const canary = (await f.dynamicSymbols()).find((x) =>
+            ['__stack_chk_fail', '__stack_chk_guard', '__intel_security_cookie'].some((c) =>
+              x.name.includes(c),
+            ),
+          );
+          expect(h.canary.value).toBe(canary !== undefined);
+          if (canary) expect(h.canary.evidence).toContain(`symbol ${canary.name} (.dynsym`);
           expect({
             source: h.fortify.value,
             fortified: h.fortify.fortified,

@@ -221,6 +221,11 @@ export class SymbolTable {
     );
   }
 
+  /** The string table the names are in. */
+  get strings(): StringTable {
+    return this.#strtab;
+  }
+
   /** A table without entries. */
   static empty(file: string, is64: boolean, le: boolean): SymbolTable {
     const none = new View(new Uint8Array(0), le, file, 0, 'symbols');

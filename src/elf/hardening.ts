@@ -106,8 +106,6 @@ export async function hardeningFacts(
 ): Promise<HardeningFacts> {
   const dyn = await f.dynamic();
   const dynsym = await f.dynamicSymbolTable();
-  const names: string[] = new Array(dynsym.count);
-  for (let i = 0; i < dynsym.count; i++) names[i] = dynsym.name(i);
   const h = f.header;
   const relroSeg = f.segment(PT.GNU_RELRO);
   const stack = f.segment(PT.GNU_STACK);
@@ -132,13 +130,9 @@ export async function hardeningFacts(
     : { value: 'none', evidence: 'no PT_GNU_RELRO segment' };
 
   const canaryHits: string[] = [];
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i]!;
-    if (n.includes(CANARY_SYMBOLS[0]!) || n.includes(CANARY_SYMBOLS[1]!) || n.includes(CANARY_SYMBOLS[2]!)) {
-      canaryHits.push(`${n} (.dynsym${dynsym.shndx(i) === SHN.UNDEF ? ', imported' : ''})`);
-      break;
-    }
-  }
+  const c = firstNameContaining(dynsym, CANARY_SYMBOLS);
+  if (c >= 0)
+    canaryHits.push(`${dynsym.name(c)} (.dynsym${dynsym.shndx(c) === SHN.UNDEF ? ', imported' : ''})`);
   // .symtab of an unstripped file can hold 10^5+ symbols: test its string bytes instead of building symbol objects.
   const inSymtab = canaryHits.length ? undefined : await f.symbolTableNames(CANARY_SYMBOLS);
   if (inSymtab?.size) canaryHits.push(`${[...inSymtab][0]} (.symtab string table)`);
@@ -194,7 +188,7 @@ export async function hardeningFacts(
       }
     : { value: true, evidence: 'no .symtab section' };
 
-  const fortify = fortifyOfTable(dynsym, names, list);
+  const fortify = fortifyOfTable(dynsym, list);
   const fort: HardeningFacts['fortify'] = {
     ...fortify,
     value: fortify.source,
@@ -297,36 +291,79 @@ function fortifyPlan(list: FortifyList) {
   return plan;
 }
 
-/** fortifyFacts over a dynamic symbol table whose names are already decoded (`names[i]` is entry i's name). */
-function fortifyOfTable(
-  t: SymbolTable,
-  names: readonly string[],
-  list: FortifyList,
-): FortifyFacts & { listSource: string } {
+/** Most needle occurrences firstNameContaining tracks before it falls back to decoding every name. */
+const MAX_NEEDLE_HITS = 64;
+
+/**
+ * Returns the index of the first symbol whose name contains one of `needles` (ASCII), or -1. Finds the needles in the
+ * string table's bytes once, then only compares name ranges with those positions: no name is decoded.
+ */
+function firstNameContaining(t: SymbolTable, needles: readonly string[]): number {
+  const raw = t.strings.raw;
+  const hits: [number, number][] = [];
+  for (const n of needles) {
+    const b = Buffer.from(n, 'latin1');
+    for (let at = raw.indexOf(b); at >= 0; at = raw.indexOf(b, at + 1)) {
+      hits.push([at, at + b.length]);
+      if (hits.length > MAX_NEEDLE_HITS) {
+        for (let i = 0; i < t.count; i++) if (needles.some((x) => t.name(i).includes(x))) return i;
+        return -1;
+      }
+    }
+  }
+  if (hits.length === 0) return -1;
+  for (let i = 0; i < t.count; i++) {
+    const off = t.nameOffset(i);
+    if (off === 0) continue;
+    const end = t.strings.end(off);
+    for (const [a, b] of hits) if (a >= off && b <= end) return i;
+  }
+  return -1;
+}
+
+/**
+ * fortifyFacts over a dynamic symbol table, decoding only names short enough to be in the list: names are compared
+ * after their leading underscores, and the list's names are ASCII, so a longer byte string can never equal one.
+ */
+function fortifyOfTable(t: SymbolTable, list: FortifyList): FortifyFacts & { listSource: string } {
   const { chkToPlain, maxLength } = fortifyPlan(list);
+  const raw = t.strings.raw;
   let fortified = 0;
   let unchecked = 0;
   let source = false;
   const prot = new Set<string>();
   const unprot = new Set<string>();
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    if (name === '') continue;
-    let k = 0;
-    while (name.charCodeAt(k) === 0x5f) k++;
-    // Names longer than any in the list (C++ mangled names, mostly) cannot match; skip the look-ups.
-    if (name.length - k <= maxLength) {
-      const n = k === 0 ? name : name.slice(k);
+  for (let i = 0; i < t.count; i++) {
+    const off = t.nameOffset(i);
+    if (off === 0) continue;
+    const end = t.strings.end(off);
+    if (end === off) continue;
+    let k = off;
+    while (raw[k] === 0x5f) k++;
+    if (end - k <= maxLength) {
+      const n = raw.toString('utf8', k, end);
       if (list.checked.has(n)) fortified++;
       if (list.plain.has(n)) unchecked++;
     }
-    if (!source && name.length - k >= 4 && name.endsWith('_chk')) source = true;
+    // "_chk" (5f 63 68 6b) at the end, after the leading underscores.
+    if (
+      !source &&
+      end - k >= 4 &&
+      raw[end - 4] === 0x5f &&
+      raw[end - 3] === 0x63 &&
+      raw[end - 2] === 0x68 &&
+      raw[end - 1] === 0x6b
+    )
+      source = true;
     if (t.shndx(i) !== SHN.UNDEF) continue;
     const type = t.type(i);
     if (type !== STT.FUNC && type !== STT.GNU_IFUNC && type !== STT.NOTYPE) continue;
-    // hardening-check's view: imported functions with a `__<name>_chk` twin, checked or not.
-    const at = name.indexOf('@');
-    const base = at < 0 ? name : name.slice(0, at);
+    // hardening-check's view: imported functions with a `__<name>_chk` twin, checked or not; `@version` cut off.
+    const limit = Math.min(end, off + maxLength + 7);
+    let stop = off;
+    while (stop < limit && raw[stop] !== 0x40) stop++;
+    if (stop === limit && limit < end) continue; // no '@' within reach: the name is longer than any candidate
+    const base = raw.toString('utf8', off, stop);
     if (list.plain.has(base)) unprot.add(base);
     const plain = chkToPlain.get(base);
     if (plain !== undefined) prot.add(plain);

@@ -207,6 +207,14 @@ export class StringTable {
   get length(): number {
     return this.#bytes.length;
   }
+  /** The table's bytes (read-only by convention), for byte-level name tests that need no decoded string. */
+  get raw(): Buffer {
+    return this.#bytes;
+  }
+  /** Returns the offset of the NUL ending the string at `offset`; throws as `get` would. */
+  end(offset: number): number {
+    return this.#end(offset);
+  }
   /** The same table over a copy of its bytes (keeps no larger buffer alive). */
   detached(): StringTable {
     return new StringTable(Uint8Array.prototype.slice.call(this.#bytes), this.#file, this.#field);
