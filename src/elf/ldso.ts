@@ -243,6 +243,7 @@ export class Loader {
   /** The opened program of each closure still referenced (concurrent closures each keep their own). */
   readonly #programs = new WeakMap<Closure, ElfFile>();
   #cache: Promise<LdCacheEntry[] | undefined> | undefined;
+  #cacheByKey: Promise<Map<string, LdCacheEntry[]> | undefined> | undefined;
   #conf: Promise<string[]> | undefined;
   #main: { realPath: string; elf: ElfFile } | undefined;
 
@@ -311,6 +312,21 @@ export class Loader {
       return parseLdCache(bytes, `${this.fs.name}:/etc/ld.so.cache`, littleEndian);
     })();
     return this.#cache;
+  }
+
+  /** The ld.so.cache entries by key, each list in cache order (the search looks up one name many times per run). */
+  #cacheIndex(littleEndian: boolean): Promise<Map<string, LdCacheEntry[]> | undefined> {
+    this.#cacheByKey ??= this.ldCache(littleEndian).then((entries) => {
+      if (!entries) return undefined;
+      const m = new Map<string, LdCacheEntry[]>();
+      for (const e of entries) {
+        const list = m.get(e.key);
+        if (list) list.push(e);
+        else m.set(e.key, [e]);
+      }
+      return m;
+    });
+    return this.#cacheByKey;
   }
 
   /** Returns the directories listed by the root's /etc/ld.so.conf, following `include` globs, in order. */
@@ -482,12 +498,12 @@ export class Loader {
       const rr = await inDirs(expandList(req.runpath, req.origin), name);
       if (rr) return { ...rr, how: 'runpath' };
       if (req.flags1 & DF_1.NODEFLIB) return undefined;
-      const cache = await this.ldCache(h.endian === 'little');
+      const cache = await this.#cacheIndex(h.endian === 'little');
       if (cache) {
         // search_cache: entries are sorted by name; the first one with acceptable flags wins. glibc-hwcaps entries
         // (hwcap extension bit) and legacy hwcap-specific entries depend on the CPU and are not used.
-        for (const e of cache) {
-          if (e.key !== name || e.hwcap !== 0n || (e.hwcap & HWCAP_EXTENSION) !== 0n) continue;
+        for (const e of cache.get(name) ?? []) {
+          if (e.hwcap !== 0n || (e.hwcap & HWCAP_EXTENSION) !== 0n) continue;
           if (flagsOk ? !flagsOk.includes(e.flags) : (e.flags & 0xff) !== 3) continue;
           const c = await verify(e.value);
           if (c) return { path: e.value, c, how: 'ld.so.cache' };
