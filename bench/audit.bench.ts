@@ -1,8 +1,9 @@
 /**
  * `pare audit /usr/bin` against `checksec --dir=/usr/bin` and hardening-check over the same ELF files, in one run.
- * Prints wall times, files/s, the ratios and pare's peak RSS for three pare runs: the full --json report, checksec's
- * columns only, and the default table. Run alone: `npx node bench/audit.bench.ts [DIR]`.
- * pare runs in a child process under GNU time (`%M`), so its peak RSS is its own.
+ * Prints wall times, files/s, the ratios and pare's peak RSS for four pare runs: the full --json report, the JSON with
+ * checksec's columns only, the default table, and the table of exactly checksec's columns (--no-closure).
+ * Run alone: `npx node bench/audit.bench.ts [DIR]`.
+ * pare runs in a child process under GNU time (`%M`), so its peak RSS is its own; best time of 3 runs, highest RSS.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,13 +28,24 @@ function timed(cmd: string, args: string[]): { ms: number; stdout: string; maxRs
   return { ms, stdout: r.stdout, maxRssKb: Number(lines[lines.length - 1]) };
 }
 
-// One untimed run first, so both timed runs find the same warm page cache and compile cache.
-timed(node, [...nodeFlags, pare, 'audit', DIR, '--json', '--no-color']);
-const p = timed(node, [...nodeFlags, pare, 'audit', DIR, '--json', '--no-color']);
+/**
+ * Runs pare `RUNS` times (after one untimed run that warms the page cache and the compile cache) and returns the best
+ * time, as bench/lib.ts does on this shared machine, with the highest peak RSS of all runs (the conservative one).
+ */
+const RUNS = 3;
+function pareRuns(args: string[]): { ms: number; stdout: string; maxRssKb: number } {
+  timed(node, [...nodeFlags, pare, ...args]);
+  const runs = Array.from({ length: RUNS }, () => timed(node, [...nodeFlags, pare, ...args]));
+  const best = runs.reduce((a, b) => (b.ms < a.ms ? b : a));
+  return { ...best, maxRssKb: Math.max(...runs.map((r) => r.maxRssKb)) };
+}
+
+const p = pareRuns(['audit', DIR, '--json', '--no-color']);
 const report = JSON.parse(p.stdout) as { files: { path: string }[] };
 const elfs = report.files.map((f) => f.path).filter((f) => !f.slice(DIR.length + 1).includes('/'));
-const pFast = timed(node, [...nodeFlags, pare, 'audit', DIR, '--json', '--no-closure', '--no-scan-code']);
-const pTable = timed(node, [...nodeFlags, pare, 'audit', DIR, '--no-color']);
+const pFast = pareRuns(['audit', DIR, '--json', '--no-closure', '--no-scan-code']);
+const pTable = pareRuns(['audit', DIR, '--no-color']);
+const pCols = pareRuns(['audit', DIR, '--no-closure', '--no-color']);
 const c = timed('checksec', ['--output=json', `--dir=${DIR}`]);
 
 // hardening-check over the same files: 2 at a time (2 cores), like the parity test.
@@ -65,7 +77,10 @@ console.log(
   `pare audit (table: checksec's columns + closure): ${s(pTable.ms)}  ${rate(pTable.ms)}  ${rss(pTable.maxRssKb)}`,
 );
 console.log(
-  `checksec --dir: ${s(c.ms)}  ${rate(c.ms)}  → pare --json full is ${(c.ms / p.ms).toFixed(1)}× faster, table ${(c.ms / pTable.ms).toFixed(1)}×, checksec columns only ${(c.ms / pFast.ms).toFixed(1)}× (goal ≥ 50×, ≥ 1000 files/s, ≤ 200 MB)`,
+  `pare audit --no-closure (table of exactly checksec's columns): ${s(pCols.ms)}  ${rate(pCols.ms)}  ${rss(pCols.maxRssKb)}`,
+);
+console.log(
+  `checksec --dir: ${s(c.ms)}  ${rate(c.ms)}  → pare --json full is ${(c.ms / p.ms).toFixed(1)}× faster, table ${(c.ms / pTable.ms).toFixed(1)}×, --json columns ${(c.ms / pFast.ms).toFixed(1)}×, table of checksec's columns ${(c.ms / pCols.ms).toFixed(1)}× (goal ≥ 50×, ≥ 1000 files/s, ≤ 200 MB)`,
 );
 console.log(
   `hardening-check (${elfs.length} files, 2 parallel): ${s(hMs)}  → pare full is ${(hMs / p.ms).toFixed(1)}× faster`,
