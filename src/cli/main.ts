@@ -42,9 +42,7 @@ export function reportError(e: unknown): number {
       }
       process.stderr.write(`${e.stack}\n`);
     }
-    return e instanceof UsageError || (e.code.endsWith('_INVALID') && e.name === 'UsageError')
-      ? 2
-      : exitCodeFor(e);
+    return e instanceof UsageError ? 2 : exitCodeFor(e);
   }
   process.stderr.write(
     `pare: internal error: ${e instanceof Error ? (debug ? e.stack : e.message) : String(e)}\n`,
