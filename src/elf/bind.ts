@@ -56,8 +56,14 @@ export interface ExportIndex {
   readonly table: SymbolTable;
 }
 
-/** Returns the export index of a dynamic symbol table (defined, global/weak/unique symbols of the allowed types). */
-export function exportIndex(t: SymbolTable): ExportIndex {
+/**
+ * Returns the export index of a dynamic symbol table (defined, global/weak/unique symbols of the allowed types).
+ * `stored`, the file's DT_GNU_HASH values (ElfFile.gnuHashKeys), saves hashing the names it covers.
+ */
+export function exportIndex(
+  t: SymbolTable,
+  stored?: { readonly first: number; key(i: number): number },
+): ExportIndex {
   const m = new Map<number, number | number[]>();
   for (let i = 0; i < t.count; i++) {
     const shndx = t.shndx(i);
@@ -68,8 +74,9 @@ export function exportIndex(t: SymbolTable): ExportIndex {
     const type = info & 0xf;
     if (!ALLOWED_TYPES.has(type)) continue;
     if (type !== STT.TLS && shndx !== SHN.ABS && t.valueIsZero(i)) continue;
-    const h = t.nameHash(i);
-    if (h < 0) continue; // an empty name
+    // An empty name (offset 0 was skipped above; a NUL at the offset is the other way).
+    if (t.strings.raw[t.nameOffset(i)] === 0) continue;
+    const h = stored && i >= stored.first ? stored.key(i) : t.nameHash(i);
     const prev = m.get(h);
     if (prev === undefined) m.set(h, i);
     else if (typeof prev === 'number') m.set(h, [prev, i]);
@@ -152,7 +159,7 @@ export async function resolveImports(
       // The program's index is built here and not cached: programs are audited once, libraries are shared.
       ex:
         i === 0 && program
-          ? exportIndex(await program.dynamicSymbolTable())
+          ? exportIndex(await program.dynamicSymbolTable(), await program.gnuHashKeys())
           : await loader.exportsOf(closure.objects[i]!),
     })),
   );

@@ -294,6 +294,24 @@ describe('Loader', () => {
   });
 });
 
+describe('ElfFile.gnuHashKeys', () => {
+  it('returns, for every symbol the DT_GNU_HASH table covers, the key of its name bytes (real libc)', async () => {
+    const libc = await openElf(
+      bufferContent(readFileSync('/usr/lib/x86_64-linux-gnu/libc.so.6')),
+      'libc.so.6',
+    );
+    const t = await libc.dynamicSymbolTable();
+    const stored = (await libc.gnuHashKeys())!;
+    expect(stored.first).toBeGreaterThan(0);
+    expect(stored.first).toBeLessThan(t.count);
+    for (let i = stored.first; i < t.count; i++) expect(stored.key(i)).toBe(t.nameHash(i));
+  });
+
+  it('returns undefined for a file without DT_GNU_HASH', async () => {
+    expect(await (await open(craftElf({ machine: 62, exports: ['f'] }))).gnuHashKeys()).toBeUndefined();
+  });
+});
+
 describe('resolveImports', () => {
   describe('when two names have the same hash', () => {
     it('binds by name bytes, not by hash', async () => {

@@ -11,6 +11,7 @@
  * the LSB symbol-versioning chapter and glibc's elf.h for GNU extensions.
  */
 
+import { ElfError } from '../errors.ts';
 import {
   EHDR_READ,
   type ElfHeader,
@@ -671,6 +672,33 @@ export class ElfFile {
         for (const x of n.versions) names.set(x.index, { name: x.name, file: n.file });
     }
     return new SymbolTable(table, strtab, this.#is64, versym, names);
+  }
+
+  /**
+   * Returns the name-hash keys (gnuHashKey) that the DT_GNU_HASH table stores for dynamic symbols `first`.. (its
+   * symoffset) as a function of the symbol index, or undefined when there is no such table or it does not fit the file.
+   * ld.so finds a symbol only through these stored hashes, so reading them is as faithful as hashing the names.
+   */
+  async gnuHashKeys(): Promise<{ readonly first: number; key(i: number): number } | undefined> {
+    const dyn = await this.dynamic();
+    const gnu = dyn?.entries.find((e) => e.tag === DT.GNU_HASH)?.value;
+    if (gnu === undefined) return undefined;
+    const count = (await this.dynamicSymbolTable()).count;
+    try {
+      const off = this.addressToOffset(gnu, 16n);
+      if (off === undefined) return undefined;
+      const h = await this.#read(off, 16, 'DT_GNU_HASH');
+      const nbuckets = h.u32(0);
+      const first = h.u32(4);
+      const bloomWords = h.u32(8);
+      if (first > count || nbuckets > MAX_SYMBOLS || bloomWords > MAX_SYMBOLS) return undefined;
+      const chainAt = off + 16 + bloomWords * (this.#is64 ? 8 : 4) + nbuckets * 4;
+      const chain = await this.#read(chainAt, (count - first) * 4, 'DT_GNU_HASH chain');
+      return { first, key: (i: number) => (chain.u32((i - first) * 4) >>> 1) & 0x3fffffff };
+    } catch (e) {
+      if (e instanceof ElfError) return undefined;
+      throw e;
+    }
   }
 
   /** Symbol count for section-less files: DT_HASH's nchain, else the highest index reachable from DT_GNU_HASH. */

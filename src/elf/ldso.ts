@@ -292,11 +292,15 @@ export class Loader {
    */
   exportsOf(o: LoadedObject): Promise<ExportIndex> {
     if (o.foundBy === 'main' && this.#main?.realPath === o.realPath)
-      return this.#main.elf.dynamicSymbolTable().then(exportIndex);
+      return (async (f: ElfFile) => exportIndex(await f.dynamicSymbolTable(), await f.gnuHashKeys()))(
+        this.#main.elf,
+      );
     let hit = this.#exports.get(o.realPath);
     if (!hit) {
       // Detached: the index outlives the file, and its views would otherwise keep whole read pages alive.
-      hit = this.elfOf(o).then(async (f) => exportIndex((await f.dynamicSymbolTable()).detached()));
+      hit = this.elfOf(o).then(async (f) =>
+        exportIndex((await f.dynamicSymbolTable()).detached(), await f.gnuHashKeys()),
+      );
       this.#exports.set(o.realPath, hit);
     }
     return hit;

@@ -190,6 +190,14 @@ export class View {
 /** Longest string read from a string table; C++ symbol names can run to tens of KiB. */
 export const MAX_STRING_LENGTH = 1024 * 1024;
 
+/**
+ * The key pare indexes symbol names by: bits 1..30 of the DT_GNU_HASH value (h = h * 33 + c from 5381, 32 bits). Bit 0
+ * is left out because a DT_GNU_HASH chain stores it as its end marker, so keys can be taken from a file's own table.
+ */
+export function gnuHashKey(h: number): number {
+  return (h >>> 1) & 0x3fffffff;
+}
+
 /** A string table (`.dynstr`, `.strtab`, `.shstrtab`): NUL-terminated strings addressed by offset. */
 export class StringTable {
   readonly #bytes: Buffer;
@@ -238,14 +246,14 @@ export class StringTable {
     if (this.#terminated && offset >= 0 && offset < this.#bytes.length) return;
     this.#end(offset);
   }
-  /** Hash (h * 33 + c over the bytes, 30 bits) of the string at `offset`, or -1 when it is empty. Checks as `get`. */
+  /** gnuHashKey of the string at `offset` (the DT_GNU_HASH function), or -1 when it is empty. Checks as `get`. */
   hash(offset: number): number {
     const end = this.#end(offset);
     if (end === offset) return -1;
     const b = this.#bytes;
     let h = 5381;
     for (let i = offset; i < end; i++) h = (Math.imul(h, 33) + b[i]!) | 0;
-    return h & 0x3fffffff;
+    return gnuHashKey(h);
   }
   /** True when the string at `offset` and the one at `otherOffset` of `other` have the same bytes. */
   sameString(offset: number, other: StringTable, otherOffset: number): boolean {
