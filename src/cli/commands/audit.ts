@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -142,8 +143,19 @@ export function register(program: Command): void {
         const users = symbolUsers(report, flags.uses);
         if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
         else process.stdout.write(renderUsers(users));
-      } else if (flags.json) for (const chunk of reportJson(report)) process.stdout.write(chunk);
-      else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
+      } else if (flags.json) {
+        // Wait for the pipe to drain when it is full: otherwise a slow reader makes Node queue the whole report.
+        for (const chunk of reportJson(report)) {
+          if (process.stdout.write(chunk)) continue;
+          try {
+            await once(process.stdout, 'drain');
+          } catch (e) {
+            // The reader went away (`pare audit --json | head`): stop writing, as other tools do.
+            if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+            throw e;
+          }
+        }
+      } else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
       if (report.summary.violations > 0) process.exitCode = 1;
     });
 }
