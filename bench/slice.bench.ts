@@ -74,5 +74,11 @@ for (const name of ['python3', 'nodejs', 'cc'] as const) {
 
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 process.stdout.write('\n## slice: time vs assembly, size sliced/unsliced\n');
-for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()}\n`);
+for (const r of rows)
+  process.stdout.write(
+    `${r
+      .map((c, i) => c.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd()}\n`,
+  );
 process.stdout.write('goal: slice ≤ 20% of assemble for python3; python3 sliced ≤ 50% of unsliced\n');

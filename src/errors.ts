@@ -321,7 +321,11 @@ export type RunErrorCode =
 export class RunError extends BaseError<RunErrorCode> {
   readonly path: string | undefined;
   readonly hint: string | undefined;
-  constructor(code: RunErrorCode, message: string, options?: { cause?: unknown; path?: string; hint?: string }) {
+  constructor(
+    code: RunErrorCode,
+    message: string,
+    options?: { cause?: unknown; path?: string; hint?: string },
+  ) {
     // The hint is part of the message too: the CLI prints messages, and a user who cannot run must see the fix.
     super(code, options?.hint ? `${message}; ${options.hint}` : message, options);
     this.path = options?.path;

@@ -17,7 +17,7 @@ import {
 } from '../elf/index.ts';
 import { isPareError } from '../errors.ts';
 import type { Tree } from '../fstree/index.ts';
-import { DpkgIndex, type PackageOwner } from './dpkg.ts';
+import { DpkgIndex } from './dpkg.ts';
 import { parseRequirements, type Requirement, violations } from './require.ts';
 import {
   AUDIT_SCHEMA,

@@ -15,8 +15,7 @@ describe('pare build with packages', () => {
   const dir = tempDir();
   let archive: FakeArchive;
   beforeAll(async () => {
-    const copyright =
-      'Format: copyright-format/1.0\n\nFiles: *\nLicense: MIT\n';
+    const copyright = 'Format: copyright-format/1.0\n\nFiles: *\nLicense: MIT\n';
     archive = await createFakeArchive({
       architectures: ['amd64', 'arm64'],
       suites: [
