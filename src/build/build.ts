@@ -160,6 +160,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     let ids: Awaited<ReturnType<typeof idsFromTree>>;
     let cacheKeyFor: string | undefined;
     let hit: CachedBase | undefined;
+    let slicedApp: Tree | undefined;
     if (cfg.packages?.length && debian && layerCache) {
       cacheKeyFor = cacheKey({
         pare: PARE_VERSION,
@@ -195,13 +196,10 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
             : undefined;
       ids = await idsFromTree(base ?? minimalBase(epoch));
       if (base && cfg.packages?.length && sliceMode === 'auto') {
-        const rcForSlice = runConfig(loaded, (u) =>
-          ownerResolver(ids.users, ids.groups)(u, loaded.locate(['image', 'user'])),
-        );
-        const merged = merge(
-          [base, await filesTree(loaded, epoch, ownerResolver(ids.users, ids.groups))],
-          conflictReplace,
-        );
+        const resolve = ownerResolver(ids.users, ids.groups);
+        slicedApp = await filesTree(loaded, epoch, resolve);
+        const rcForSlice = runConfig(loaded, (u) => resolve(u, loaded.locate(['image', 'user'])));
+        const merged = merge([base, slicedApp], conflictReplace);
         checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
         // Slicing keeps what the image runs; every file the user listed stays, whether or not something reaches it.
         const r = await sliceTree(merged, {
@@ -234,7 +232,8 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       }
     }
     const resolveOwner = ownerResolver(ids.users, ids.groups);
-    const appTree = await filesTree(loaded, epoch, resolveOwner);
+    // The same ids give the same tree: reuse the one the slice was computed with.
+    const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner));
     const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
     const baseTree = base;
     const cachedLayer = hit?.layer;
