@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const DIR = process.argv[2] ?? '/usr/bin';
 const node = process.execPath;
-const pare = resolve(import.meta.dirname, '../bin/pare.ts');
+const pare = resolve(import.meta.dirname, '../bin/pare.js');
 // Run pare as its bin runs: with the node options of its shebang (`#!/usr/bin/env -S node --flag …`), on this Node.
 const shebang = /^#!\/usr\/bin\/env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/m.exec(
   readFileSync(pare, 'utf8').split('\n')[0]!,
@@ -65,7 +65,7 @@ const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const rate = (ms: number) => `${(report.files.length / (ms / 1000)).toFixed(0)} files/s`;
 const rss = (kb: number) => `peak RSS ${(kb / 1024).toFixed(0)} MB`;
 console.log(
-  `ELF files in ${DIR}: ${report.files.length}; pare runs as node ${[...nodeFlags, 'bin/pare.ts'].join(' ')}`,
+  `ELF files in ${DIR}: ${report.files.length}; pare runs as node ${[...nodeFlags, 'bin/pare.js'].join(' ')}`,
 );
 console.log(
   `pare audit --json (hardening + closure + imports + packages + code scan): ${s(p.ms)}  ${rate(p.ms)}  ${rss(p.maxRssKb)}`,

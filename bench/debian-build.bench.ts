@@ -28,7 +28,7 @@ import { have, type Measure, measure, report } from './lib.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../examples/python');
 const NODE = resolve(import.meta.dirname, '../node_modules/.bin/node');
-const PARE = resolve(import.meta.dirname, '../bin/pare.ts');
+const PARE = resolve(import.meta.dirname, '../bin/pare.js');
 const RUNS = Number(process.env.PARE_BENCH_RUNS ?? 2);
 
 const loaded = await loadConfig(EXAMPLE);

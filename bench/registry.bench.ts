@@ -48,7 +48,7 @@ try {
   process.stdout.write(`input: ${LAYERS} layers, ${mb.toFixed(0)} MiB, registry ${registry.host}\n`);
 
   const node = resolve('node_modules/.bin/node');
-  const pareBin = resolve('bin/pare.ts');
+  const pareBin = resolve('bin/pare.js');
   const host = registry.host;
   let n = 0;
   const best = (

@@ -1,5 +1,3 @@
-import { z } from 'zod';
-import type { Digest } from '../digest/index.ts';
 import { isDigest } from '../digest/index.ts';
 import { OciError } from '../errors.ts';
 import type { ImageConfig, IndexManifest, Manifest } from './model.ts';
@@ -8,65 +6,134 @@ import type { ImageConfig, IndexManifest, Manifest } from './model.ts';
  * Parsing of manifests, indexes and configs from raw bytes (registries, layouts, archives: all hostile). Unknown
  * fields are kept (forward compatibility, as the spec asks); the fields pare relies on are checked. Results are
  * deep-frozen.
+ *
+ * Hand-written rather than zod (which pare.yaml and pare.lock use): these parsers sit on the start-up path of every
+ * command that reads an image (`pare pull`, `push`, `inspect`, `run`), and loading zod cost 75 ms of a 0.25 s
+ * `pare pull` (95 modules). The schemas are small and fixed by the image spec, so a few checkers below say the same
+ * thing: each names the first bad field by its path.
  */
 
-const digest = z
-  .string()
-  .refine(isDigest, { message: 'not a canonical sha256/sha512 digest' }) as unknown as z.ZodType<Digest>;
-const platform = z.looseObject({
-  architecture: z.string(),
-  os: z.string(),
-  variant: z.string().optional(),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
+/** A failed check: the path of the field and what is wrong with it. */
+class Issue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+  constructor(path: readonly (string | number)[], message: string) {
+    this.path = path;
+    this.message = message;
+  }
+}
+
+type Path = readonly (string | number)[];
+/** Checks `v` at `path`; throws an Issue. `undefined` reaches the checker (optional fields are wrapped). */
+type Checker = (v: unknown, path: Path) => void;
+
+function kind(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+const fail = (path: Path, want: string, v: unknown): never => {
+  throw new Issue(path, `expected ${want}, received ${kind(v)}`);
+};
+const str: Checker = (v, p) => {
+  if (typeof v !== 'string') fail(p, 'string', v);
+};
+const digest: Checker = (v, p) => {
+  str(v, p);
+  if (!isDigest(v as string)) throw new Issue(p, 'not a canonical sha256/sha512 digest');
+};
+const size: Checker = (v, p) => {
+  if (typeof v !== 'number') fail(p, 'number', v);
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new Issue(p, 'expected a non-negative integer');
+};
+const literal =
+  (want: string | number): Checker =>
+  (v, p) => {
+    if (v !== want) throw new Issue(p, `expected ${JSON.stringify(want)}`);
+  };
+const optional =
+  (c: Checker): Checker =>
+  (v, p) => {
+    if (v !== undefined) c(v, p);
+  };
+const nullish =
+  (c: Checker): Checker =>
+  (v, p) => {
+    if (v !== undefined && v !== null) c(v, p);
+  };
+const array =
+  (c: Checker): Checker =>
+  (v, p) => {
+    if (!Array.isArray(v)) fail(p, 'array', v);
+    for (const [i, x] of (v as unknown[]).entries()) c(x, [...p, i]);
+  };
+const record =
+  (c: Checker): Checker =>
+  (v, p) => {
+    if (kind(v) !== 'object') fail(p, 'object', v);
+    for (const [k, x] of Object.entries(v as object)) c(x, [...p, k]);
+  };
+/** An object with these fields checked and any others kept. */
+const object =
+  (fields: Readonly<Record<string, Checker>>): Checker =>
+  (v, p) => {
+    if (kind(v) !== 'object') fail(p, 'object', v);
+    for (const [k, c] of Object.entries(fields)) c((v as Record<string, unknown>)[k], [...p, k]);
+  };
+
+const platform = object({
+  architecture: str,
+  os: str,
+  variant: optional(str),
+  'os.version': optional(str),
+  'os.features': optional(array(str)),
 });
-const descriptor = z.looseObject({
-  mediaType: z.string(),
+const annotations = optional(record(str));
+const descriptor = object({
+  mediaType: str,
   digest,
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  platform: platform.optional(),
-  artifactType: z.string().optional(),
-  data: z.string().optional(),
+  size,
+  urls: optional(array(str)),
+  annotations,
+  platform: optional(platform),
+  artifactType: optional(str),
+  data: optional(str),
 });
-const manifest = z.looseObject({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+const manifest = object({
+  schemaVersion: literal(2),
+  mediaType: optional(str),
+  artifactType: optional(str),
   config: descriptor,
-  layers: z.array(descriptor),
-  subject: descriptor.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  layers: array(descriptor),
+  subject: optional(descriptor),
+  annotations,
 });
-const index = z.looseObject({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  manifests: z.array(descriptor),
-  subject: descriptor.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+const index = object({
+  schemaVersion: literal(2),
+  mediaType: optional(str),
+  artifactType: optional(str),
+  manifests: array(descriptor),
+  subject: optional(descriptor),
+  annotations,
 });
-const strList = z.array(z.string()).nullish();
-const config = z.looseObject({
-  created: z.string().optional(),
-  author: z.string().optional(),
-  architecture: z.string(),
-  os: z.string(),
-  variant: z.string().optional(),
-  config: z
-    .looseObject({
-      User: z.string().optional(),
+const strList = nullish(array(str));
+const config = object({
+  created: optional(str),
+  author: optional(str),
+  architecture: str,
+  os: str,
+  variant: optional(str),
+  config: nullish(
+    object({
+      User: optional(str),
       Env: strList,
       Entrypoint: strList,
       Cmd: strList,
-      WorkingDir: z.string().optional(),
-      Labels: z.record(z.string(), z.string()).nullish(),
-      StopSignal: z.string().optional(),
-    })
-    .nullish(),
-  rootfs: z.looseObject({ type: z.literal('layers'), diff_ids: z.array(digest) }),
-  history: z.array(z.looseObject({})).optional(),
+      WorkingDir: optional(str),
+      Labels: nullish(record(str)),
+      StopSignal: optional(str),
+    }),
+  ),
+  rootfs: object({ type: literal('layers'), diff_ids: array(digest) }),
+  history: optional(array(object({}))),
 });
 
 function deepFreeze<T>(v: T): T {
@@ -94,23 +161,24 @@ function parseJson(
 }
 
 function check<T>(
-  schema: z.ZodType<T>,
+  checker: Checker,
   v: unknown,
   what: string,
   code: 'OCI_MANIFEST_INVALID' | 'OCI_CONFIG_INVALID' | 'OCI_INDEX_INVALID',
   where?: string,
 ): T {
-  const r = schema.safeParse(v);
-  if (!r.success) {
-    const first = r.error.issues[0];
-    const field = first ? first.path.join('.') || '(root)' : '(root)';
+  try {
+    checker(v, []);
+  } catch (e) {
+    if (!(e instanceof Issue)) throw e;
+    const field = e.path.join('.') || '(root)';
     throw new OciError(
       code,
-      `cannot parse ${what}${where ? ` ${where}` : ''}: field ${JSON.stringify(field)}: ${first?.message ?? 'invalid'}`,
+      `cannot parse ${what}${where ? ` ${where}` : ''}: field ${JSON.stringify(field)}: ${e.message}`,
       { digest: where },
     );
   }
-  return deepFreeze(r.data);
+  return deepFreeze(v as T);
 }
 
 /** Parses an image manifest (OCI or Docker schema 2); throws OCI_MANIFEST_INVALID naming the field. */

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { craftElf } from '../../src/elf/index.ts';
 
 const run = promisify(execFile);
-const PARE = resolve(import.meta.dirname, '../../bin/pare.ts');
+const PARE = resolve(import.meta.dirname, '../../bin/pare.js');
 const pare = (...args: string[]) =>
   run(process.execPath, [PARE, ...args]).then(
     (r) => ({ code: 0, ...r }),

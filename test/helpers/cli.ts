@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 
 /** The project's pinned Node (node_modules/.bin/node) and the real `pare` entry, run the way `npx pare` runs it. */
 export const NODE = resolve('node_modules/.bin/node');
-export const PARE = resolve('bin/pare.ts');
+export const PARE = resolve('bin/pare.js');
 
 export interface CliResult {
   readonly code: number;

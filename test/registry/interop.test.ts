@@ -517,7 +517,7 @@ describe.skipIf(cli.skip)('pare CLI (push, digest, tags, pull, referrers)', () =
       const index = randomIndex();
       await writeLocal({ transport: 'oci', path: join(dir, 'img'), ref: 'latest' }, { kind: 'index', index });
       const pare = (...args: string[]) =>
-        execFileSync(process.execPath, ['bin/pare.ts', ...args], {
+        execFileSync(process.execPath, ['bin/pare.js', ...args], {
           encoding: 'utf8',
           env: { ...process.env, PARE_DEFAULT_REGISTRY: '' },
           stdio: ['ignore', 'pipe', 'pipe'],

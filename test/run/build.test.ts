@@ -19,7 +19,7 @@ const HELLO = join(ROOT, 'examples/hello');
 let work: string;
 
 function pare(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pare.ts'), ...args], {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pare.js'), ...args], {
     encoding: 'utf8',
     env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), SOURCE_DATE_EPOCH: '0' },
     timeout: 120_000,

@@ -22,13 +22,13 @@ import { isRoot, peersOrSkip } from '../helpers/peers.ts';
 /**
  * `pare run` end to end on a real OCI image layout: two layers (the second whites out a file of the first), a config
  * with User, Entrypoint, Cmd, Env, WorkingDir, ExposedPorts and Volumes, run through the command's CLI wiring in a
- * child process of the real `bin/pare.ts` (so signals reach it the way they reach any `pare`).
+ * child process of the real `bin/pare.js` (so signals reach it the way they reach any `pare`).
  */
 
 const peers = peersOrSkip('bwrap', 'gcc');
 const rootless = isRoot() ? peersOrSkip('setpriv') : { skip: true, paths: {} as Record<string, string> };
 const NODE = process.execPath;
-const PARE = join(import.meta.dirname, '../../bin/pare.ts');
+const PARE = join(import.meta.dirname, '../../bin/pare.js');
 
 let work: string;
 let layout: string;

@@ -46,7 +46,7 @@ let work: string;
 let image: string;
 
 function pareArgs(args: string[]): string[] {
-  return [join(ROOT, 'bin/pare.ts'), ...args];
+  return [join(ROOT, 'bin/pare.js'), ...args];
 }
 
 function pare(args: string[]): { code: number | null; stdout: string; stderr: string } {
