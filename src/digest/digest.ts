@@ -115,40 +115,58 @@ export async function* verifyStream(
   size?: number,
   what = 'blob',
 ): AsyncGenerator<Uint8Array> {
-  const { algorithm } = parseDigest(expected);
-  const h = new Hasher(algorithm);
+  const v = new Verifier(expected, size, what);
   for await (const c of source) {
-    h.update(c);
-    if (size !== undefined && h.size > size) {
-      throw new DigestError(
-        'SIZE_MISMATCH',
-        `cannot verify ${what} ${expected}: more than the ${size} bytes promised`,
-        {
-          expected: String(size),
-        },
-      );
-    }
+    v.update(c);
     yield c;
   }
-  if (size !== undefined && h.size !== size) {
-    throw new DigestError(
-      'SIZE_MISMATCH',
-      `cannot verify ${what} ${expected}: got ${h.size} bytes, want ${size}`,
-      {
-        expected: String(size),
-        actual: String(h.size),
-      },
-    );
+  v.check();
+}
+
+/**
+ * Hashes bytes as they pass and checks them against a digest and size: `update` throws SIZE_MISMATCH as soon as
+ * there are more bytes than promised, `check` throws SIZE_MISMATCH / DIGEST_MISMATCH at the end (naming `what`).
+ */
+export class Verifier {
+  readonly expected: Digest;
+  readonly size: number | undefined;
+  readonly what: string;
+  #h: Hasher;
+  constructor(expected: Digest, size?: number, what = 'blob') {
+    this.expected = expected;
+    this.size = size;
+    this.what = what;
+    this.#h = new Hasher(parseDigest(expected).algorithm);
   }
-  const actual = h.digest();
-  if (actual !== expected) {
-    throw new DigestError(
-      'DIGEST_MISMATCH',
-      `cannot verify ${what}: content hashes to ${actual}, want ${expected}`,
-      {
-        expected,
-        actual,
-      },
-    );
+  /** Bytes seen so far. */
+  get seen(): number {
+    return this.#h.size;
+  }
+  update(c: Uint8Array): void {
+    this.#h.update(c);
+    if (this.size !== undefined && this.#h.size > this.size) {
+      throw new DigestError(
+        'SIZE_MISMATCH',
+        `cannot verify ${this.what} ${this.expected}: more than the ${this.size} bytes promised`,
+        { expected: String(this.size) },
+      );
+    }
+  }
+  check(): void {
+    if (this.size !== undefined && this.#h.size !== this.size) {
+      throw new DigestError(
+        'SIZE_MISMATCH',
+        `cannot verify ${this.what} ${this.expected}: got ${this.#h.size} bytes, want ${this.size}`,
+        { expected: String(this.size), actual: String(this.#h.size) },
+      );
+    }
+    const actual = this.#h.digest();
+    if (actual !== this.expected) {
+      throw new DigestError(
+        'DIGEST_MISMATCH',
+        `cannot verify ${this.what}: content hashes to ${actual}, want ${this.expected}`,
+        { expected: this.expected, actual },
+      );
+    }
   }
 }

@@ -8,5 +8,6 @@ export {
   isDigest,
   parseDigest,
   sha256,
+  Verifier,
   verifyStream,
 } from './digest.ts';

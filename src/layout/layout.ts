@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Digest, Hasher, parseDigest, sha256, verifyStream } from '../digest/index.ts';
 import { LayoutError } from '../errors.ts';
 import {
@@ -24,6 +24,7 @@ import {
   sniffMediaType,
 } from '../oci/index.ts';
 import { streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
+import { BlobWriter } from './blob-writer.ts';
 
 /**
  * An OCI image layout directory (https://github.com/opencontainers/image-spec/blob/main/image-layout.md): pare's
@@ -117,6 +118,16 @@ export class OciLayout {
       for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) yield c as Buffer;
     }
     return verifyStream(raw(), d, size, `blob in ${dir}`);
+  }
+
+  /**
+   * Opens a writer for blob `expected.digest` fed chunk by chunk (see blob-writer.ts); the caller commits or aborts
+   * it. For sources that own their buffers (the registry's blob reader); streams use `writeBlob`.
+   */
+  async blobWriter(expected: { digest: Digest; size?: number; what?: string }): Promise<BlobWriter> {
+    const path = this.blobPath(expected.digest);
+    await mkdir(dirname(path), { recursive: true });
+    return BlobWriter.create(path, expected);
   }
 
   /** Reads a whole (small) blob and checks its digest. */

@@ -7,6 +7,7 @@ import type { Digest } from '../digest/index.ts';
 import { type RegistryDiagnostic, RegistryError, type RegistryErrorCode } from '../errors.ts';
 import { type Challenge, mergeScopes, parseChallenge } from './auth.ts';
 import { type Credential, type CredentialProvider, defaultCredentials } from './credentials.ts';
+import { type BodySink, wireRequest } from './wire.ts';
 
 /**
  * The HTTP core of the distribution-spec client (https://github.com/opencontainers/distribution-spec/blob/main/spec.md):
@@ -50,6 +51,8 @@ export interface RegistryResponse {
   readonly body: AsyncIterable<Uint8Array> | null;
   /** Discards the rest of the body so the connection can be reused or closed. */
   cancel(): Promise<void>;
+  /** For `wire` requests: streams the body into pooled buffers (wire.ts) instead of `body`. */
+  readonly pump?: (sink: BodySink) => Promise<void>;
 }
 
 function fromFetch(res: Response): RegistryResponse {
@@ -127,6 +130,11 @@ export interface RegistryRequest {
   readonly what: string;
   /** False for requests that must not be repeated as they are (upload PATCH/PUT): the caller restarts instead. */
   readonly retry?: boolean;
+  /**
+   * A GET whose body the caller takes with `pump` (a blob): sent with the pooled-buffer reader of wire.ts instead of
+   * undici. Ignored with an injected `fetch` (the response then has only `body`).
+   */
+  readonly wire?: boolean;
 }
 
 interface HostState {
@@ -377,6 +385,7 @@ export class RegistryClient {
     init: { method: string; headers: Record<string, string>; body?: RequestInit['body'] },
     insecure: boolean,
     probe = false,
+    wire = false,
   ): Promise<RegistryResponse> {
     const ac = new AbortController();
     const timer = setTimeout(
@@ -397,11 +406,32 @@ export class RegistryClient {
       const mode: TlsMode = insecure ? 'insecure' : probe ? 'probe' : 'verify';
       // Built here, not in the connector, so an unreadable --ca-file fails this request with REGISTRY_TLS.
       if (mode === 'verify' && url.startsWith('https:')) this.#secureContext();
-      const dispatcher = this.#dispatcher(mode);
       let current = new URL(url);
       let headers = init.headers;
       for (let hop = 0; ; hop++) {
-        const r = await undiciRequest.call(dispatcher, {
+        if (wire && (init.method === 'GET' || init.method === 'HEAD')) {
+          const w = await wireRequest({
+            url: current,
+            method: init.method,
+            headers,
+            timeoutMs: this.timeoutMs,
+            signal: ac.signal,
+            tls:
+              mode === 'insecure'
+                ? { rejectUnauthorized: false }
+                : mode === 'verify' && current.protocol === 'https:'
+                  ? { rejectUnauthorized: true, secureContext: this.#secureContext() }
+                  : { rejectUnauthorized: true },
+          });
+          const location = w.headers.get('location');
+          if (REDIRECTS.has(w.status) && location !== null && hop < MAX_REDIRECTS) {
+            await w.cancel();
+            ({ current, headers } = this.#redirect(current, location, headers));
+            continue;
+          }
+          return w;
+        }
+        const r = await undiciRequest.call(this.#dispatcher(mode), {
           origin: current.origin,
           path: `${current.pathname}${current.search}`,
           method: init.method as Dispatcher.HttpMethod,
@@ -417,19 +447,7 @@ export class RegistryClient {
           hop < MAX_REDIRECTS
         ) {
           await r.body.dump();
-          const next = new URL(location, current);
-          if (next.protocol !== 'https:' && !(next.protocol === 'http:' && this.allowsPlainHttp(next.host)))
-            throw new RegistryError(
-              'REGISTRY_PROTOCOL',
-              `cannot follow redirect from "${current.origin}" to "${next.origin}": only HTTPS, or HTTP to loopback or insecure hosts`,
-              { host: current.host },
-            );
-          // Credentials for the registry must not reach the storage backend it redirects to.
-          if (next.origin !== current.origin) {
-            const { authorization: _, ...rest } = headers;
-            headers = rest;
-          }
-          current = next;
+          ({ current, headers } = this.#redirect(current, location, headers));
           continue;
         }
         const h = r.headers;
@@ -451,6 +469,25 @@ export class RegistryClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Returns where a redirect leads and the headers to send there; throws REGISTRY_PROTOCOL for a downgrade. */
+  #redirect(
+    current: URL,
+    location: string,
+    headers: Record<string, string>,
+  ): { current: URL; headers: Record<string, string> } {
+    const next = new URL(location, current);
+    if (next.protocol !== 'https:' && !(next.protocol === 'http:' && this.allowsPlainHttp(next.host)))
+      throw new RegistryError(
+        'REGISTRY_PROTOCOL',
+        `cannot follow redirect from "${current.origin}" to "${next.origin}": only HTTPS, or HTTP to loopback or insecure hosts`,
+        { host: current.host },
+      );
+    // Credentials for the registry must not reach the storage backend it redirects to.
+    if (next.origin === current.origin) return { current: next, headers };
+    const { authorization: _, ...rest } = headers;
+    return { current: next, headers: rest };
   }
 
   #networkError(what: string, host: string, repository: string | undefined, e: unknown, attempts: number) {
@@ -718,6 +755,8 @@ export class RegistryClient {
           url,
           { method: req.method, headers, body: req.body?.() ?? null },
           state.insecure,
+          false,
+          req.wire === true,
         );
       } catch (e) {
         if (attempt < retries && !TLS_CERT_CODES.has(errorCode(e) ?? '')) {

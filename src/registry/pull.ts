@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Hasher, parseDigest, verifyStream } from '../digest/index.ts';
 import { isPareError, RegistryError } from '../errors.ts';
-import type { OciLayout } from '../layout/index.ts';
+import type { BlobWriter, OciLayout } from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -19,9 +19,10 @@ import {
   selectImage,
 } from '../oci/index.ts';
 import { repositoryScope } from './auth.ts';
-import { drain, errorCode, type RegistryClient, readLimited } from './client.ts';
+import { drain, errorCode, type RegistryClient, type RegistryResponse, readLimited } from './client.ts';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, type ParsedManifest, parseManifest } from './manifest.ts';
 import { formatReference, type ImageReference, manifestReference, withDigest } from './reference.ts';
+import type { BodySink } from './wire.ts';
 
 /**
  * Pulling: manifests with an Accept for OCI and docker schema 2 manifests and lists, checked against the digest
@@ -183,6 +184,63 @@ export async function* fetchBlob(
   );
 }
 
+/** Sends the GET of blob `desc` for the bytes from `offset` on; returns the response and how many leading bytes to drop. */
+async function requestBlob(
+  client: RegistryClient,
+  ref: ImageReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  offset: number,
+  wire: boolean,
+): Promise<{ res: RegistryResponse; skip: number }> {
+  const res = await client.request({
+    method: 'GET',
+    host: ref.registry,
+    repository: ref.repository,
+    path: `/v2/${ref.repository}/blobs/${desc.digest}`,
+    scopes: [repositoryScope(ref.repository, 'pull')],
+    headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+    expect: offset > 0 ? [200, 206] : [200],
+    what: `get blob ${desc.digest}`,
+    wire,
+  });
+  if (offset === 0) return { res, skip: 0 };
+  if (res.status !== 206) return { res, skip: offset }; // the registry ignored Range: drop what we already have
+  const start = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1];
+  if (Number(start) !== offset) {
+    await drain(res);
+    throw new RegistryError(
+      'REGISTRY_PROTOCOL',
+      `cannot resume blob ${desc.digest} from "${ref.registry}/${ref.repository}": asked for bytes from ${offset}, got Content-Range ${JSON.stringify(res.headers.get('content-range'))}`,
+      { host: ref.registry, repository: ref.repository, status: 206 },
+    );
+  }
+  return { res, skip: 0 };
+}
+
+/**
+ * Counts attempts that made no progress after a cut connection; throws REGISTRY_NETWORK when there were more than the
+ * client's retry count in a row, or rethrows `e` when it is not a cut.
+ */
+function stallCounter(
+  client: RegistryClient,
+  ref: ImageReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+) {
+  const max = client.options.retries ?? 4;
+  let stalls = 0;
+  return (e: unknown, before: number, offset: number): void => {
+    if (!isCut(e)) throw e;
+    stalls = offset > before ? 1 : stalls + 1;
+    if (stalls > max) {
+      throw new RegistryError(
+        'REGISTRY_NETWORK',
+        `cannot get blob ${desc.digest} from "${ref.registry}/${ref.repository}": connection cut at byte ${offset} of ${desc.size} (gave up after ${stalls} attempts without progress)`,
+        { host: ref.registry, repository: ref.repository, cause: e },
+      );
+    }
+  };
+}
+
 async function* rawBlobStream(
   client: RegistryClient,
   ref: ImageReference,
@@ -194,35 +252,13 @@ async function* rawBlobStream(
     repository: ref.repository,
     digest: desc.digest,
   } as const;
-  const maxStalls = client.options.retries ?? 4;
+  const stalled = stallCounter(client, ref, desc);
   let offset = 0;
-  let stalls = 0;
   client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
   for (;;) {
-    const res = await client.request({
-      method: 'GET',
-      host: ref.registry,
-      repository: ref.repository,
-      path: `/v2/${ref.repository}/blobs/${desc.digest}`,
-      scopes: [repositoryScope(ref.repository, 'pull')],
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-      expect: offset > 0 ? [200, 206] : [200],
-      what: `get blob ${desc.digest}`,
-    });
-    let skip = 0;
-    if (offset > 0) {
-      if (res.status === 206) {
-        const start = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1];
-        if (Number(start) !== offset) {
-          await drain(res);
-          throw new RegistryError(
-            'REGISTRY_PROTOCOL',
-            `cannot resume blob ${desc.digest} from "${ref.registry}/${ref.repository}": asked for bytes from ${offset}, got Content-Range ${JSON.stringify(res.headers.get('content-range'))}`,
-            { host: ref.registry, repository: ref.repository, status: 206 },
-          );
-        }
-      } else skip = offset; // the registry ignored Range: drop what we already have
-    }
+    const got = await requestBlob(client, ref, desc, offset, false);
+    const res = got.res;
+    let skip = got.skip;
     const before = offset;
     try {
       if (!res.body) break;
@@ -242,20 +278,62 @@ async function* rawBlobStream(
       }
       break;
     } catch (e) {
-      if (!isCut(e)) throw e;
       // Everything promised has arrived; whether it is right is for the digest check to say.
-      if (offset >= desc.size) break;
-      stalls = offset > before ? 1 : stalls + 1;
-      if (stalls > maxStalls) {
-        throw new RegistryError(
-          'REGISTRY_NETWORK',
-          `cannot get blob ${desc.digest} from "${ref.registry}/${ref.repository}": connection cut at byte ${offset} of ${desc.size} (gave up after ${stalls} attempts without progress)`,
-          { host: ref.registry, repository: ref.repository, cause: e },
-        );
-      }
+      if (!isCut(e) || offset < desc.size) stalled(e, before, offset);
+      else break;
     }
   }
   client.progress({ ...base, state: 'done', bytes: offset, total: desc.size });
+}
+
+/**
+ * Downloads blob `desc` into `w` (which hashes and writes each chunk), through the pooled-buffer reader (wire.ts):
+ * the chunk goes back to the reader when its write finished. Resumes cut connections with `Range` like
+ * `rawBlobStream`. Does not commit.
+ */
+async function pumpBlob(
+  client: RegistryClient,
+  ref: ImageReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  w: BlobWriter,
+): Promise<void> {
+  const base = {
+    direction: 'pull',
+    host: ref.registry,
+    repository: ref.repository,
+    digest: desc.digest,
+  } as const;
+  const report = client.options.onProgress !== undefined;
+  const stalled = stallCounter(client, ref, desc);
+  client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
+  for (;;) {
+    const got = await requestBlob(client, ref, desc, w.offset, true);
+    let skip = got.skip;
+    const before = w.offset;
+    const sink: BodySink = (chunk, release) => {
+      let c = chunk;
+      if (skip > 0) {
+        if (c.length <= skip) {
+          skip -= c.length;
+          release();
+          return;
+        }
+        c = c.subarray(skip);
+        skip = 0;
+      }
+      w.write(c, release);
+      if (report) client.progress({ ...base, state: 'data', bytes: w.offset, total: desc.size });
+    };
+    try {
+      if (got.res.pump) await got.res.pump(sink);
+      else if (got.res.body) for await (const c of got.res.body) sink(c, () => {});
+      break;
+    } catch (e) {
+      if (!isCut(e) || w.offset < desc.size) stalled(e, before, w.offset);
+      else break;
+    }
+  }
+  client.progress({ ...base, state: 'done', bytes: w.offset, total: desc.size });
 }
 
 /** Returns a whole blob in memory, verified; for configs and other small JSON (bounded by `max`). */
@@ -324,20 +402,27 @@ function remoteLayer(
 
 /**
  * Stores the blob of `layer` in `layout` when the layer came from a registry and returns true; returns false for any
- * other layer (write it the usual way). A blob the layout has is not fetched. The body goes to
- * `OciLayout.writeBlob` unhashed: the layout hashes it once while writing (hashing here too cost a second pass, a
- * quarter of a pull's CPU) and renames it into place only when digest and size match, so a wrong body is refused
- * with DIGEST_MISMATCH / SIZE_MISMATCH naming the registry and never stored. Cut connections resume with `Range`.
+ * other layer (write it the usual way). A blob the layout has is not fetched. The body is read into pooled buffers
+ * (wire.ts) and handed to the layout's `BlobWriter`, which hashes each chunk once and writes it in place, and renames
+ * the file into place only when digest and size match, so a wrong body is refused with DIGEST_MISMATCH /
+ * SIZE_MISMATCH naming the registry and never stored. Cut connections resume with `Range`.
  */
 export async function storeRemoteLayer(layout: OciLayout, layer: Layer): Promise<boolean> {
   const r = remoteBlobs.get(layer);
   if (!r) return false;
   if (await layout.hasBlob(r.desc.digest)) return true;
-  await layout.writeBlob(rawBlobStream(r.client, r.ref, r.desc), {
+  const w = await layout.blobWriter({
     digest: r.desc.digest,
     size: r.desc.size,
     what: `blob from "${r.ref.registry}/${r.ref.repository}"`,
   });
+  try {
+    await pumpBlob(r.client, r.ref, r.desc, w);
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  await w.commit();
   return true;
 }
 
