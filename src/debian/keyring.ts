@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { DebianError } from '../errors.ts';
 
 /**
@@ -90,6 +90,7 @@ export async function loadKeyring(spec: string | undefined, options: KeyringOpti
 
 /** Returns the keys in armored or binary key bytes; throws DEBIAN_NO_KEYRING naming `source`. */
 export async function parseKeys(bytes: Uint8Array, source: string): Promise<openpgp.PublicKey[]> {
+  const pgp = await import('openpgp'); // loaded here: a warm build never verifies a signature
   const head = new TextDecoder().decode(bytes.subarray(0, 64));
   if (bytes.length >= 8 && bytes[4] === 1 && head.slice(8, 12) === 'KBXf') {
     throw new DebianError(
@@ -107,11 +108,11 @@ export async function parseKeys(bytes: Uint8Array, source: string): Promise<open
       if (!blocks) throw new Error('no PUBLIC KEY BLOCK');
       const keys: openpgp.PublicKey[] = [];
       for (const armoredKeys of blocks) {
-        for (const k of await openpgp.readKeys({ armoredKeys })) keys.push(k.toPublic());
+        for (const k of await pgp.readKeys({ armoredKeys })) keys.push(k.toPublic());
       }
       return keys;
     }
-    return (await openpgp.readKeys({ binaryKeys: bytes })).map((k) => k.toPublic());
+    return (await pgp.readKeys({ binaryKeys: bytes })).map((k) => k.toPublic());
   } catch (e) {
     if (e instanceof DebianError) throw e;
     throw new DebianError(

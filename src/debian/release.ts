@@ -1,4 +1,4 @@
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import type { Digest } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
 import { type Paragraph, parseControl } from './control.ts';
@@ -198,6 +198,7 @@ export async function verifyClearsigned(
   source: string,
   date?: Date,
 ): Promise<string> {
+  const pgp = await import('openpgp'); // loaded here: a warm build never verifies a signature
   const trimmed = text.replace(/^\s+/, '').replace(/\s+$/, '');
   if (
     !trimmed.startsWith('-----BEGIN PGP SIGNED MESSAGE-----') ||
@@ -213,11 +214,11 @@ export async function verifyClearsigned(
   }
   let message: openpgp.CleartextMessage;
   try {
-    message = await openpgp.readCleartextMessage({ cleartextMessage: text });
+    message = await pgp.readCleartextMessage({ cleartextMessage: text });
   } catch (e) {
     throw signatureError(source, `cannot read the clearsigned message: ${(e as Error).message}`, e);
   }
-  const result = await openpgp.verify({
+  const result = await pgp.verify({
     message,
     verificationKeys: [...keyring.keys],
     date,
@@ -235,17 +236,18 @@ export async function verifyDetached(
   source: string,
   date?: Date,
 ): Promise<void> {
+  const pgp = await import('openpgp'); // loaded here: a warm build never verifies a signature
   let sig: openpgp.Signature;
   try {
     const head = new TextDecoder().decode(signature.subarray(0, 64));
     sig = head.includes('-----BEGIN PGP SIGNATURE-----')
-      ? await openpgp.readSignature({ armoredSignature: new TextDecoder().decode(signature) })
-      : await openpgp.readSignature({ binarySignature: signature });
+      ? await pgp.readSignature({ armoredSignature: new TextDecoder().decode(signature) })
+      : await pgp.readSignature({ binarySignature: signature });
   } catch (e) {
     throw signatureError(source, `cannot read the detached signature: ${(e as Error).message}`, e);
   }
-  const message = await openpgp.createMessage({ binary: data });
-  const result = await openpgp.verify({
+  const message = await pgp.createMessage({ binary: data });
+  const result = await pgp.verify({
     message,
     signature: sig,
     verificationKeys: [...keyring.keys],
