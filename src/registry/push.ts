@@ -28,6 +28,17 @@ import { formatReference, type ImageReference, manifestReference } from './refer
  * (`layoutBlobFile`), not through the layout's own hashing reader: that second hash was a quarter of a push's CPU and
  * guards nothing the registry does not. Other sources check their bytes as they stream them (remote `fetchBlob`).
  * The byte count is checked here, so a short or long source never finishes an upload.
+ *
+ * Read buffers are reused. A layout file is read into a ring of READ_RING buffers per upload instead of a fresh
+ * 1 MiB Buffer per read: fresh buffers are external memory that drove V8 into full GCs and page faults (push of
+ * 200 MiB: pare CPU 0.80 → 0.64 s, measured against crane on the same registry). That is safe because undici's
+ * request writer (client.ts, no injected `fetch`) asks for the next body chunk only when `socket.write` returned true
+ * or after `drain`, i.e. when less than the socket's high-water mark (64 KiB) is still queued: with chunks of 1 MiB,
+ * every chunk but the last one handed over is then out of the socket's hands (it writes each chunk corked, so a 1 MiB
+ * chunk in fact always waits for `drain`), and the ring only overwrites the chunk handed over three pulls earlier.
+ * A transport that keeps chunks longer (an injected `fetch`) gets fresh buffers. The registry's digest check of every
+ * upload is what proves it: test/registry/push-buffers.test.ts pushes through a slow reader, which leaves writes
+ * queued (a buffer changed while queued fails it).
  */
 
 /** How a blob got to the registry. */
@@ -207,11 +218,18 @@ export async function pushBlob(
 
 /** Bytes per read of a layout blob file: few reads, and the upload socket takes them whole. */
 const FILE_READ_BYTES = 1 << 20;
+/** Read buffers per upload when they are reused: the one being read into, the one the socket may still hold, one spare. */
+const READ_RING = 3;
 
-/** Yields the bytes of a layout blob file; when it is missing, yields `fallback()` (which names the layout). */
+/**
+ * Yields the bytes of a layout blob file; when it is missing, yields `fallback()` (which names the layout). With
+ * `reuse`, the yielded chunks are READ_RING buffers in turn: a chunk's bytes change when the consumer asks for the
+ * READ_RING-th chunk after it, so the consumer must be done with it by then (see the module comment).
+ */
 async function* readBlobFile(
   path: string,
   fallback: () => AsyncIterable<Uint8Array>,
+  reuse: boolean,
 ): AsyncGenerator<Uint8Array> {
   let fh: FileHandle;
   try {
@@ -221,9 +239,15 @@ async function* readBlobFile(
     yield* fallback();
     return;
   }
+  const ring: Buffer[] = [];
   try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(FILE_READ_BYTES);
+    for (let i = 0; ; i++) {
+      let buf = reuse ? ring[i % READ_RING] : undefined;
+      if (!buf) {
+        // allocUnsafeSlow: a buffer of its own, not a slice of Node's shared pool.
+        buf = reuse ? Buffer.allocUnsafeSlow(FILE_READ_BYTES) : Buffer.allocUnsafe(FILE_READ_BYTES);
+        if (reuse) ring.push(buf);
+      }
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) return;
       yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
@@ -306,13 +330,17 @@ async function pushImageBlobs(ctx: PushContext, ref: ImageReference, image: Imag
       yield raw;
     });
   });
+  // Only undici's own writer is known to be done with a chunk two pulls later (see the module comment).
+  const reuse = ctx.client.options.fetch === undefined;
   m.layers.forEach((d, i) => {
     // Foreign layers (with `urls`) are fetched by the runtime from elsewhere and never pushed (image-spec descriptor.md).
     if (d.urls?.length && d.mediaType === MediaType.DOCKER_LAYER_FOREIGN) return;
     const layer = layers[i]!;
     const source = blobSourceOf(layer);
     const file = layoutBlobFile(layer);
-    const read = file ? () => readBlobFile(file.path, () => layer.compressed()) : () => layer.compressed();
+    const read = file
+      ? () => readBlobFile(file.path, () => layer.compressed(), reuse)
+      : () => layer.compressed();
     once(d.digest, () => pushBlob(ctx.client, ref, d, read, source ? { mountFrom: source } : {}));
   });
   await Promise.all(jobs);
