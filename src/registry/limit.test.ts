@@ -59,3 +59,31 @@ describe('runBounded', () => {
     });
   });
 });
+
+describe('Limiter.acquire', () => {
+  it('holds a turn until released, and a second release does nothing', async () => {
+    const limiter = new Limiter(1);
+    const release = await limiter.acquire();
+    let second = false;
+    const waiting = limiter.acquire().then((r) => {
+      second = true;
+      return r;
+    });
+    await tick();
+    expect(second).toBe(false);
+    release();
+    release();
+    const release2 = await waiting;
+    expect(second).toBe(true);
+    // The double release above must not have freed a second turn.
+    let third = false;
+    const pending = limiter.run(async () => {
+      third = true;
+    });
+    await tick();
+    expect(third).toBe(false);
+    release2();
+    await pending;
+    expect(third).toBe(true);
+  });
+});

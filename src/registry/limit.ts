@@ -11,15 +11,28 @@ export class Limiter {
   constructor(n: number) {
     this.#free = Math.max(1, n);
   }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Waits for a turn and returns the function that ends it (calling it again does nothing). For turns that do not
+   * fit one function, e.g. a turn held until a turn in another limiter is had.
+   */
+  async acquire(): Promise<() => void> {
     if (this.#free > 0) this.#free--;
     else await new Promise<void>((r) => this.#waiting.push(r));
-    try {
-      return await fn();
-    } finally {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
       const next = this.#waiting.shift();
       if (next) next();
       else this.#free++;
+    };
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
     }
   }
 }

@@ -54,13 +54,18 @@ const UPLOAD_ATTEMPTS = 3;
 
 interface PushContext {
   readonly client: RegistryClient;
-  readonly limiter: Limiter;
+  readonly lanes: Lanes;
   /** One upload per digest per push, however many images share it. */
   readonly blobs: Map<Digest, Promise<BlobPushResult>>;
 }
 
 function newContext(client: RegistryClient): PushContext {
-  return { client, limiter: new Limiter(client.concurrency), blobs: new Map() };
+  const n = client.concurrency;
+  return {
+    client,
+    lanes: { small: new Limiter(n), prepare: new Limiter(n), transfer: new Limiter(n) },
+    blobs: new Map(),
+  };
 }
 
 function retryable(e: unknown): boolean {
@@ -92,20 +97,53 @@ export async function blobExists(
  * Uploads one blob unless the repository has it; mounts it from `mountFrom` (same registry) when given. `open` must
  * yield the blob's bytes afresh on each call. Throws REGISTRY_* or DIGEST_MISMATCH when `open` yields other bytes.
  */
-export async function pushBlob(
+export function pushBlob(
   client: RegistryClient,
   ref: ImageReference,
   desc: Pick<Descriptor, 'digest' | 'size'>,
   open: () => AsyncIterable<Uint8Array>,
   options: { readonly mountFrom?: BlobSource } = {},
 ): Promise<BlobPushResult> {
+  return uploadBlob(client, ref, desc, open, options.mountFrom, undefined);
+}
+
+/**
+ * The turns blobs of one push wait for. A blob bigger than SMALL_BLOB takes a `prepare` turn for the round trips before
+ * its body (HEAD, then POST) and holds it until it has a `transfer` turn, which covers the body: so the next blobs
+ * are checked and their uploads started while earlier bodies are still being sent, and a body starts the moment
+ * another one ends, while at most 2n upload sessions are open. Smaller blobs (configs, small layers) cost round trips,
+ * not bandwidth: they go in `small` turns, beside the big ones (a config that held a transfer turn delayed a 25 MiB
+ * layer by 0.12 s). Each limiter allows the client's `concurrency`. Measured on the loopback registry, transfer only
+ * (the HEAD and POST of each blob took 10-60 ms under load): a 40-layer, 80 MiB image 1.15 → 1.08 s median of 10
+ * (crane 0.97 s); the 8-layer, 200 MiB bench image 1.26 → 1.25 s (the registry's throughput bounds it).
+ */
+interface Lanes {
+  readonly small: Limiter;
+  readonly prepare: Limiter;
+  readonly transfer: Limiter;
+}
+
+/** Blobs smaller than this go in `small` turns (see Lanes). */
+const SMALL_BLOB = 1 << 20;
+
+/** An upload session the registry opened (`POST` answered 202). */
+interface UploadSession {
+  readonly location: string;
+  /** `OCI-Chunk-Min-Length`, or 0. */
+  readonly minChunk: number;
+}
+
+async function uploadBlob(
+  client: RegistryClient,
+  ref: ImageReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  open: () => AsyncIterable<Uint8Array>,
+  mountFrom: BlobSource | undefined,
+  lanes: Lanes | undefined,
+): Promise<BlobPushResult> {
   const host = ref.registry;
   const repository = ref.repository;
   const base = { direction: 'push', host, repository, digest: desc.digest } as const;
-  if (await blobExists(client, ref, desc.digest)) {
-    client.progress({ ...base, state: 'exists', bytes: desc.size, total: desc.size });
-    return 'exists';
-  }
   const pushScope = repositoryScope(repository, 'pull', 'push');
   const sizeError = (n: number) =>
     new DigestError(
@@ -117,102 +155,162 @@ export async function pushBlob(
       },
     );
   const from =
-    options.mountFrom && options.mountFrom.host === host && options.mountFrom.repository !== repository
-      ? options.mountFrom.repository
+    mountFrom && mountFrom.host === host && mountFrom.repository !== repository
+      ? mountFrom.repository
       : undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const q = from ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}` : '';
-      const start = await client.request({
-        method: 'POST',
+
+  /** `POST`: mounts the blob (201) or opens an upload session (202). */
+  const start = async (): Promise<'mounted' | UploadSession> => {
+    const q = from ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}` : '';
+    const res = await client.request({
+      method: 'POST',
+      host,
+      repository,
+      path: `/v2/${repository}/blobs/uploads/${q}`,
+      scopes: from ? [pushScope, repositoryScope(from, 'pull')] : [pushScope],
+      headers: { 'content-length': '0' },
+      expect: from ? [201, 202] : [202],
+      what: from ? `mount blob ${desc.digest} from "${from}"` : `start upload of blob ${desc.digest}`,
+    });
+    await drain(res);
+    if (res.status === 201) {
+      client.progress({ ...base, state: 'mounted', bytes: desc.size, total: desc.size });
+      return 'mounted';
+    }
+    const { base: origin } = await client.ping(host);
+    return {
+      location: resolveLocation(res, `${origin}/v2/${repository}/blobs/uploads/`, host, repository),
+      minChunk: Number(res.headers.get('oci-chunk-min-length') ?? 0) || 0,
+    };
+  };
+
+  /** Sends the body into `session` and commits it with `?digest=`. */
+  const send = async (session: UploadSession): Promise<void> => {
+    let location = session.location;
+    client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
+    let sent = 0;
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      for await (const c of open()) {
+        sent += c.length;
+        if (sent > desc.size) throw sizeError(sent);
+        client.progress({ ...base, state: 'data', bytes: sent, total: desc.size });
+        yield c;
+      }
+      if (sent !== desc.size) throw sizeError(sent);
+    }
+    const withDigest = (loc: string) => {
+      const u = new URL(loc);
+      u.searchParams.set('digest', desc.digest);
+      return u.href;
+    };
+    if (desc.size < client.chunkedThreshold) {
+      const put = await client.request({
+        method: 'PUT',
         host,
         repository,
-        path: `/v2/${repository}/blobs/uploads/${q}`,
-        scopes: from ? [pushScope, repositoryScope(from, 'pull')] : [pushScope],
-        headers: { 'content-length': '0' },
-        expect: from ? [201, 202] : [202],
-        what: from ? `mount blob ${desc.digest} from "${from}"` : `start upload of blob ${desc.digest}`,
+        url: withDigest(location),
+        scopes: [pushScope],
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+        body: () => counted(),
+        expect: [201],
+        retry: false,
+        what: `upload blob ${desc.digest}`,
       });
-      await drain(start);
-      if (start.status === 201) {
-        client.progress({ ...base, state: 'mounted', bytes: desc.size, total: desc.size });
-        return 'mounted';
-      }
-      const { base: origin } = await client.ping(host);
-      let location = resolveLocation(start, `${origin}/v2/${repository}/blobs/uploads/`, host, repository);
-      const minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0) || 0;
-      client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
-      let sent = 0;
-      async function* counted(): AsyncGenerator<Uint8Array> {
-        for await (const c of open()) {
-          sent += c.length;
-          if (sent > desc.size) throw sizeError(sent);
-          client.progress({ ...base, state: 'data', bytes: sent, total: desc.size });
-          yield c;
-        }
-        if (sent !== desc.size) throw sizeError(sent);
-      }
-      const withDigest = (loc: string) => {
-        const u = new URL(loc);
-        u.searchParams.set('digest', desc.digest);
-        return u.href;
-      };
-      if (desc.size < client.chunkedThreshold) {
-        const put = await client.request({
-          method: 'PUT',
+      await drain(put);
+    } else {
+      const chunkSize = Math.max(client.chunkSize, session.minChunk);
+      let offset = 0;
+      for await (const chunk of rechunk(counted(), chunkSize)) {
+        const patch = await client.request({
+          method: 'PATCH',
           host,
           repository,
-          url: withDigest(location),
+          url: location,
           scopes: [pushScope],
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-          body: () => counted(),
-          expect: [201],
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(chunk.length),
+            'content-range': `${offset}-${offset + chunk.length - 1}`,
+          },
+          body: () => chunk,
+          expect: [202],
           retry: false,
-          what: `upload blob ${desc.digest}`,
+          what: `upload chunk ${offset}-${offset + chunk.length - 1} of blob ${desc.digest}`,
         });
-        await drain(put);
-      } else {
-        const chunkSize = Math.max(client.chunkSize, minChunk);
-        let offset = 0;
-        for await (const chunk of rechunk(counted(), chunkSize)) {
-          const patch = await client.request({
-            method: 'PATCH',
-            host,
-            repository,
-            url: location,
-            scopes: [pushScope],
-            headers: {
-              'content-type': 'application/octet-stream',
-              'content-length': String(chunk.length),
-              'content-range': `${offset}-${offset + chunk.length - 1}`,
-            },
-            body: () => chunk,
-            expect: [202],
-            retry: false,
-            what: `upload chunk ${offset}-${offset + chunk.length - 1} of blob ${desc.digest}`,
-          });
-          await drain(patch);
-          location = resolveLocation(patch, location, host, repository);
-          offset += chunk.length;
-        }
-        const put = await client.request({
-          method: 'PUT',
-          host,
-          repository,
-          url: withDigest(location),
-          scopes: [pushScope],
-          headers: { 'content-length': '0' },
-          expect: [201],
-          retry: false,
-          what: `finish upload of blob ${desc.digest}`,
-        });
-        await drain(put);
+        await drain(patch);
+        location = resolveLocation(patch, location, host, repository);
+        offset += chunk.length;
       }
-      client.progress({ ...base, state: 'done', bytes: desc.size, total: desc.size });
-      return 'uploaded';
-    } catch (e) {
-      if (attempt >= UPLOAD_ATTEMPTS || !retryable(e)) throw e;
+      const put = await client.request({
+        method: 'PUT',
+        host,
+        repository,
+        url: withDigest(location),
+        scopes: [pushScope],
+        headers: { 'content-length': '0' },
+        expect: [201],
+        retry: false,
+        what: `finish upload of blob ${desc.digest}`,
+      });
+      await drain(put);
     }
+    client.progress({ ...base, state: 'done', bytes: desc.size, total: desc.size });
+  };
+
+  /**
+   * Attempts `first`..UPLOAD_ATTEMPTS of the whole upload; the first one uses `session` when given, every later one
+   * opens a new session (a failed body leaves the old one in an unknown state).
+   */
+  const upload = async (session: UploadSession | undefined, first: number): Promise<BlobPushResult> => {
+    let prepared = session;
+    for (let attempt = first; ; attempt++) {
+      try {
+        const s = prepared ?? (await start());
+        prepared = undefined;
+        if (s === 'mounted') return 'mounted';
+        await send(s);
+        return 'uploaded';
+      } catch (e) {
+        if (attempt >= UPLOAD_ATTEMPTS || !retryable(e)) throw e;
+      }
+    }
+  };
+
+  const exists = async (): Promise<boolean> => {
+    if (!(await blobExists(client, ref, desc.digest))) return false;
+    client.progress({ ...base, state: 'exists', bytes: desc.size, total: desc.size });
+    return true;
+  };
+  if (!lanes) return (await exists()) ? 'exists' : upload(undefined, 1);
+
+  if (desc.size < SMALL_BLOB)
+    return lanes.small.run(async () => ((await exists()) ? 'exists' : upload(undefined, 1)));
+  const release = await lanes.prepare.acquire();
+  let turn: BlobPushResult | { readonly session?: UploadSession; readonly attempt: number; release(): void };
+  try {
+    turn = await (async () => {
+      if (await exists()) return 'exists';
+      let session: UploadSession | undefined;
+      try {
+        const s = await start();
+        if (s === 'mounted') return 'mounted';
+        session = s;
+      } catch (e) {
+        if (!retryable(e)) throw e;
+      }
+      const releaseTransfer = await lanes.transfer.acquire();
+      return session
+        ? { session, attempt: 1, release: releaseTransfer }
+        : { attempt: 2, release: releaseTransfer };
+    })();
+  } finally {
+    release();
+  }
+  if (typeof turn === 'string') return turn;
+  try {
+    return await upload(turn.session, turn.attempt);
+  } finally {
+    turn.release();
   }
 }
 
@@ -319,16 +417,17 @@ async function pushImageBlobs(ctx: PushContext, ref: ImageReference, image: Imag
   const once = (d: Digest, fn: () => Promise<BlobPushResult>) => {
     let p = ctx.blobs.get(d);
     if (!p) {
-      p = ctx.limiter.run(fn);
+      p = fn();
       ctx.blobs.set(d, p);
     }
     jobs.push(p);
   };
   once(m.config.digest, async () => {
     const raw = await image.rawConfig();
-    return pushBlob(ctx.client, ref, m.config, async function* () {
+    const read = async function* () {
       yield raw;
-    });
+    };
+    return uploadBlob(ctx.client, ref, m.config, read, undefined, ctx.lanes);
   });
   // Only undici's own writer is known to be done with a chunk two pulls later (see the module comment).
   const reuse = ctx.client.options.fetch === undefined;
@@ -341,7 +440,7 @@ async function pushImageBlobs(ctx: PushContext, ref: ImageReference, image: Imag
     const read = file
       ? () => readBlobFile(file.path, () => layer.compressed(), reuse)
       : () => layer.compressed();
-    once(d.digest, () => pushBlob(ctx.client, ref, d, read, source ? { mountFrom: source } : {}));
+    once(d.digest, () => uploadBlob(ctx.client, ref, d, read, source, ctx.lanes));
   });
   await Promise.all(jobs);
 }
