@@ -241,17 +241,17 @@ function stallCounter(
   };
 }
 
+/** The fields every progress report of blob `desc` shares. */
+function progressOf(ref: ImageReference, desc: Pick<Descriptor, 'digest'>) {
+  return { direction: 'pull', host: ref.registry, repository: ref.repository, digest: desc.digest } as const;
+}
+
 async function* rawBlobStream(
   client: RegistryClient,
   ref: ImageReference,
   desc: Pick<Descriptor, 'digest' | 'size'>,
 ): AsyncGenerator<Uint8Array> {
-  const base = {
-    direction: 'pull',
-    host: ref.registry,
-    repository: ref.repository,
-    digest: desc.digest,
-  } as const;
+  const base = progressOf(ref, desc);
   const stalled = stallCounter(client, ref, desc);
   let offset = 0;
   client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
@@ -297,12 +297,7 @@ async function pumpBlob(
   desc: Pick<Descriptor, 'digest' | 'size'>,
   w: BlobWriter,
 ): Promise<void> {
-  const base = {
-    direction: 'pull',
-    host: ref.registry,
-    repository: ref.repository,
-    digest: desc.digest,
-  } as const;
+  const base = progressOf(ref, desc);
   const report = client.options.onProgress !== undefined;
   const stalled = stallCounter(client, ref, desc);
   client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
@@ -439,28 +434,21 @@ export function remoteImage(client: RegistryClient, ref: ImageReference, m: Fetc
 
 /** Returns a lazy remote index over an already fetched index manifest; children are fetched by digest when asked. */
 export function remoteIndex(client: RegistryClient, ref: ImageReference, m: FetchedManifest): ImageIndex {
-  const child = async (d: Descriptor) =>
-    getManifest(client, withDigest({ ...ref, tag: undefined }, d.digest));
+  /** Fetches child `d` and checks it is the kind the index says it is. */
+  const child = async (d: Descriptor, kind: 'image' | 'index') => {
+    const cm = await getManifest(client, withDigest({ ...ref, tag: undefined }, d.digest));
+    if (cm.parsed.kind !== kind)
+      throw new RegistryError(
+        'REGISTRY_PROTOCOL',
+        `cannot open ${d.digest} as an ${kind}: it is an ${cm.parsed.kind}`,
+        { host: ref.registry, repository: ref.repository },
+      );
+    return cm;
+  };
   return indexFromParts({
     rawManifest: async () => m.raw,
-    image: async (d) => {
-      const cm = await child(d);
-      if (cm.parsed.kind !== 'image')
-        throw new RegistryError('REGISTRY_PROTOCOL', `cannot open ${d.digest} as an image: it is an index`, {
-          host: ref.registry,
-          repository: ref.repository,
-        });
-      return remoteImage(client, ref, cm);
-    },
-    index: async (d) => {
-      const cm = await child(d);
-      if (cm.parsed.kind !== 'index')
-        throw new RegistryError('REGISTRY_PROTOCOL', `cannot open ${d.digest} as an index: it is an image`, {
-          host: ref.registry,
-          repository: ref.repository,
-        });
-      return remoteIndex(client, ref, cm);
-    },
+    image: async (d) => remoteImage(client, ref, await child(d, 'image')),
+    index: async (d) => remoteIndex(client, ref, await child(d, 'index')),
     where: formatReference(withDigest(ref, m.digest)),
   });
 }
