@@ -142,6 +142,19 @@ describe('wireRequest', () => {
     );
   });
 
+  it('skips interim 1xx responses, in the same read or the next', async () => {
+    const port = await serve(
+      (s) =>
+        void writeSlowly(s, [
+          'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n',
+          'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+        ]),
+    );
+    const res = await get(port);
+    expect([res.status, res.headers.get('link')]).toEqual([200, null]);
+    expect((await collect(res)).toString()).toBe('ok');
+  });
+
   it('gives small bodies as copies through `body`, and no body for 204', async () => {
     const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
     let n = 0;
