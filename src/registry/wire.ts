@@ -198,8 +198,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       }
       const te = fields.get('transfer-encoding')?.toLowerCase();
       const cl = fields.get('content-length');
-      if (req.method === 'HEAD' || status === 204 || status === 304)
-        framing = { kind: 'none' };
+      if (req.method === 'HEAD' || status === 204 || status === 304) framing = { kind: 'none' };
       else if (te && te.split(',').pop()?.trim() === 'chunked')
         framing = { kind: 'chunked', state: 'size', left: 0, line: '' };
       else if (cl !== undefined) {
