@@ -19,7 +19,15 @@ import {
   writeLock,
 } from '../../src/debian/index.ts';
 import { sha256 } from '../../src/digest/index.ts';
-import { createFakeArchive, type FakeArchive, type FakeArchiveSpec } from '../helpers/fake-debian-archive.ts';
+import {
+  archiveTestOptions,
+  cacheTemps,
+  createFakeArchive,
+  type FakeArchive,
+  type FakeArchiveSpec,
+  oneSuiteSpec,
+  withFakeArchive,
+} from '../helpers/fake-debian-archive.ts';
 import { peersOrSkip, runPeer } from '../helpers/peers.ts';
 
 // The archive client end to end against a generated, signed archive on 127.0.0.1: mirror discovery from a temp apt
@@ -90,26 +98,7 @@ afterAll(async () => {
 
 const execFileAsync = promisify(execFile);
 
-/** Returns the files left in a cache's tmp/ (none after successful downloads). */
-async function temps(cacheDir: string): Promise<string[]> {
-  try {
-    return (await readdir(join(cacheDir, 'tmp'))).sort();
-  } catch {
-    return [];
-  }
-}
-
-let n = 0;
-/** Options with a fresh cache and a fast retry policy; no process env leaks in. */
-function opts(extra: Partial<ArchiveOptions> = {}): ArchiveOptions {
-  return {
-    cacheDir: join(work, `cache-${++n}`),
-    env: {},
-    aptDir: join(work, 'no-apt'),
-    retryDelayMs: 1,
-    ...extra,
-  };
-}
+const opts = (extra: Partial<ArchiveOptions> = {}) => archiveTestOptions(work, extra);
 
 const source = () => ({
   suite: 'testsuite',
@@ -256,24 +245,19 @@ describe('openArchive with debian.snapshot', () => {
   });
 
   it('checks Release dates at the snapshot instant, not now', async () => {
-    const expiring = await createFakeArchive({
-      signingKey: archive.key,
-      suites: [
-        {
-          name: 'testsuite',
-          packages: [{ name: 'a', version: '1' }],
-          validUntil: new Date(Date.now() + 3600_000),
-        },
-      ],
-    });
-    try {
-      const src = { ...snapshotSource(new Date(Date.now() + 2 * 3600_000)), security: false, updates: false };
-      await expect(
-        openArchive(src, opts({ env: { PARE_DEBIAN_SNAPSHOT_MIRROR: expiring.url } })),
-      ).rejects.toThrow(expect.objectContaining({ code: 'DEBIAN_EXPIRED' }));
-    } finally {
-      await expiring.close();
-    }
+    await withFakeArchive(
+      oneSuiteSpec(archive.key, { validUntil: new Date(Date.now() + 3600_000) }),
+      async (expiring) => {
+        const src = {
+          ...snapshotSource(new Date(Date.now() + 2 * 3600_000)),
+          security: false,
+          updates: false,
+        };
+        await expect(
+          openArchive(src, opts({ env: { PARE_DEBIAN_SNAPSHOT_MIRROR: expiring.url } })),
+        ).rejects.toThrow(expect.objectContaining({ code: 'DEBIAN_EXPIRED' }));
+      },
+    );
   });
 });
 
@@ -336,7 +320,7 @@ console.log(debs.length);
     const counts = await Promise.all([run(), run(), run()]);
     expect(new Set(counts).size).toBe(1);
     expect(Number(counts[0])).toBeGreaterThan(5);
-    expect(await temps(cacheDir)).toEqual([]);
+    expect(await cacheTemps(cacheDir)).toEqual([]);
     for (const name of await readdir(join(cacheDir, 'blobs', 'sha256'))) {
       expect(sha256(await readFile(join(cacheDir, 'blobs', 'sha256', name)))).toBe(`sha256:${name}`);
     }
@@ -350,7 +334,7 @@ console.log(debs.length);
     );
     const [x, y] = await Promise.all([a.fetchDebs(recs), b.fetchDebs(recs)]);
     expect(x.map((d) => d.path)).toEqual(y.map((d) => d.path));
-    expect(await temps(o.cacheDir!)).toEqual([]);
+    expect(await cacheTemps(o.cacheDir!)).toEqual([]);
   });
 });
 

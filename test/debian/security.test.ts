@@ -5,7 +5,15 @@ import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ArchiveOptions, loadKeyring, openArchive, type PackageRecord } from '../../src/debian/index.ts';
 import { sha256 } from '../../src/digest/index.ts';
-import { createFakeArchive, type FakeArchive, generateArchiveKey } from '../helpers/fake-debian-archive.ts';
+import {
+  archiveTestOptions,
+  cacheTemps,
+  createFakeArchive,
+  type FakeArchive,
+  generateArchiveKey,
+  oneSuiteSpec,
+  withFakeArchive,
+} from '../helpers/fake-debian-archive.ts';
 
 // The secure-apt chain against hostile mirrors: every fault below must be refused with a clear, typed error, leave
 // nothing unverified in the cache, and not stop the next (good) fetch from succeeding.
@@ -33,16 +41,7 @@ afterAll(async () => {
 });
 afterEach(() => archive.fault(undefined));
 
-let n = 0;
-function opts(extra: Partial<ArchiveOptions> = {}): ArchiveOptions {
-  return {
-    cacheDir: join(work, `cache-${++n}`),
-    env: {},
-    aptDir: join(work, 'no-apt'),
-    retryDelayMs: 1,
-    ...extra,
-  };
-}
+const opts = (extra: Partial<ArchiveOptions> = {}) => archiveTestOptions(work, extra);
 const source = (extra = {}) => ({
   suite: 'testsuite',
   mirror: archive.url,
@@ -66,13 +65,20 @@ async function blobs(cacheDir: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Returns the temp files left in the cache (partial downloads kept for resuming are allowed only when named). */
-async function temps(cacheDir: string): Promise<string[]> {
-  try {
-    return (await readdir(join(cacheDir, 'tmp'))).sort();
-  } catch {
-    return [];
-  }
+/**
+ * Rewrites the Release line of the plain main/binary-amd64/Packages with `edit` and serves it as InRelease re-signed
+ * with the trusted key: a mirror whose signature is good but whose promise about the uncompressed index is false.
+ */
+async function forgePlainPackagesLine(odd: FakeArchive, edit: (line: string) => string): Promise<void> {
+  const release = (await odd.read('dists/testsuite/Release')).toString();
+  const plainLine = release
+    .split('\n')
+    .find((l) => / main\/binary-amd64\/Packages$/.test(l) && l.length > 70)!;
+  const signed = await openpgp.sign({
+    message: await openpgp.createCleartextMessage({ text: release.replace(plainLine, edit(plainLine)) }),
+    signingKeys: archive.key,
+  });
+  await odd.write('dists/testsuite/InRelease', signed as string);
 }
 
 function flipByteAt(data: Buffer, at: number): Buffer {
@@ -152,75 +158,48 @@ describe('InRelease', () => {
 
   describe('when Valid-Until has passed', () => {
     it('throws DEBIAN_EXPIRED with the expiry date', async () => {
-      const expired = await createFakeArchive({
-        signingKey: archive.key,
-        suites: [
-          {
-            name: 'testsuite',
-            packages: [{ name: 'a', version: '1' }],
-            date: new Date(Date.now() - 10 * 86400_000),
-            validUntil: new Date(Date.now() - 3 * 86400_000),
-          },
-        ],
-      });
-      try {
+      const dates = {
+        date: new Date(Date.now() - 10 * 86400_000),
+        validUntil: new Date(Date.now() - 3 * 86400_000),
+      };
+      await withFakeArchive(oneSuiteSpec(archive.key, dates), async (expired) => {
         await expect(openArchive(source({ mirror: expired.url }), opts())).rejects.toThrow(
           expect.objectContaining({
             code: 'DEBIAN_EXPIRED',
             message: expect.stringMatching(/expired at \d{4}-\d\d-\d\dT.*Valid-Until.*debian\.snapshot/),
           }),
         );
-      } finally {
-        await expired.close();
-      }
+      });
     });
 
     it('uses the injected clock (a replayed Release is refused once it is old)', async () => {
-      const later = await createFakeArchive({
-        signingKey: archive.key,
-        suites: [
-          {
-            name: 'testsuite',
-            packages: [{ name: 'a', version: '1' }],
-            validUntil: new Date(Date.now() + 86400_000),
-          },
-        ],
-      });
-      try {
-        const src = source({ mirror: later.url });
-        await expect(openArchive(src, opts())).resolves.toBeDefined();
-        const inAWeek = new Date(Date.now() + 7 * 86400_000);
-        await expect(openArchive(src, opts({ now: () => inAWeek }))).rejects.toThrow(
-          expect.objectContaining({ code: 'DEBIAN_EXPIRED' }),
-        );
-      } finally {
-        await later.close();
-      }
+      await withFakeArchive(
+        oneSuiteSpec(archive.key, { validUntil: new Date(Date.now() + 86400_000) }),
+        async (later) => {
+          const src = source({ mirror: later.url });
+          await expect(openArchive(src, opts())).resolves.toBeDefined();
+          const inAWeek = new Date(Date.now() + 7 * 86400_000);
+          await expect(openArchive(src, opts({ now: () => inAWeek }))).rejects.toThrow(
+            expect.objectContaining({ code: 'DEBIAN_EXPIRED' }),
+          );
+        },
+      );
     });
   });
 
   describe('when Date is in the future', () => {
     it('throws DEBIAN_RELEASE_INVALID telling to check the clock', async () => {
-      const future = await createFakeArchive({
-        signingKey: archive.key,
-        suites: [
-          {
-            name: 'testsuite',
-            packages: [{ name: 'a', version: '1' }],
-            date: new Date(Date.now() + 86400_000),
-          },
-        ],
-      });
-      try {
-        await expect(openArchive(source({ mirror: future.url }), opts())).rejects.toThrow(
-          expect.objectContaining({
-            code: 'DEBIAN_RELEASE_INVALID',
-            message: expect.stringMatching(/in the future/),
-          }),
-        );
-      } finally {
-        await future.close();
-      }
+      await withFakeArchive(
+        oneSuiteSpec(archive.key, { date: new Date(Date.now() + 86400_000) }),
+        async (future) => {
+          await expect(openArchive(source({ mirror: future.url }), opts())).rejects.toThrow(
+            expect.objectContaining({
+              code: 'DEBIAN_RELEASE_INVALID',
+              message: expect.stringMatching(/in the future/),
+            }),
+          );
+        },
+      );
     });
   });
 
@@ -239,11 +218,7 @@ describe('InRelease', () => {
 
   describe('when the mirror answers with another suite (a replay)', () => {
     it('throws DEBIAN_SUITE_MISMATCH', async () => {
-      const other = await createFakeArchive({
-        signingKey: archive.key,
-        suites: [{ name: 'othersuite', packages: [{ name: 'a', version: '1' }] }],
-      });
-      try {
+      await withFakeArchive(oneSuiteSpec(archive.key, { name: 'othersuite' }), async (other) => {
         const theirs = await other.read('dists/othersuite/InRelease');
         archive.fault((path) => (path === 'dists/testsuite/InRelease' ? { body: () => theirs } : undefined));
         await expect(openArchive(source(), opts())).rejects.toThrow(
@@ -252,9 +227,7 @@ describe('InRelease', () => {
             message: expect.stringMatching(/codename "othersuite", not "testsuite"/),
           }),
         );
-      } finally {
-        await other.close();
-      }
+      });
     });
   });
 });
@@ -278,7 +251,7 @@ describe('Packages index', () => {
         }),
       );
       expect(await blobs(o.cacheDir!)).toEqual([]);
-      expect(await temps(o.cacheDir!)).toEqual([]);
+      expect(await cacheTemps(o.cacheDir!)).toEqual([]);
       archive.fault(undefined);
       expect((await a.index('testsuite', 'main', 'amd64')).map((r) => r.name)).toEqual(['hello', 'other']);
     });
@@ -289,21 +262,8 @@ describe('Packages index whose compressed file is right but inflates to other by
   it('throws DEBIAN_HASH_MISMATCH against the Release entry of the uncompressed file', async () => {
     // note: the Release lists both Packages.xz and the plain Packages; a re-signed Release with a wrong plain hash
     // stands for an .xz that inflates to something else (a decompressor bug or a crafted stream).
-    const odd = await createFakeArchive({
-      signingKey: archive.key,
-      suites: [{ name: 'testsuite', packages: [{ name: 'a', version: '1' }] }],
-    });
-    try {
-      const release = (await odd.read('dists/testsuite/Release')).toString();
-      const plainLine = release
-        .split('\n')
-        .find((l) => / main\/binary-amd64\/Packages$/.test(l) && l.length > 70)!;
-      const forged = release.replace(plainLine, plainLine.replace(/^ [0-9a-f]{64}/, ` ${'0'.repeat(64)}`));
-      const signed = await openpgp.sign({
-        message: await openpgp.createCleartextMessage({ text: forged }),
-        signingKeys: archive.key,
-      });
-      await odd.write('dists/testsuite/InRelease', signed as string);
+    await withFakeArchive(oneSuiteSpec(archive.key), async (odd) => {
+      await forgePlainPackagesLine(odd, (line) => line.replace(/^ [0-9a-f]{64}/, ` ${'0'.repeat(64)}`));
       const o = opts({ indexCompression: ['xz'] });
       const a = await openArchive(source({ mirror: odd.url }), o);
       await expect(a.index('testsuite', 'main', 'amd64')).rejects.toThrow(
@@ -315,9 +275,7 @@ describe('Packages index whose compressed file is right but inflates to other by
         }),
       );
       expect((await blobs(o.cacheDir!)).some((b) => b === '0'.repeat(64))).toBe(false);
-    } finally {
-      await odd.close();
-    }
+    });
   });
 });
 
@@ -328,34 +286,18 @@ describe('Packages.gz index that inflates to another size than its Release entry
   ])('throws DEBIAN_HASH_MISMATCH when the Release says it is %s', async (_, delta, why) => {
     // note: the gz file itself matches the Release; only the plain Packages size is forged (and re-signed), so the
     // inflated stream is cut off at the promised size, or ends before it.
-    const odd = await createFakeArchive({
-      signingKey: archive.key,
-      suites: [{ name: 'testsuite', packages: [{ name: 'a', version: '1' }] }],
-    });
-    try {
-      const release = (await odd.read('dists/testsuite/Release')).toString();
-      const plainLine = release
-        .split('\n')
-        .find((l) => / main\/binary-amd64\/Packages$/.test(l) && l.length > 70)!;
-      const forged = release.replace(
-        plainLine,
-        plainLine.replace(/ (\d+) main/, (_m, size: string) => ` ${Number(size) + delta} main`),
+    await withFakeArchive(oneSuiteSpec(archive.key), async (odd) => {
+      await forgePlainPackagesLine(odd, (line) =>
+        line.replace(/ (\d+) main/, (_m, size: string) => ` ${Number(size) + delta} main`),
       );
-      const signed = await openpgp.sign({
-        message: await openpgp.createCleartextMessage({ text: forged }),
-        signingKeys: archive.key,
-      });
-      await odd.write('dists/testsuite/InRelease', signed as string);
       const o = opts({ indexCompression: ['gz'] });
       const a = await openArchive(source({ mirror: odd.url }), o);
       await expect(a.index('testsuite', 'main', 'amd64')).rejects.toThrow(
         expect.objectContaining({ code: 'DEBIAN_HASH_MISMATCH', message: expect.stringMatching(why) }),
       );
-      expect(await temps(o.cacheDir!)).toEqual([]);
+      expect(await cacheTemps(o.cacheDir!)).toEqual([]);
       await blobs(o.cacheDir!);
-    } finally {
-      await odd.close();
-    }
+    });
   });
 });
 
@@ -383,7 +325,7 @@ describe('.deb download', () => {
         }),
       );
       expect(await blobs(o.cacheDir!)).toEqual(before);
-      expect(await temps(o.cacheDir!)).toEqual([]);
+      expect(await cacheTemps(o.cacheDir!)).toEqual([]);
       archive.fault(undefined);
       const [deb] = await a.fetchDebs([hello]);
       expect(sha256(await deb!.content.bytes())).toBe(hello.sha256);
@@ -426,7 +368,7 @@ describe('.deb download', () => {
           message: expect.stringMatching(/more than the \d+ bytes/),
         }),
       );
-      expect(await temps(o.cacheDir!)).toEqual([]);
+      expect(await cacheTemps(o.cacheDir!)).toEqual([]);
     });
   });
 

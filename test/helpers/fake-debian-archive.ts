@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { xz } from '@napi-rs/lzma';
 import * as openpgp from 'openpgp';
+import type { ArchiveOptions } from '../../src/debian/index.ts';
 
 /**
  * A Debian-style archive generated from tiny specs and served on 127.0.0.1 (after chisel's test archives): pool/*.deb
@@ -275,6 +276,51 @@ export async function createFakeArchive(spec: FakeArchiveSpec): Promise<FakeArch
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Returns the spec of the smallest signed archive a Release-level test needs: one suite ("testsuite" unless `suite`
+ * names another) holding package `a` 1, signed by `signingKey` so the caller's keyring trusts it.
+ */
+export function oneSuiteSpec(
+  signingKey: openpgp.PrivateKey,
+  suite: Partial<FakeSuite> = {},
+): FakeArchiveSpec {
+  return { signingKey, suites: [{ name: 'testsuite', packages: [{ name: 'a', version: '1' }], ...suite }] };
+}
+
+/** Returns what `use` returns after running it against a fresh fake archive, which is closed afterwards even if it throws. */
+export async function withFakeArchive<T>(
+  spec: FakeArchiveSpec,
+  use: (archive: FakeArchive) => Promise<T>,
+): Promise<T> {
+  const archive = await createFakeArchive(spec);
+  try {
+    return await use(archive);
+  } finally {
+    await archive.close();
+  }
+}
+
+let cacheCount = 0;
+/** Returns archive options with a fresh cache under `work`, an empty env and apt dir (nothing of the host leaks in) and a 1 ms retry delay. */
+export function archiveTestOptions(work: string, extra: Partial<ArchiveOptions> = {}): ArchiveOptions {
+  return {
+    cacheDir: join(work, `cache-${++cacheCount}`),
+    env: {},
+    aptDir: join(work, 'no-apt'),
+    retryDelayMs: 1,
+    ...extra,
+  };
+}
+
+/** Returns the files left in a cache's tmp/, sorted (none after a finished or refused download). */
+export async function cacheTemps(cacheDir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(cacheDir, 'tmp'))).sort();
+  } catch {
+    return [];
+  }
 }
 
 /** Returns a .deb (deb(5): ar of debian-binary, control.tar.gz, data.tar.xz) for a package spec. */
