@@ -16,7 +16,7 @@ import { formatBytes } from '../format.ts';
 /**
  * `pare copy SRC DST`: any transport to any (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`), like
  * `skopeo copy`; an index is narrowed to one platform unless `--all`. This file also holds the registry flags and
- * the progress display shared by push, pull, tags, digest, referrers and login.
+ * the progress display shared by push, pull, tags, digest, referrers and login, and the copy action of push and pull.
  */
 
 export interface RegistryFlags {
@@ -138,6 +138,37 @@ export async function transportArg(s: string): Promise<TransportReference> {
   return asUsage(() => parseTransportReference(s));
 }
 
+/** The flags of the commands that copy an image (copy, pull, push) beyond the registry ones. */
+export interface CopyFlags extends RegistryFlags {
+  readonly all: boolean;
+  readonly platform?: string;
+  readonly tag?: readonly string[];
+}
+
+/**
+ * Copies `src` to `dst` with a client made from `flags` (an index narrowed to `--platform` unless `all`, tagged with
+ * every `--tag`), prints the written digest on stdout and closes the client. A bad `--platform` throws USAGE before
+ * the client is made.
+ */
+export async function copyAndPrint(
+  src: TransportReference,
+  dst: TransportReference,
+  flags: CopyFlags,
+): Promise<void> {
+  const platform = platformFlag(flags.platform);
+  const client = clientFromFlags(flags);
+  try {
+    const d = await copy(client, src, dst, {
+      all: flags.all,
+      ...(platform ? { platform } : {}),
+      ...(flags.tag?.length ? { tags: flags.tag } : {}),
+    });
+    process.stdout.write(`${d.digest}\n`);
+  } finally {
+    await client.close();
+  }
+}
+
 export function register(program: Command): void {
   withRegistryFlags(
     program
@@ -154,24 +185,7 @@ export function register(program: Command): void {
         'the image to take from an index without --all (default: this host)',
       )
       .option('--tag <tag>', 'also tag the copy with this (registry destinations; repeatable)', collect, []),
-  ).action(
-    async (
-      src: string,
-      dst: string,
-      opts: RegistryFlags & { all: boolean; platform?: string; tag: string[] },
-    ) => {
-      const client = clientFromFlags(opts);
-      try {
-        const platform = platformFlag(opts.platform);
-        const d = await copy(client, await transportArg(src), await transportArg(dst), {
-          all: opts.all,
-          ...(platform ? { platform } : {}),
-          ...(opts.tag.length ? { tags: opts.tag } : {}),
-        });
-        process.stdout.write(`${d.digest}\n`);
-      } finally {
-        await client.close();
-      }
-    },
+  ).action(async (src: string, dst: string, opts: CopyFlags) =>
+    copyAndPrint(await transportArg(src), await transportArg(dst), opts),
   );
 }

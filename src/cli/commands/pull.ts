@@ -1,14 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
-import { copy, type TransportReference } from '../../registry/index.ts';
-import {
-  clientFromFlags,
-  platformFlag,
-  type RegistryFlags,
-  registryArg,
-  transportArg,
-  withRegistryFlags,
-} from './copy.ts';
+import type { TransportReference } from '../../registry/index.ts';
+import { type CopyFlags, copyAndPrint, registryArg, transportArg, withRegistryFlags } from './copy.ts';
 
 /**
  * `pare pull HOST/REPO[:TAG|@DIGEST] DST`: downloads an image into an OCI layout (a plain path is a layout directory)
@@ -24,7 +17,7 @@ export function register(program: Command): void {
       .argument('<dst>', 'DIR[:TAG] or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]')
       .option('--all', 'keep every platform of an index', false)
       .option('--platform <os/arch[/variant]>', 'the image to take from an index (default: this host)'),
-  ).action(async (src: string, dst: string, opts: RegistryFlags & { all: boolean; platform?: string }) => {
+  ).action(async (src: string, dst: string, opts: CopyFlags) => {
     const from = registryArg(src);
     let to: TransportReference;
     if (/^(oci|oci-archive|docker-archive):/.test(dst)) to = await transportArg(dst);
@@ -34,16 +27,6 @@ export function register(program: Command): void {
         `cannot pull into ${JSON.stringify(dst)}: it is a registry; use pare copy`,
       );
     else to = await transportArg(`oci:${dst}`);
-    const platform = platformFlag(opts.platform);
-    const client = clientFromFlags(opts);
-    try {
-      const d = await copy(client, { transport: 'docker', ref: from }, to, {
-        all: opts.all,
-        ...(platform ? { platform } : {}),
-      });
-      process.stdout.write(`${d.digest}\n`);
-    } finally {
-      await client.close();
-    }
+    await copyAndPrint({ transport: 'docker', ref: from }, to, opts);
   });
 }

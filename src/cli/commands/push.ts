@@ -1,14 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
-import { copy } from '../../registry/index.ts';
-import {
-  clientFromFlags,
-  platformFlag,
-  type RegistryFlags,
-  registryArg,
-  transportArg,
-  withRegistryFlags,
-} from './copy.ts';
+import { type CopyFlags, copyAndPrint, registryArg, transportArg, withRegistryFlags } from './copy.ts';
 
 /**
  * `pare push SRC HOST/REPO[:TAG]`: uploads a local image or index (OCI layout, oci-archive, docker-archive) to a
@@ -28,7 +20,7 @@ export function register(program: Command): void {
         (v: string, p: string[]) => [...p, v],
         [],
       ),
-  ).action(async (src: string, dst: string, opts: RegistryFlags & { platform?: string; tag: string[] }) => {
+  ).action(async (src: string, dst: string, opts: Omit<CopyFlags, 'all'>) => {
     const from = await transportArg(src);
     if (from.transport === 'docker')
       throw new UsageError(
@@ -36,22 +28,7 @@ export function register(program: Command): void {
         `cannot push ${JSON.stringify(src)}: it is a registry reference; use pare copy`,
       );
     const to = registryArg(dst);
-    const platform = platformFlag(opts.platform);
-    const client = clientFromFlags(opts);
-    try {
-      const d = await copy(
-        client,
-        from,
-        { transport: 'docker', ref: to },
-        {
-          all: platform === undefined,
-          ...(platform ? { platform } : {}),
-          ...(opts.tag.length ? { tags: opts.tag } : {}),
-        },
-      );
-      process.stdout.write(`${d.digest}\n`);
-    } finally {
-      await client.close();
-    }
+    // note: unlike pull and copy, push keeps every platform of an index unless --platform picks one
+    await copyAndPrint(from, { transport: 'docker', ref: to }, { ...opts, all: opts.platform === undefined });
   });
 }
