@@ -71,21 +71,26 @@ function fakeRegistry(): { fetch: FetchLike; stats: Stats } {
   return { fetch, stats };
 }
 
+/** Pushes an image of `count` random layers of `size` bytes with `concurrency`; returns its manifest and the stats. */
+async function pushRandomImage(count: number, size: number, concurrency: number) {
+  const layers = Array.from({ length: count }, () => {
+    const bytes = randomBytes(size);
+    return layerFromBytes(bytes, MediaType.OCI_LAYER, sha256(bytes));
+  });
+  const image = buildImage({
+    layers,
+    platform: { os: 'linux', architecture: 'amd64' },
+    created: '2024-01-01T00:00:00Z',
+  });
+  const { fetch, stats } = fakeRegistry();
+  const client = new RegistryClient({ fetch, credentials: async () => undefined, concurrency });
+  await pushImage(client, parseReference(`${HOST}/app:1`), image);
+  return { m: await image.manifest(), stats };
+}
+
 describe('pushImage scheduling', () => {
   it('sends at most `concurrency` big bodies at once, opens few sessions ahead, and stores every blob', async () => {
-    const layers = Array.from({ length: 8 }, () => {
-      const bytes = randomBytes((1 << 20) + 100_000);
-      return layerFromBytes(bytes, MediaType.OCI_LAYER, sha256(bytes));
-    });
-    const image = buildImage({
-      layers,
-      platform: { os: 'linux', architecture: 'amd64' },
-      created: '2024-01-01T00:00:00Z',
-    });
-    const { fetch, stats } = fakeRegistry();
-    const client = new RegistryClient({ fetch, credentials: async () => undefined, concurrency: 2 });
-    await pushImage(client, parseReference(`${HOST}/app:1`), image);
-    const m = await image.manifest();
+    const { m, stats } = await pushRandomImage(8, (1 << 20) + 100_000, 2);
     for (const d of [m.config, ...m.layers]) expect(sha256(stats.stored.get(d.digest)!)).toBe(d.digest);
     expect(stats.peakBodies).toBe(2);
     // Two sessions sending, two opened and waiting for a transfer turn; the small config may add one.
@@ -94,19 +99,7 @@ describe('pushImage scheduling', () => {
   });
 
   it('sends a small blob without waiting for a transfer turn', async () => {
-    const layers = Array.from({ length: 4 }, () => {
-      const bytes = randomBytes((1 << 20) + 1);
-      return layerFromBytes(bytes, MediaType.OCI_LAYER, sha256(bytes));
-    });
-    const image = buildImage({
-      layers,
-      platform: { os: 'linux', architecture: 'amd64' },
-      created: '2024-01-01T00:00:00Z',
-    });
-    const { fetch, stats } = fakeRegistry();
-    const client = new RegistryClient({ fetch, credentials: async () => undefined, concurrency: 1 });
-    await pushImage(client, parseReference(`${HOST}/app:1`), image);
-    const m = await image.manifest();
+    const { m, stats } = await pushRandomImage(4, (1 << 20) + 1, 1);
     // One transfer turn: the config (prepared beside the first layer) is stored before the last layer.
     expect(stats.order.indexOf(m.config.digest)).toBeLessThan(stats.order.indexOf(m.layers[3]!.digest));
     expect(stats.peakBodies).toBe(1);

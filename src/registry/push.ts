@@ -12,7 +12,13 @@ import {
   MediaType,
 } from '../oci/index.ts';
 import { repositoryScope } from './auth.ts';
-import { drain, type RegistryClient, resolveLocation } from './client.ts';
+import {
+  drain,
+  type RegistryClient,
+  type RegistryRequest,
+  type RegistryResponse,
+  resolveLocation,
+} from './client.ts';
 import { Limiter } from './limit.ts';
 import { type BlobSource, blobSourceOf } from './pull.ts';
 import { formatReference, type ImageReference, manifestReference } from './reference.ts';
@@ -74,6 +80,19 @@ function retryable(e: unknown): boolean {
   return e.code === 'REGISTRY_HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
 }
 
+/** Returns where a push request on `ref`'s repository goes (`/v2/<repository>/<path>`) and the pull+push scope it needs. */
+function inRepository(
+  ref: ImageReference,
+  path: string,
+): Pick<RegistryRequest, 'host' | 'repository' | 'path' | 'scopes'> {
+  return {
+    host: ref.registry,
+    repository: ref.repository,
+    path: `/v2/${ref.repository}/${path}`,
+    scopes: [repositoryScope(ref.repository, 'pull', 'push')],
+  };
+}
+
 /** Returns true when the registry already has blob `digest` in `ref`'s repository. */
 export async function blobExists(
   client: RegistryClient,
@@ -82,10 +101,7 @@ export async function blobExists(
 ): Promise<boolean> {
   const res = await client.request({
     method: 'HEAD',
-    host: ref.registry,
-    repository: ref.repository,
-    path: `/v2/${ref.repository}/blobs/${digest}`,
-    scopes: [repositoryScope(ref.repository, 'pull', 'push')],
+    ...inRepository(ref, `blobs/${digest}`),
     expect: [200, 404],
     what: `check blob ${digest}`,
   });
@@ -184,6 +200,15 @@ async function uploadBlob(
     };
   };
 
+  /** Sends a request of the upload session and drains it. Not retried alone: `upload` restarts the whole upload. */
+  const inSession = async (
+    req: Pick<RegistryRequest, 'method' | 'url' | 'headers' | 'body' | 'expect' | 'what'>,
+  ): Promise<RegistryResponse> => {
+    const res = await client.request({ ...req, host, repository, scopes: [pushScope], retry: false });
+    await drain(res);
+    return res;
+  };
+
   /** Sends the body into `session` and commits it with `?digest=`. */
   const send = async (session: UploadSession): Promise<void> => {
     let location = session.location;
@@ -204,29 +229,21 @@ async function uploadBlob(
       return u.href;
     };
     if (desc.size < client.chunkedThreshold) {
-      const put = await client.request({
+      await inSession({
         method: 'PUT',
-        host,
-        repository,
         url: withDigest(location),
-        scopes: [pushScope],
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
         body: () => counted(),
         expect: [201],
-        retry: false,
         what: `upload blob ${desc.digest}`,
       });
-      await drain(put);
     } else {
       const chunkSize = Math.max(client.chunkSize, session.minChunk);
       let offset = 0;
       for await (const chunk of rechunk(counted(), chunkSize)) {
-        const patch = await client.request({
+        const patch = await inSession({
           method: 'PATCH',
-          host,
-          repository,
           url: location,
-          scopes: [pushScope],
           headers: {
             'content-type': 'application/octet-stream',
             'content-length': String(chunk.length),
@@ -234,25 +251,18 @@ async function uploadBlob(
           },
           body: () => chunk,
           expect: [202],
-          retry: false,
           what: `upload chunk ${offset}-${offset + chunk.length - 1} of blob ${desc.digest}`,
         });
-        await drain(patch);
         location = resolveLocation(patch, location, host, repository);
         offset += chunk.length;
       }
-      const put = await client.request({
+      await inSession({
         method: 'PUT',
-        host,
-        repository,
         url: withDigest(location),
-        scopes: [pushScope],
         headers: { 'content-length': '0' },
         expect: [201],
-        retry: false,
         what: `finish upload of blob ${desc.digest}`,
       });
-      await drain(put);
     }
     client.progress({ ...base, state: 'done', bytes: desc.size, total: desc.size });
   };
@@ -393,10 +403,7 @@ export async function putManifest(
   const digest = sha256(raw);
   const res = await client.request({
     method: 'PUT',
-    host: ref.registry,
-    repository: ref.repository,
-    path: `/v2/${ref.repository}/manifests/${reference}`,
-    scopes: [repositoryScope(ref.repository, 'pull', 'push')],
+    ...inRepository(ref, `manifests/${reference}`),
     headers: { 'content-type': mediaType },
     body: () => raw,
     expect: [201],
@@ -455,8 +462,18 @@ async function pushImageTree(
   reference: string,
 ): Promise<Descriptor> {
   await pushImageBlobs(ctx, ref, image);
-  const raw = await image.rawManifest();
-  const mediaType = await image.mediaType();
+  return putOwnManifest(ctx, ref, image, reference);
+}
+
+/** Puts the manifest of `top` (whose blobs and children are pushed) under `reference`; returns its descriptor. */
+async function putOwnManifest(
+  ctx: PushContext,
+  ref: ImageReference,
+  top: Image | ImageIndex,
+  reference: string,
+): Promise<Descriptor> {
+  const raw = await top.rawManifest();
+  const mediaType = await top.mediaType();
   const { digest } = await putManifest(ctx.client, ref, reference, raw, mediaType);
   return { mediaType, digest, size: raw.length };
 }
@@ -481,10 +498,7 @@ async function pushIndexTree(
       );
     }),
   );
-  const raw = await index.rawManifest();
-  const mediaType = await index.mediaType();
-  const { digest } = await putManifest(ctx.client, ref, reference, raw, mediaType);
-  return { mediaType, digest, size: raw.length };
+  return putOwnManifest(ctx, ref, index, reference);
 }
 
 /**
