@@ -534,92 +534,90 @@ export class ElfFile {
     return this.#read(off, Math.min(len, this.source.size - off), field);
   }
 
+  /**
+   * Returns the records of a symbol-version table (verdef or verneed: the same chain in both): at most the DT_*NUM
+   * count and MAX_VERSION_RECORDS, each starting with a u16 version that must be 1, each linked to the next by a byte
+   * offset (0 ends the chain). `record` reads the one at `o` and returns it with that offset.
+   */
+  async #versionTable<T>(
+    table: 'verdef' | 'verneed',
+    record: (v: View, o: number, strtab: StringTable) => readonly [T, number],
+  ): Promise<T[]> {
+    const [secType, tag, numTag, versionField] =
+      table === 'verdef'
+        ? [SHT.GNU_VERDEF, DT.VERDEF, DT.VERDEFNUM, 'vd_version']
+        : [SHT.GNU_VERNEED, DT.VERNEED, DT.VERNEEDNUM, 'vn_version'];
+    const dyn = await this.dynamic();
+    const v = await this.#tableByTag(secType, tag, undefined, table);
+    if (!v || !dyn) return [];
+    const strtab = (await this.#dynamicStrings(dyn.entries))!;
+    const num = dyn.entries.find((e) => e.tag === numTag)?.value;
+    const out: T[] = [];
+    let o = 0;
+    for (let i = 0; i < MAX_VERSION_RECORDS; i++) {
+      if (num !== undefined && BigInt(i) >= num) break;
+      const ver = v.u16(o);
+      if (ver !== 1)
+        fail('ELF_VERSION_INVALID', this.name, `${table} version ${ver}`, {
+          field: versionField,
+          offset: v.base + o,
+        });
+      const [r, next] = record(v, o, strtab);
+      out.push(r);
+      if (next === 0) break;
+      o += next;
+    }
+    return out;
+  }
+
   /** Returns the version definitions (SHT_GNU_verdef / DT_VERDEF). */
   versionDefinitions(): Promise<readonly VersionDef[]> {
-    this.#verdef ??= (async () => {
-      const dyn = await this.dynamic();
-      const v = await this.#tableByTag(SHT.GNU_VERDEF, DT.VERDEF, undefined, 'verdef');
-      if (!v || !dyn) return [];
-      const strtab = (await this.#dynamicStrings(dyn.entries))!;
-      const num = dyn.entries.find((e) => e.tag === DT.VERDEFNUM)?.value;
-      const out: VersionDef[] = [];
-      let o = 0;
-      for (let i = 0; i < MAX_VERSION_RECORDS; i++) {
-        if (num !== undefined && BigInt(i) >= num) break;
-        const ver = v.u16(o);
-        if (ver !== 1)
-          fail('ELF_VERSION_INVALID', this.name, `verdef version ${ver}`, {
-            field: 'vd_version',
-            offset: v.base + o,
-          });
-        const flags = v.u16(o + 2);
-        const index = v.u16(o + 4);
-        const cnt = v.u16(o + 6);
-        const aux = v.u32(o + 12);
-        const next = v.u32(o + 16);
-        const names: string[] = [];
-        let a = o + aux;
-        for (let j = 0; j < cnt; j++) {
-          names.push(strtab.get(v.u32(a)));
-          const an = v.u32(a + 4);
-          if (an === 0) break;
-          a += an;
-        }
-        out.push({ index, flags, names });
-        if (next === 0) break;
-        o += next;
+    this.#verdef ??= this.#versionTable('verdef', (v, o, strtab) => {
+      const flags = v.u16(o + 2);
+      const index = v.u16(o + 4);
+      const cnt = v.u16(o + 6);
+      const aux = v.u32(o + 12);
+      const next = v.u32(o + 16);
+      const names: string[] = [];
+      let a = o + aux;
+      for (let j = 0; j < cnt; j++) {
+        names.push(strtab.get(v.u32(a)));
+        const an = v.u32(a + 4);
+        if (an === 0) break;
+        a += an;
       }
-      return out;
-    })();
+      return [{ index, flags, names }, next];
+    });
     return this.#verdef;
   }
 
   /** Returns the version needs (SHT_GNU_verneed / DT_VERNEED): per library, the versions it must define. */
   versionNeeds(): Promise<readonly VersionNeed[]> {
-    this.#verneed ??= (async () => {
-      const dyn = await this.dynamic();
-      const v = await this.#tableByTag(SHT.GNU_VERNEED, DT.VERNEED, undefined, 'verneed');
-      if (!v || !dyn) return [];
-      const strtab = (await this.#dynamicStrings(dyn.entries))!;
-      const num = dyn.entries.find((e) => e.tag === DT.VERNEEDNUM)?.value;
-      const out: VersionNeed[] = [];
-      let o = 0;
-      let records = 0;
-      for (let i = 0; i < MAX_VERSION_RECORDS; i++) {
-        if (num !== undefined && BigInt(i) >= num) break;
-        const ver = v.u16(o);
-        if (ver !== 1)
-          fail('ELF_VERSION_INVALID', this.name, `verneed version ${ver}`, {
-            field: 'vn_version',
-            offset: v.base + o,
+    let records = 0;
+    this.#verneed ??= this.#versionTable('verneed', (v, o, strtab) => {
+      const cnt = v.u16(o + 2);
+      const file = strtab.get(v.u32(o + 4));
+      const aux = v.u32(o + 8);
+      const next = v.u32(o + 12);
+      const versions: VersionNeed['versions'][number][] = [];
+      let a = o + aux;
+      for (let j = 0; j < cnt; j++) {
+        if (++records > MAX_VERSION_RECORDS)
+          fail('ELF_LIMIT', this.name, `more than ${MAX_VERSION_RECORDS} version records`, {
+            field: 'verneed',
           });
-        const cnt = v.u16(o + 2);
-        const file = strtab.get(v.u32(o + 4));
-        const aux = v.u32(o + 8);
-        const next = v.u32(o + 12);
-        const versions: VersionNeed['versions'][number][] = [];
-        let a = o + aux;
-        for (let j = 0; j < cnt; j++) {
-          if (++records > MAX_VERSION_RECORDS)
-            fail('ELF_LIMIT', this.name, `more than ${MAX_VERSION_RECORDS} version records`, {
-              field: 'verneed',
-            });
-          versions.push({
-            hash: v.u32(a),
-            flags: v.u16(a + 4),
-            index: v.u16(a + 6),
-            name: strtab.get(v.u32(a + 8)),
-          });
-          const an = v.u32(a + 12);
-          if (an === 0) break;
-          a += an;
-        }
-        out.push({ file, versions });
-        if (next === 0) break;
-        o += next;
+        versions.push({
+          hash: v.u32(a),
+          flags: v.u16(a + 4),
+          index: v.u16(a + 6),
+          name: strtab.get(v.u32(a + 8)),
+        });
+        const an = v.u32(a + 12);
+        if (an === 0) break;
+        a += an;
       }
-      return out;
-    })();
+      return [{ file, versions }, next];
+    });
     return this.#verneed;
   }
 
