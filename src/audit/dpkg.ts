@@ -34,6 +34,46 @@ function paragraphs(text: string): Map<string, string>[] {
   return out;
 }
 
+/** Returns the installed packages of `/var/lib/dpkg/status`, by `package:arch` and by bare name (the first listed). */
+async function installedPackages(fs: RootFs): Promise<Map<string, PackageOwner>> {
+  const status = new Map<string, PackageOwner>();
+  const statusText = await readText(fs, '/var/lib/dpkg/status');
+  for (const p of statusText ? paragraphs(statusText) : []) {
+    if (p.get('status') && !/\binstalled$/.test(p.get('status')!)) continue;
+    const owner = {
+      package: p.get('package')!,
+      architecture: p.get('architecture'),
+      version: p.get('version'),
+    };
+    status.set(`${owner.package}:${owner.architecture}`, owner);
+    if (!status.has(owner.package)) status.set(owner.package, owner);
+  }
+  return status;
+}
+
+/**
+ * Returns the owner of the files in `/var/lib/dpkg/info/<id>.list` (`id` is `pkg` or `pkg:arch`) from the installed
+ * packages; a package that status does not list still owns its files, without a version.
+ */
+function listOwner(status: ReadonlyMap<string, PackageOwner>, id: string): PackageOwner {
+  const [pkg, arch] = id.split(':') as [string, string | undefined];
+  return (
+    status.get(arch ? `${pkg}:${arch}` : pkg) ??
+    status.get(pkg) ?? { package: pkg, architecture: arch, version: undefined }
+  );
+}
+
+/** Returns the owner that `/var/lib/dpkg/status.d/<name>` describes (distroless); `name` stands in when it is unreadable. */
+async function statusDOwner(fs: RootFs, name: string): Promise<PackageOwner> {
+  const text = await readText(fs, `/var/lib/dpkg/status.d/${name}`);
+  const p = text ? paragraphs(text)[0] : undefined;
+  return {
+    package: p?.get('package') ?? name,
+    architecture: p?.get('architecture'),
+    version: p?.get('version'),
+  };
+}
+
 /**
  * Finds which Debian package owns a file, from the root's dpkg database: `/var/lib/dpkg/info/<pkg>[:arch].list`
  * with `/var/lib/dpkg/status` (a normal Debian root), or `/var/lib/dpkg/status.d/<pkg>` with
@@ -65,37 +105,17 @@ export class DpkgIndex {
         if (list) list.push({ path: p, owner });
         else byBase.set(base, [{ path: p, owner }]);
       };
-      const status = new Map<string, PackageOwner>();
-      const statusText = await readText(fs, '/var/lib/dpkg/status');
-      for (const p of statusText ? paragraphs(statusText) : []) {
-        if (p.get('status') && !/\binstalled$/.test(p.get('status')!)) continue;
-        const owner = {
-          package: p.get('package')!,
-          architecture: p.get('architecture'),
-          version: p.get('version'),
-        };
-        status.set(`${owner.package}:${owner.architecture}`, owner);
-        if (!status.has(owner.package)) status.set(owner.package, owner);
-      }
+      const status = await installedPackages(fs);
       for (const e of await fs.list('/var/lib/dpkg/info')) {
         if (!e.name.endsWith('.list')) continue;
-        const id = e.name.slice(0, -5);
-        const [pkg, arch] = id.split(':') as [string, string | undefined];
-        const owner = status.get(arch ? `${pkg}:${arch}` : pkg) ??
-          status.get(pkg) ?? { package: pkg, architecture: arch, version: undefined };
+        const owner = listOwner(status, e.name.slice(0, -5));
         const text = await readText(fs, `/var/lib/dpkg/info/${e.name}`);
         for (const line of text?.split('\n') ?? [])
           if (line.startsWith('/') && line !== '/.') add(line, owner);
       }
       for (const e of await fs.list('/var/lib/dpkg/status.d')) {
         if (e.name.endsWith('.md5sums') || e.name.startsWith('.')) continue;
-        const text = await readText(fs, `/var/lib/dpkg/status.d/${e.name}`);
-        const p = text ? paragraphs(text)[0] : undefined;
-        const owner = {
-          package: p?.get('package') ?? e.name,
-          architecture: p?.get('architecture'),
-          version: p?.get('version'),
-        };
+        const owner = await statusDOwner(fs, e.name);
         const sums = await readText(fs, `/var/lib/dpkg/status.d/${e.name}.md5sums`);
         for (const line of sums?.split('\n') ?? []) {
           const m = /^[0-9a-f]{32}\s+(.+)$/.exec(line);
@@ -182,38 +202,13 @@ export class DpkgIndex {
     const needed = new Set([...matched.values()].map((m) => m.id));
     const owners = new Map<string, PackageOwner>();
     if (ids.some((i) => i.list && needed.has(i.id))) {
-      const status = new Map<string, PackageOwner>();
-      const statusText = await readText(fs, '/var/lib/dpkg/status');
-      for (const p of statusText ? paragraphs(statusText) : []) {
-        if (p.get('status') && !/\binstalled$/.test(p.get('status')!)) continue;
-        const owner = {
-          package: p.get('package')!,
-          architecture: p.get('architecture'),
-          version: p.get('version'),
-        };
-        status.set(`${owner.package}:${owner.architecture}`, owner);
-        if (!status.has(owner.package)) status.set(owner.package, owner);
-      }
+      const status = await installedPackages(fs);
       for (const { id, list } of ids) {
-        if (!list || !needed.has(id)) continue;
-        const [pkg, arch] = id.split(':') as [string, string | undefined];
-        owners.set(
-          id,
-          status.get(arch ? `${pkg}:${arch}` : pkg) ??
-            status.get(pkg) ?? { package: pkg, architecture: arch, version: undefined },
-        );
+        if (list && needed.has(id)) owners.set(id, listOwner(status, id));
       }
     }
     for (const { id, list } of ids) {
-      if (list || !needed.has(id)) continue;
-      const name = id.slice('status.d/'.length);
-      const text = await readText(fs, `/var/lib/dpkg/status.d/${name}`);
-      const p = text ? paragraphs(text)[0] : undefined;
-      owners.set(id, {
-        package: p?.get('package') ?? name,
-        architecture: p?.get('architecture'),
-        version: p?.get('version'),
-      });
+      if (!list && needed.has(id)) owners.set(id, await statusDOwner(fs, id.slice('status.d/'.length)));
     }
     for (const [p, m] of matched) out.set(p, owners.get(m.id)!);
     return out;
