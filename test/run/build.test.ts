@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
 import { peersOrSkip } from '../helpers/peers.ts';
+import { compileProbe } from '../helpers/probe.ts';
 
 /**
  * `pare build` → `pare run`: the images pare itself builds run in the sandbox. examples/hello as shipped (a shell
@@ -71,13 +72,7 @@ describe.skipIf(peers.skip)('pare build examples/hello | pare run', () => {
     beforeAll(() => {
       const src = join(work, 'src');
       cpSync(HELLO, src, { recursive: true });
-      execFileSync(peers.paths.gcc!, [
-        '-static',
-        '-O2',
-        '-o',
-        join(src, 'probe'),
-        join(ROOT, 'test/fixtures/run/probe.c'),
-      ]);
+      compileProbe(peers.paths.gcc!, join(src, 'probe'));
       const project = parseYaml(readFileSync(join(src, 'pare.yaml'), 'utf8'));
       project.files.push({ src: 'probe', dest: '/usr/bin/probe', mode: '0755' });
       project.image.entrypoint = ['/usr/bin/probe'];

@@ -18,6 +18,7 @@ import { bufferContent, dirEntry, fileEntry, hostFileContent, Tree } from '../..
 import { OciLayout } from '../../src/layout/index.ts';
 import { buildImage, hostPlatform, layerFromTree } from '../../src/oci/index.ts';
 import { isRoot, peersOrSkip } from '../helpers/peers.ts';
+import { compileProbe } from '../helpers/probe.ts';
 
 /**
  * `pare run` end to end on a real OCI image layout: two layers (the second whites out a file of the first), a config
@@ -72,14 +73,7 @@ const PASSWD = 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/home/a
 describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'pare-run-cli-'));
-    const probe = join(work, 'probe');
-    execFileSync(peers.paths.gcc!, [
-      '-static',
-      '-O2',
-      '-o',
-      probe,
-      join(import.meta.dirname, '../fixtures/run/probe.c'),
-    ]);
+    const probe = compileProbe(peers.paths.gcc!, join(work, 'probe'));
     const base = Tree.from([
       ['/bin/probe', fileEntry(await hostFileContent(probe), { mode: 0o755 })],
       ['/etc/passwd', fileEntry(bufferContent(PASSWD))],

@@ -15,6 +15,7 @@ import {
 import type { ImageConfig } from '../../src/oci/model.ts';
 import { prepareRun, type RunOptions, startSandbox, unpackCached } from '../../src/run/index.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
+import { compileProbe } from '../helpers/probe.ts';
 
 /**
  * The sandbox proven from the inside: a static C probe (test/fixtures/run/probe.c) runs under the real bwrap in a
@@ -64,21 +65,9 @@ async function run(cmd: string[], options: RunOptions = {}, cfg: ImageConfig = c
 describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'pare-run-'));
-    const probe = join(work, 'probe');
-    execFileSync(peers.paths.gcc!, [
-      '-static',
-      '-O2',
-      '-o',
-      probe,
-      join(import.meta.dirname, '../fixtures/run/probe.c'),
-    ]);
+    const probe = compileProbe(peers.paths.gcc!, join(work, 'probe'));
     // note: dynamically linked, and the image has no ld.so
-    execFileSync(peers.paths.gcc!, [
-      '-O2',
-      '-o',
-      join(work, 'dynamic'),
-      join(import.meta.dirname, '../fixtures/run/probe.c'),
-    ]);
+    compileProbe(peers.paths.gcc!, join(work, 'dynamic'), { dynamic: true });
     const tree = Tree.from([
       ['/bin/probe', fileEntry(await hostFileContent(probe), { mode: 0o755 })],
       ['/bin/probe-link', { kind: 'hardlink', target: '/bin/probe', mode: 0o755, uid: 0, gid: 0, mtime: 0 }],
