@@ -746,10 +746,10 @@ export class ElfFile {
   }
 
   /**
-   * Returns which of `needles` occur in the `.symtab` string table (undefined when stripped). Reads the string bytes
-   * only, without building symbol objects: a cheap name test for big unstripped files.
+   * Returns the `.symtab` section and the string table its sh_link names, or undefined when the file is stripped.
+   * Throws ELF_HEADER_INVALID when sh_link names no string table.
    */
-  async symbolTableNames(needles: readonly string[]): Promise<Set<string> | undefined> {
+  #symtabSections(): { readonly sec: Section; readonly strSec: Section } | undefined {
     const sec = this.sections.find((s) => s.type === SHT.SYMTAB);
     if (!sec) return undefined;
     const strSec = this.sections[sec.link];
@@ -757,6 +757,17 @@ export class ElfFile {
       fail('ELF_HEADER_INVALID', this.name, `.symtab sh_link ${sec.link} is not a string table`, {
         field: '.symtab sh_link',
       });
+    return { sec, strSec };
+  }
+
+  /**
+   * Returns which of `needles` occur in the `.symtab` string table (undefined when stripped). Reads the string bytes
+   * only, without building symbol objects: a cheap name test for big unstripped files.
+   */
+  async symbolTableNames(needles: readonly string[]): Promise<Set<string> | undefined> {
+    const symtab = this.#symtabSections();
+    if (!symtab) return undefined;
+    const { strSec } = symtab;
     const found = new Set<string>();
     if (needles.length === 0) return found;
     // Same range checks as reading the section whole, then streamed: .strtab of a big unstripped file runs to MiBs.
@@ -789,13 +800,9 @@ export class ElfFile {
   /** Returns the static symbol table (`.symtab`), or undefined when the file is stripped. */
   symbolTable(): Promise<readonly ElfSymbol[] | undefined> {
     this.#symtab ??= (async () => {
-      const sec = this.sections.find((s) => s.type === SHT.SYMTAB);
-      if (!sec) return undefined;
-      const strSec = this.sections[sec.link];
-      if (!strSec || strSec.type !== SHT.STRTAB)
-        fail('ELF_HEADER_INVALID', this.name, `.symtab sh_link ${sec.link} is not a string table`, {
-          field: '.symtab sh_link',
-        });
+      const symtab = this.#symtabSections();
+      if (!symtab) return undefined;
+      const { sec, strSec } = symtab;
       const table = await this.#sectionView(sec, '.symtab');
       const strtab = new StringTable(
         (await this.#sectionView(strSec, '.strtab')).bytes,
