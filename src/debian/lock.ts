@@ -102,15 +102,8 @@ export function createLock(suites: readonly SuiteState[], packages: readonly Pac
       date: s.release.date?.toISOString(),
       inRelease: s.inRelease,
     })),
-    packages: packages.map((p) => ({
-      name: p.name,
-      version: p.version,
-      architecture: p.architecture,
-      filename: p.filename,
-      sha256: p.sha256,
-      size: p.size,
-      suite: p.suite,
-    })),
+    // note: normalizeLock keeps only the locked fields of each record, in the file's order
+    packages,
   });
 }
 
