@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { type AuditFile, auditRoot } from '../../src/audit/index.ts';
 import { hostRootFs } from '../../src/elf/index.ts';
+import { asChecksec } from '../helpers/checksec.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 
 const run = promisify(execFile);
@@ -58,23 +59,6 @@ async function pool<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<
     }),
   );
   return out;
-}
-
-/** What checksec.sh prints for a file, derived from pare's facts (checksec's JSON field names and spellings). */
-function asChecksec(f: AuditFile): Record<string, string> {
-  const h = f.hardening;
-  return {
-    relro: h.relro.value === 'none' ? 'no' : h.relro.value,
-    canary: h.canary.value ? 'yes' : 'no',
-    nx: h.nx.value ? 'yes' : 'no',
-    pie: h.pie.value === 'pie' ? 'yes' : h.pie.value,
-    rpath: h.rpath.value ? 'yes' : 'no',
-    runpath: h.runpath.value ? 'yes' : 'no',
-    symbols: h.stripped.value ? 'no' : 'yes',
-    fortify_source: h.fortify.value ? 'yes' : 'no',
-    fortified: String(h.fortify.fortified),
-    'fortify-able': String(h.fortify.fortifiable),
-  };
 }
 
 describe.skipIf(peers.skip)('parity with checksec and hardening-check', () => {

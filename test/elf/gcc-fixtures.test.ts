@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditFile, auditRoot, symbolUsers } from '../../src/audit/index.ts';
 import { hostRootFs } from '../../src/elf/index.ts';
+import { asChecksec } from '../helpers/checksec.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 
 const run = promisify(execFile);
@@ -141,20 +142,7 @@ describe.skipIf(peers.skip)('pare audit of gcc fixtures', () => {
       if (name.startsWith('lib/')) continue;
       const { stdout } = await run(peers.paths.checksec!, ['--output=json', `--file=${f.path}`]);
       const c = (JSON.parse(stdout) as Record<string, Record<string, string>>)[f.path]!;
-      const h = f.hardening;
-      const mine: Record<string, string> = {
-        relro: h.relro.value === 'none' ? 'no' : h.relro.value,
-        canary: h.canary.value ? 'yes' : 'no',
-        nx: h.nx.value ? 'yes' : 'no',
-        pie: h.pie.value === 'pie' ? 'yes' : h.pie.value,
-        rpath: h.rpath.value ? 'yes' : 'no',
-        runpath: h.runpath.value ? 'yes' : 'no',
-        symbols: h.stripped.value ? 'no' : 'yes',
-        fortify_source: h.fortify.value ? 'yes' : 'no',
-        fortified: String(h.fortify.fortified),
-        'fortify-able': String(h.fortify.fortifiable),
-      };
-      for (const [k, v] of Object.entries(mine))
+      for (const [k, v] of Object.entries(asChecksec(f)))
         if (c[k] !== v) diffs.push(`${name}: ${k}: checksec=${c[k]} pare=${v}`);
     }
     expect(diffs).toEqual([]);
