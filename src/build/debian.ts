@@ -105,14 +105,23 @@ function universeFrom(records: readonly PackageRecord[], arch: string): PackageU
     else bySuite.set(r.suite, [r]);
   }
   return new PackageUniverse(
-    [...bySuite].map(([suite, rs]) => ({ suite, label: suite, paragraphs: rs.map((r) => r.paragraph) })),
+    // Records, not paragraphs: the universe reads a paragraph only for the packages the resolver looks at.
+    [...bySuite].map(([suite, rs]) => ({ suite, label: suite, paragraphs: rs })),
     { architectures: [arch] },
   );
 }
 
 function pick(records: readonly PackageRecord[], res: Resolution): PackageRecord[] {
+  // Keys only for the selected packages: a key per index record would be 66k strings for a few dozen lookups.
   const key = (n: string, v: string, a: string, s: string) => `${n}\0${v}\0${a}\0${s}`;
-  const byKey = new Map(records.map((r) => [key(r.name, r.version, r.architecture, r.suite), r]));
+  const want = new Set(res.packages.map((p) => key(p.name, p.version, p.architecture, p.suite)));
+  const names = new Set(res.packages.map((p) => p.name));
+  const byKey = new Map<string, PackageRecord>();
+  for (const r of records) {
+    if (!names.has(r.name)) continue;
+    const k = key(r.name, r.version, r.architecture, r.suite);
+    if (want.has(k)) byKey.set(k, r);
+  }
   return res.packages.map((p) => {
     const r = byKey.get(key(p.name, p.version, p.architecture, p.suite));
     if (!r)

@@ -1,7 +1,9 @@
-import { promisify } from 'node:util';
-import { createGunzip, gunzip } from 'node:zlib';
-import { xz } from '@napi-rs/lzma';
-import { type Digest, sha256 } from '../digest/index.ts';
+import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { type Digest, Hasher, sha256 } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
 import { type Content, hostFileContentSized } from '../fstree/index.ts';
 import { DownloadCache, defaultCacheDir } from './cache.ts';
@@ -14,7 +16,7 @@ import {
 } from './download.ts';
 import { type Keyring, loadKeyring } from './keyring.ts';
 import { type ArchiveSuite, type DebianSource, type MirrorOptions, resolveSuites } from './mirror.ts';
-import { detachRecord, type PackageRecord, scanPackages } from './packages.ts';
+import { detachRecord, IndexScanner, type PackageRecord } from './packages.ts';
 import {
   checkRelease,
   MAX_RELEASE_BYTES,
@@ -24,6 +26,7 @@ import {
   verifyClearsigned,
   verifyDetached,
 } from './release.ts';
+import { xzDecompress } from './xz.ts';
 
 /**
  * The secure-apt chain (apt-secure(8)) as a source of verified bytes:
@@ -105,8 +108,6 @@ const INDEX_NAMES = ['Packages.xz', 'Packages.gz', 'Packages'] as const;
 /** Index compressions in the default order of preference (see ArchiveOptions.indexCompression). */
 export const DEFAULT_INDEX_COMPRESSION: readonly IndexCompression[] = ['gz', 'xz', 'none'];
 export type IndexCompression = 'gz' | 'xz' | 'none';
-
-const gunzipAsync = promisify(gunzip);
 
 /**
  * Returns the archive for `source` with the Release of every suite fetched and verified (InRelease, or Release +
@@ -249,8 +250,7 @@ export class DebianArchive {
    */
   async index(suiteName: string, component: string, arch: string): Promise<PackageRecord[]> {
     const suite = this.#suite(suiteName);
-    const index = await this.#indexBytes(suite, `${component}/binary-${arch}`);
-    const records = scanPackages(index.bytes, { suite: suite.suite, component, source: index.source });
+    const records = await this.#indexRecords(suite, component, `${component}/binary-${arch}`);
     // As apt does: binary-all is a separate index only when the Release lists "all" among its Architectures and does
     // not say "No-Support-for-Architecture-all: Packages" (then arch-all packages are in every binary-<arch>).
     if (
@@ -258,21 +258,26 @@ export class DebianArchive {
       !suite.release.paragraph.get('No-Support-for-Architecture-all') &&
       INDEX_NAMES.some((n) => suite.release.files.has(`${component}/binary-all/${n}`))
     ) {
-      const all = await this.#indexBytes(suite, `${component}/binary-all`);
-      records.push(...scanPackages(all.bytes, { suite: suite.suite, component, source: all.source }));
+      records.push(...(await this.#indexRecords(suite, component, `${component}/binary-all`)));
     }
     return records;
   }
 
-  async #indexBytes(suite: SuiteState, dir: string): Promise<{ bytes: Uint8Array; source: string }> {
+  /**
+   * Streams one index through an IndexScanner: from the decompressed copy in the cache when it is there, else from
+   * the compressed file (fetched into the cache) through the decompressor, storing the decompressed bytes on the way.
+   * Neither file is ever held whole in memory; the records are returned only after every hash matched.
+   */
+  async #indexRecords(suite: SuiteState, component: string, dir: string): Promise<PackageRecord[]> {
     const rel = suite.release;
     const dists = `${suite.baseUrl}dists/${suite.suite}/`;
     const plain = rel.files.get(`${dir}/Packages`);
+    const scanner = (source: string) => new IndexScanner({ suite: suite.suite, component, source });
     // The uncompressed index is listed even when only compressed files are served; its hash keys the decompressed
     // copy in the cache, so a warm build skips decompression.
     if (plain) {
-      const cached = await this.#r.cache.read(plain.sha256, plain.size);
-      if (cached) return { bytes: cached, source: `${dists}${plain.path}` };
+      const records = await this.#cachedIndex(plain, scanner(`${dists}${plain.path}`));
+      if (records) return records;
     }
     const order = this.#r.options.indexCompression ?? DEFAULT_INDEX_COMPRESSION;
     const file = order
@@ -286,13 +291,6 @@ export class DebianArchive {
       );
     }
     const path = await this.#fetchIndexFile(suite, file);
-    const bytes = await this.#r.cache.read(file.sha256, file.size);
-    if (!bytes) {
-      throw new DebianError(
-        'DEBIAN_HASH_MISMATCH',
-        `cannot read cached index ${path}: it changed after it was verified`,
-      );
-    }
     const source = `${dists}${file.path}`;
     const checked = plain && file !== plain ? plain : undefined;
     const mismatch = (why: string, cause?: unknown) =>
@@ -301,36 +299,92 @@ export class DebianArchive {
         `cannot use index ${source}: decompressed it does not match ${checked?.path} of the Release (${checked?.sha256}, ${checked?.size} bytes): ${why}`,
         { cause, url: source },
       );
-    let data: Uint8Array | undefined;
+    // The compressed file was verified when it was fetched; it is hashed again as it is read, since it is read again.
+    const raw = new Hasher('sha256');
+    const compressed = verifiedRead(path, raw);
+    const data = file.path.endsWith('.xz')
+      ? xzDecompress(compressed, source)
+      : file.path.endsWith('.gz')
+        ? gunzipStream(compressed)
+        : compressed;
+    const s = scanner(source);
+    const writer = checked ? await this.#r.cache.writer(checked.sha256) : undefined;
+    let parseError: unknown;
+    let n = 0;
     try {
-      if (file.path.endsWith('.xz')) data = await xz.decompress(bytes);
-      // With the plain size known from the Release, inflate straight into a buffer of that size: no chunk list and
-      // concatenated copy (half the peak memory of a 50 MB index), and never more bytes than the Release promised.
-      else if (file.path.endsWith('.gz'))
-        data = checked ? await gunzipInto(bytes, checked.size) : await gunzipAsync(bytes);
-      else data = bytes;
-    } catch (e) {
-      throw new DebianError(
-        'DEBIAN_INDEX_INVALID',
-        `cannot decompress index ${source}: ${(e as Error).message}`,
-        {
-          cause: e,
-          url: source,
-        },
-      );
-    }
-    if (data === undefined) throw mismatch(`it inflates to more than ${checked?.size} bytes`);
-    if (checked) {
-      if (data.length !== checked.size) throw mismatch(`got ${data.length} bytes`);
-      // write() hashes before it stores: one pass checks the decompressed bytes against the Release and caches them.
       try {
-        await this.#r.cache.write(checked.sha256, data);
+        for await (const chunk of data) {
+          n += chunk.length;
+          // Never more bytes than the Release promised (a decompression bomb stops here).
+          if (checked && n > checked.size) throw mismatch(`it inflates to more than ${checked.size} bytes`);
+          await writer?.write(chunk);
+          // A parse error is reported only once the bytes are known to be the signed ones.
+          if (parseError === undefined) {
+            try {
+              s.push(chunk);
+            } catch (e) {
+              parseError = e;
+            }
+          }
+        }
       } catch (e) {
-        if (e instanceof DebianError && e.code === 'DEBIAN_HASH_MISMATCH') throw mismatch(e.message, e);
-        throw e;
+        if (e instanceof DebianError && e.code === 'DEBIAN_HASH_MISMATCH') throw e;
+        throw new DebianError(
+          'DEBIAN_INDEX_INVALID',
+          `cannot decompress index ${source}: ${(e as Error).message}`,
+          {
+            cause: e,
+            url: source,
+          },
+        );
       }
+      if (raw.digest() !== file.sha256) {
+        throw new DebianError(
+          'DEBIAN_HASH_MISMATCH',
+          `cannot read cached index ${path}: it changed after it was verified`,
+        );
+      }
+      if (checked) {
+        if (n !== checked.size) throw mismatch(`got ${n} bytes`);
+        try {
+          await writer!.commit();
+        } catch (e) {
+          if (e instanceof DebianError && e.code === 'DEBIAN_HASH_MISMATCH') throw mismatch(e.message, e);
+          throw e;
+        }
+      }
+    } catch (e) {
+      await writer?.abort();
+      throw e;
     }
-    return { bytes: data, source };
+    if (parseError !== undefined) throw parseError;
+    return s.end();
+  }
+
+  /** Returns the records of the cached decompressed index `plain`, or undefined when it is absent or damaged. */
+  async #cachedIndex(plain: ReleaseFile, s: IndexScanner): Promise<PackageRecord[] | undefined> {
+    const path = this.#r.cache.blobPath(plain.sha256);
+    const h = new Hasher('sha256');
+    let parseError: unknown;
+    try {
+      for await (const chunk of verifiedRead(path, h)) {
+        if (parseError !== undefined) continue;
+        try {
+          s.push(chunk);
+        } catch (e) {
+          parseError = e;
+        }
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (h.size !== plain.size || h.digest() !== plain.sha256) {
+      await unlink(path).catch(() => {});
+      return undefined;
+    }
+    if (parseError !== undefined) throw parseError;
+    return s.end();
   }
 
   async #fetchIndexFile(suite: SuiteState, file: ReleaseFile): Promise<string> {
@@ -392,28 +446,26 @@ export class DebianArchive {
   }
 }
 
-/**
- * Returns the gzip data `bytes` inflated into a buffer of at most `size` bytes, or undefined when the stream
- * inflates to more (it is cut off there: the size is the Release's, so more is never wanted).
- */
-function gunzipInto(bytes: Uint8Array, size: number): Promise<Uint8Array | undefined> {
-  const out = Buffer.allocUnsafe(size);
-  let n = 0;
-  return new Promise((resolve, reject) => {
-    const z = createGunzip({ chunkSize: 1 << 20 });
-    z.on('data', (chunk: Buffer) => {
-      if (n + chunk.length > size) {
-        z.destroy();
-        resolve(undefined);
-        return;
-      }
-      chunk.copy(out, n);
-      n += chunk.length;
-    });
-    z.on('end', () => resolve(n === size ? out : out.subarray(0, n)));
-    z.on('error', reject);
-    z.end(bytes);
+/** Yields the bytes of the file at `path` in 1 MiB reads, feeding each to `hash` first. */
+async function* verifiedRead(path: string, hash: Hasher): AsyncGenerator<Buffer> {
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(c as Buffer);
+    yield c as Buffer;
+  }
+}
+
+/** Yields the inflated bytes of a gzip stream (all members, as gunzip(1) does). */
+async function* gunzipStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  const z = createGunzip({ chunkSize: 256 << 10 });
+  const feeding = pipeline(Readable.from(source), z).catch((e: unknown) => {
+    z.destroy(e as Error);
   });
+  try {
+    for await (const c of z) yield c as Buffer;
+  } finally {
+    z.destroy();
+    await feeding;
+  }
 }
 
 /** Downloads pool files into the cache in parallel; shared by DebianArchive and the lockfile path. */

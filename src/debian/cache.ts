@@ -25,6 +25,15 @@ export function defaultCacheDir(env: Readonly<Record<string, string | undefined>
 /** Reports how many bytes of one file are on disk so far (it may go down when a download restarts from zero). */
 export type ByteCounter = (done: number) => void;
 
+/** Bytes streamed into the cache (DownloadCache.writer). */
+export interface BlobWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  /** Checks the sha256 and moves the blob into place; returns its path. Throws DEBIAN_HASH_MISMATCH. */
+  commit(): Promise<string>;
+  /** Deletes what was written. */
+  abort(): Promise<void>;
+}
+
 export class DownloadCache {
   readonly dir: string;
   constructor(dir: string) {
@@ -83,6 +92,45 @@ export class DownloadCache {
     const tmp = await this.#tempPath(digestHex(digest));
     await writeFile(tmp, bytes);
     return this.#commit(tmp, digest);
+  }
+
+  /**
+   * Returns a writer that stores bytes written in order as the blob `digest`: they go to a file in `tmp/`, and
+   * `commit` moves it into `blobs/` only when they hash to `digest` (else throws DEBIAN_HASH_MISMATCH and keeps
+   * nothing). For data too big to hold at once, such as a decompressed index streamed through a parser.
+   */
+  async writer(digest: Digest): Promise<BlobWriter> {
+    const tmp = await this.#tempPath(digestHex(digest));
+    const fh = await open(tmp, 'w');
+    const h = new Hasher('sha256');
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    };
+    return {
+      write: async (chunk) => {
+        h.update(chunk);
+        await fh.write(chunk, 0, chunk.length);
+      },
+      commit: async () => {
+        await close();
+        const actual = h.digest();
+        if (actual !== digest) {
+          await unlink(tmp).catch(() => {});
+          throw new DebianError(
+            'DEBIAN_HASH_MISMATCH',
+            `cannot cache blob ${digest}: the bytes hash to ${actual}`,
+          );
+        }
+        return this.#commit(tmp, digest);
+      },
+      abort: async () => {
+        await close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      },
+    };
   }
 
   /**

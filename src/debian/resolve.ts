@@ -1,5 +1,5 @@
 import { DebianError } from '../errors.ts';
-import type { Paragraph } from './control.ts';
+import { Paragraph } from './control.ts';
 import {
   type Alternatives,
   formatAlternatives,
@@ -33,10 +33,22 @@ import { compareVersions, parseVersion, satisfiesVersion, type Version } from '.
  * Pure: takes parsed paragraphs, returns a value. No I/O.
  */
 
-/** A Packages index: its paragraphs and where they came from (`bookworm`, `bookworm-security`). */
+/**
+ * An index entry that knows its name, version, architecture and Provides without its paragraph (a PackageRecord):
+ * the universe then reads the paragraph only of the packages the resolver looks at.
+ */
+export interface IndexEntry {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  readonly provides: string | undefined;
+  readonly paragraph: Paragraph;
+}
+
+/** A Packages index: its paragraphs (or records) and where they came from (`bookworm`, `bookworm-security`). */
 export interface PackageSource {
   readonly suite: string;
-  readonly paragraphs: Iterable<Paragraph>;
+  readonly paragraphs: Iterable<Paragraph | IndexEntry>;
   /** Optional label for messages and the lockfile (e.g. `bookworm/main`). */
   readonly label?: string;
 }
@@ -103,13 +115,14 @@ export class PackageUniverse {
       const label = src.label ?? src.suite;
       const origin: Origin = { suite: src.suite, label };
       for (const p of src.paragraphs) {
-        const name = p.get('Package');
-        const version = p.get('Version');
-        const arch = p.get('Architecture');
+        const entry = !(p instanceof Paragraph);
+        const name = entry ? p.name : p.get('Package');
+        const version = entry ? p.version : p.get('Version');
+        const arch = entry ? p.architecture : p.get('Architecture');
         if (!name || !version || !arch) {
           throw new DebianError(
             'DEBIAN_PACKAGE_NOT_FOUND',
-            `cannot read index ${JSON.stringify(label)}: paragraph at line ${p.line} lacks Package, Version or Architecture`,
+            `cannot read index ${JSON.stringify(label)}: paragraph at line ${entry ? '?' : p.line} lacks Package, Version or Architecture`,
           );
         }
         if (!archs.has(arch)) continue;
@@ -166,7 +179,7 @@ export class PackageUniverse {
     const map = new Map<string, IndexedPackage[]>();
     for (const [name, list] of this.#byName) {
       for (const pkg of list) {
-        const raw = pkg.paragraph.get('Provides');
+        const raw = (pkg as UniversePackage).rawProvides;
         if (!raw || this.candidate(name, pkg.architecture) !== pkg) continue;
         for (const provided of providedNames(raw)) {
           const l = map.get(provided);
@@ -226,16 +239,31 @@ class UniversePackage implements IndexedPackage {
   readonly name: string;
   readonly version: string;
   readonly architecture: string;
-  readonly paragraph: Paragraph;
+  readonly #src: Paragraph | IndexEntry;
   readonly #origin: Origin;
   #details: PackageDetails | undefined;
 
-  constructor(p: Paragraph, name: string, version: string, architecture: string, origin: Origin) {
-    this.paragraph = p;
+  constructor(
+    p: Paragraph | IndexEntry,
+    name: string,
+    version: string,
+    architecture: string,
+    origin: Origin,
+  ) {
+    this.#src = p;
     this.name = name;
     this.version = version;
     this.architecture = architecture;
     this.#origin = origin;
+  }
+  get paragraph(): Paragraph {
+    const s = this.#src;
+    return s instanceof Paragraph ? s : s.paragraph;
+  }
+  /** The Provides field, unparsed (an index entry has it without its paragraph). */
+  get rawProvides(): string | undefined {
+    const s = this.#src;
+    return s instanceof Paragraph ? s.get('Provides') : s.provides;
   }
   get suite(): string {
     return this.#origin.suite;
@@ -299,7 +327,7 @@ class UniversePackage implements IndexedPackage {
   get provides(): readonly Relation[] {
     const d = this.#d();
     if (!d.provides) {
-      const v = this.paragraph.get('Provides');
+      const v = this.rawProvides;
       d.provides = v ? parseProvides(v, { package: this.name }) : [];
     }
     return d.provides;
