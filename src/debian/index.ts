@@ -21,6 +21,7 @@ export { formatControl, iterateControl, parseControl } from './control.ts';
 export type { DebCompression, DebPackage, ReadDebOptions } from './deb.ts';
 export { MAX_CONTROL_TAR, MAX_DATA_TAR, parseConffiles, parseMd5sums, readDeb, readDebFile } from './deb.ts';
 export type { Fetch, FetchResponse, HttpOptions } from './download.ts';
+export { mapLimit } from './download.ts';
 export type { Keyring, KeyringOptions } from './keyring.ts';
 export { loadKeyring, SYSTEM_KEYRINGS } from './keyring.ts';
 export type { LockChange, LockedPackage, LockedSuite, LockFile } from './lock.ts';
