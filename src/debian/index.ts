@@ -40,7 +40,14 @@ export {
 export type { AptSourceEntry, ArchiveSuite, DebianSource, MirrorOptions } from './mirror.ts';
 export { parseDeb822Sources, parseOneLineSources, readAptSources, resolveSuites } from './mirror.ts';
 export type { IndexOrigin, PackageRecord } from './packages.ts';
-export { isSafePoolPath, parsePackages, scanPackages } from './packages.ts';
+export {
+  detachRecord,
+  INDEX_FIELDS,
+  IndexScanner,
+  isSafePoolPath,
+  parsePackages,
+  scanPackages,
+} from './packages.ts';
 export { groupFile, NOBODY_ID, NONROOT_HOME, NONROOT_ID, nsswitchFile, passwdFile } from './passwd.ts';
 export type { Alternatives, ParseRelationsOptions, Relation } from './relation.ts';
 export {
