@@ -6,19 +6,15 @@
  * pare runs in a child process under GNU time (`%M`), so its peak RSS is its own; best time of 3 runs, highest RSS.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { PARE_BIN, PARE_NODE_FLAGS } from './lib.ts';
 
 const run = promisify(execFile);
 const DIR = process.argv[2] ?? '/usr/bin';
 const node = process.execPath;
-const pare = resolve(import.meta.dirname, '../bin/pare.js');
-// Run pare as its bin runs: with the node options of its shebang (`#!/usr/bin/env -S node --flag …`), on this Node.
-const shebang = /^#!\/usr\/bin\/env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/m.exec(
-  readFileSync(pare, 'utf8').split('\n')[0]!,
-);
-const nodeFlags = shebang?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+// Run pare as its bin runs: with the node options of its shebang, on this Node.
+const pare = PARE_BIN;
+const nodeFlags = PARE_NODE_FLAGS;
 
 function timed(cmd: string, args: string[]): { ms: number; stdout: string; maxRssKb: number } {
   const t0 = performance.now();

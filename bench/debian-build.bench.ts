@@ -24,11 +24,10 @@ import { join, resolve } from 'node:path';
 import { debianSource } from '../src/build/index.ts';
 import { loadConfig } from '../src/config/index.ts';
 import { resolveSuites } from '../src/debian/index.ts';
-import { have, type Measure, measure, report } from './lib.ts';
+import { have, type Measure, measure, pareArgs, report } from './lib.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../examples/python');
 const NODE = resolve(import.meta.dirname, '../node_modules/.bin/node');
-const PARE = resolve(import.meta.dirname, '../bin/pare.js');
 const RUNS = Number(process.env.PARE_BENCH_RUNS ?? 2);
 
 const loaded = await loadConfig(EXAMPLE);
@@ -59,8 +58,9 @@ function layoutDigest(): string {
 }
 
 try {
-  const pareArgs = [PARE, 'build', project, '-o', out, '-q'];
-  const cold = measure('pare cold (empty cache, no lock)', NODE, pareArgs, {
+  // As the bin runs (its shebang's node options, e.g. the young-generation cap that keeps peak RSS down).
+  const buildArgs = pareArgs('build', project, '-o', out, '-q');
+  const cold = measure('pare cold (empty cache, no lock)', NODE, buildArgs, {
     runs: RUNS,
     env,
     before: () => {
@@ -74,7 +74,7 @@ try {
   if (!existsSync(join(project, 'pare.lock'))) throw new Error('pare cold build wrote no pare.lock');
 
   const warmDigests: string[] = [];
-  const warm = measure('pare warm (cache + lock)', NODE, pareArgs, {
+  const warm = measure('pare warm (cache + lock)', NODE, buildArgs, {
     runs: RUNS + 1,
     env,
     before: () => {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 /**
  * Shared benchmark helpers. Every benchmark compares pare with a peer tool in the same run, on the same input, and
@@ -79,4 +80,23 @@ export function report(
 
 export function have(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** pare's bin. */
+export const PARE_BIN = resolve(import.meta.dirname, '../bin/pare.js');
+
+/**
+ * The node options of the bin's shebang (`#!/usr/bin/env -S node --flag …`): a user's `pare` runs with them, so the
+ * benches run pare as `node <these flags> bin/pare.js` on this Node.
+ */
+export const PARE_NODE_FLAGS: readonly string[] =
+  /^#!\/usr\/bin\/env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/m
+    .exec(readFileSync(PARE_BIN, 'utf8').split('\n')[0]!)?.[1]
+    ?.trim()
+    .split(/\s+/)
+    .filter(Boolean) ?? [];
+
+/** The arguments that run pare as its bin runs: `[...PARE_NODE_FLAGS, PARE_BIN, ...args]` (with process.execPath). */
+export function pareArgs(...args: string[]): string[] {
+  return [...PARE_NODE_FLAGS, PARE_BIN, ...args];
 }

@@ -21,7 +21,7 @@ import { writeLocal } from '../src/layout/index.ts';
 import { buildImage, layerFromBytes, MediaType } from '../src/oci/index.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
 import { tarOneFile } from '../test/registry/images.ts';
-import { have, type Measure, measure, report } from './lib.ts';
+import { have, type Measure, measure, pareArgs, report } from './lib.ts';
 
 const TOTAL = Number(process.env.PARE_BENCH_REGISTRY_MB ?? 200) << 20;
 const LAYERS = 8;
@@ -50,7 +50,6 @@ try {
   process.stdout.write(`input: ${LAYERS} layers, ${mb.toFixed(0)} MiB, registry ${registry.host}\n`);
 
   const node = resolve('node_modules/.bin/node');
-  const pareBin = resolve('bin/pare.js');
   const host = registry.host;
   let n = 0;
   const best = (
@@ -80,7 +79,7 @@ try {
   const pushPare = await best(
     'pare push',
     node,
-    (h) => [pareBin, 'push', '-q', `oci:${src}:latest`, to(h)],
+    (h) => pareArgs('push', '-q', `oci:${src}:latest`, to(h)),
     true,
   );
   const pushPeers: Measure[] = [];
@@ -102,8 +101,7 @@ try {
         true,
       ),
     );
-  const floor = (cmd: string) =>
-    measure(`pare ${cmd} --help`, node, [pareBin, cmd, '--help'], { runs: RUNS });
+  const floor = (cmd: string) => measure(`pare ${cmd} --help`, node, pareArgs(cmd, '--help'), { runs: RUNS });
   const goals = (pare: Measure, peers: readonly Measure[], start: Measure) => {
     const fastest = Math.min(...peers.map((m) => m.seconds));
     return [
@@ -118,9 +116,9 @@ try {
     goals(pushPare, pushPeers, floor('push')),
   );
 
-  measure('seed', node, [pareBin, 'push', '-q', `oci:${src}:latest`, to(host)], { runs: 1 });
+  measure('seed', node, pareArgs('push', '-q', `oci:${src}:latest`, to(host)), { runs: 1 });
   const from = to(host);
-  const pullPare = await best('pare pull', node, (_h, dir) => [pareBin, 'pull', '-q', from, dir], false);
+  const pullPare = await best('pare pull', node, (_h, dir) => pareArgs('pull', '-q', from, dir), false);
   const pullPeers: Measure[] = [];
   if (have('crane'))
     pullPeers.push(
