@@ -321,5 +321,5 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     records: undefined,
   };
   if (options.dryRun) return result;
-  return { ...result, records: await writeBuildRecords(loaded, result) };
+  return { ...result, records: await writeBuildRecords(loaded, result, { cache: layerCache }) };
 }

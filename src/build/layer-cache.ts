@@ -14,7 +14,8 @@ import type { SliceReport } from '../slice/index.ts';
  * compressed layer instead of reading .debs, assembling, slicing and compressing again. Entries are
  * `layers/<key>.json` (descriptor, users/groups of the layer's /etc files, slice report); the blob lives in the
  * content-addressed `blobs/sha256/` it shares with the download cache, written to a temp file, hashed and renamed —
- * and re-verified as it is read, so a corrupt cache can never reach an image.
+ * and re-verified as it is read, so a corrupt cache can never reach an image. `records/<key>.json` holds what the
+ * build records read from an image's root filesystem (records.ts), so a warm build never unpacks the cached layer.
  */
 
 export interface CachedBase {
@@ -113,5 +114,18 @@ export class LayerCache {
       ...(base.slice ? { slice: base.slice } : {}),
     };
     await writeFileAtomic(join(this.dir, 'layers', `${key}.json`), `${JSON.stringify(entry)}\n`);
+  }
+
+  /**
+   * Returns the text stored under `key` by putRootfsFacts, or undefined. What the build records read from an image's
+   * root filesystem (records.ts decides the content and the key; a key covers the image's layers by diff_id).
+   */
+  async getRootfsFacts(key: string): Promise<string | undefined> {
+    return readFile(join(this.dir, 'records', `${key}.json`), 'utf8').catch(() => undefined);
+  }
+
+  /** Stores `text` under `key` (atomically; concurrent writers of one key write the same bytes). */
+  async putRootfsFacts(key: string, text: string): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'records', `${key}.json`), text);
   }
 }

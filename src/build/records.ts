@@ -1,12 +1,14 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { ProvenanceInput } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { normalizePath, type Tree } from '../fstree/index.ts';
 import { writeFileAtomic } from '../layout/index.ts';
-import { type Artifact, formatPlatform, selectImage } from '../oci/index.ts';
+import { type Artifact, formatPlatform, type Image, selectImage } from '../oci/index.ts';
+import type { Inventory } from '../sbom/index.ts';
 import type { BuildResult } from './build.ts';
+import { cacheKey, type LayerCache } from './layer-cache.ts';
 
 /**
  * What a build knows about itself, written beside the image in `<layout>/pare/<tag>/`: the SBOMs (SPDX 2.3 and
@@ -22,13 +24,101 @@ export interface BuildRecords {
   readonly files: readonly string[];
 }
 
+export interface BuildRecordsOptions {
+  /**
+   * Where the facts the records read from each image's root filesystem are kept between builds. With them, a build
+   * whose layers are all known (a warm build: cached packages layer, same files) never unpacks its root filesystem.
+   */
+  readonly cache?: LayerCache;
+}
+
+/**
+ * What the records read from an image's root filesystem: its inventory (without the build's name, digest and .deb
+ * hashes) and its hardlinks (path → target), which provenance needs to tell the user's files apart. A pure function of
+ * the image's layers, so it is cached by their diff_ids.
+ */
+export interface RootfsFacts {
+  readonly inventory: Pick<Inventory, 'os' | 'packages' | 'files'>;
+  readonly hardlinks: readonly (readonly [string, string])[];
+}
+
+/** Bump when RootfsFacts or its encoding changes: older entries are then never read. */
+const FACTS_VERSION = 1;
+
+// The facts are computed by the sbom module; an entry written by other code of it must never be used, so the key
+// covers the module's source (read once, a few kB; a missing source means no caching).
+let sbomSource: Promise<string | undefined> | undefined;
+function sbomFingerprint(): Promise<string | undefined> {
+  sbomSource ??= (async () => {
+    const dir = new URL('../sbom/', import.meta.url);
+    const names = (await readdir(dir)).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts')).sort();
+    const texts = await Promise.all(names.map((n) => readFile(new URL(n, dir), 'utf8')));
+    return sha256(JSON.stringify(names.map((n, i) => [n, texts[i]])));
+  })().catch(() => undefined);
+  return sbomSource;
+}
+
+// Maps (dpkg md5sums, os-release fields) survive the JSON round trip as tagged entry lists.
+const encodeFacts = (f: RootfsFacts): string =>
+  `${JSON.stringify(f, (_k, v: unknown) => (v instanceof Map ? { $map: [...v] } : v))}\n`;
+const decodeFacts = (text: string): RootfsFacts =>
+  JSON.parse(text, (_k, v: unknown) =>
+    v && typeof v === 'object' && '$map' in v ? new Map((v as { $map: [unknown, unknown][] }).$map) : v,
+  ) as RootfsFacts;
+
+/**
+ * Returns the root filesystem facts of `image`: from the cache when it holds them for the image's diff_ids, else
+ * computed from `tree()` (and stored). Undefined when there is no tree.
+ */
+async function rootfsFacts(
+  image: Image,
+  tree: () => Promise<Tree | undefined>,
+  cache: LayerCache | undefined,
+): Promise<RootfsFacts | undefined> {
+  const code = cache ? await sbomFingerprint() : undefined;
+  const key =
+    cache && code
+      ? cacheKey({
+          facts: FACTS_VERSION,
+          pare: PARE_VERSION,
+          code,
+          diffIds: (await image.config()).rootfs.diff_ids,
+        })
+      : undefined;
+  if (cache && key) {
+    const text = await cache.getRootfsFacts(key);
+    if (text !== undefined) {
+      try {
+        return decodeFacts(text);
+      } catch {
+        /* a damaged entry is a miss */
+      }
+    }
+  }
+  const t = await tree();
+  if (!t) return undefined;
+  const { inventory } = await import('../sbom/index.ts');
+  const { os, packages, files } = await inventory(t, { name: '' });
+  const hardlinks: [string, string][] = [];
+  for (const [p, e] of t) if (e.kind === 'hardlink') hardlinks.push([p, e.target]);
+  const facts: RootfsFacts = { inventory: { os, packages, files }, hardlinks };
+  if (cache && key) await cache.putRootfsFacts(key, encodeFacts(facts));
+  return facts;
+}
+
 function suffix(platform: string, first: boolean): string {
   return first ? '' : `.${platform.replaceAll('/', '-')}`;
 }
 
-/** Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). */
-export async function provenanceInput(loaded: LoadedConfig, r: BuildResult): Promise<ProvenanceInput> {
-  const appTree = await appTreeOf(loaded, r);
+/**
+ * Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). With the first platform's
+ * root filesystem facts, the app files come from them and no tree is read.
+ */
+export async function provenanceInput(
+  loaded: LoadedConfig,
+  r: BuildResult,
+  firstFacts?: RootfsFacts,
+): Promise<ProvenanceInput> {
   const name = loaded.config.name ?? 'image';
   const debs = (r.debian?.lock.packages ?? []).map((p) => ({
     name: p.name,
@@ -42,25 +132,7 @@ export async function provenanceInput(loaded: LoadedConfig, r: BuildResult): Pro
     sha256: s.inRelease.replace(/^sha256:/, ''),
     name: s.codename ?? s.suite,
   }));
-  const appFiles: ProvenanceInput['appFiles'][number][] = [];
-  if (appTree) {
-    const sources = new Map<string, string>();
-    for (const f of loaded.config.files) {
-      const dest = normalizePath(f.dest);
-      sources.set(dest, f.src ?? 'pare.yaml');
-      if (f.src)
-        for (const p of appTree.paths())
-          if (p.startsWith(`${dest}/`)) sources.set(p, join(f.src, p.slice(dest.length + 1)));
-    }
-    for (const [p, e] of appTree) {
-      if (e.kind !== 'file') continue;
-      appFiles.push({
-        path: p,
-        source: sources.get(p) ?? 'pare.yaml',
-        sha256: sha256(await e.content.bytes()).slice(7),
-      });
-    }
-  }
+  const appFiles = firstFacts ? appFilesOf(loaded, firstFacts) : await appFilesFromTree(loaded, r);
   return {
     subjects: [{ name, digest: r.digest }],
     config: { path: relative(loaded.dir, loaded.path) || 'pare.yaml', digest: sha256(loaded.bytes) },
@@ -82,7 +154,11 @@ export async function provenanceInput(loaded: LoadedConfig, r: BuildResult): Pro
 }
 
 /** Writes the build's records beside the image; returns the directory and the files written. */
-export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): Promise<BuildRecords> {
+export async function writeBuildRecords(
+  loaded: LoadedConfig,
+  r: BuildResult,
+  options: BuildRecordsOptions = {},
+): Promise<BuildRecords> {
   if (!r.layoutDir) throw new Error('writeBuildRecords needs a written build');
   const dir = join(r.layoutDir, 'pare', r.tag);
   // Records are a function of the image: when this directory already holds them for this digest, keep them.
@@ -110,8 +186,10 @@ export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): P
   }
   // The SBOM and attestation modules (and the CycloneDX library) load only when records are written: a warm build
   // whose records are current never pays for them.
-  const [{ cycloneDxJson, distroQualifier, inventory, readOsRelease, spdxJson }, { provenanceStatement }] =
-    await Promise.all([import('../sbom/index.ts'), import('../attest/index.ts')]);
+  const [{ cycloneDxJson, distroQualifier, spdxJson }, { provenanceStatement }] = await Promise.all([
+    import('../sbom/index.ts'),
+    import('../attest/index.ts'),
+  ]);
   const files: string[] = [];
   const put = async (name: string, text: string) => {
     await writeFileAtomic(join(dir, name), text);
@@ -125,13 +203,22 @@ export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): P
   );
   const artifact: Artifact = r.artifact;
   let first = true;
+  let firstFacts: RootfsFacts | undefined;
   for (const platform of r.platforms) {
     const key = formatPlatform(platform);
-    const tree = await r.tree(key);
-    if (!tree) continue;
     const image = await selectImage(artifact, platform);
+    const facts = await rootfsFacts(image, () => r.tree(key), options.cache);
+    if (!facts) continue;
+    if (platform === r.platforms[0]) firstFacts = facts;
     const digest: Digest = await image.digest();
-    const inv = await inventory(tree, { name: loaded.config.name ?? 'image', digest, debSha256 });
+    const { os, packages, files: invFiles } = facts.inventory;
+    const inv: Inventory = {
+      name: loaded.config.name ?? 'image',
+      digest,
+      os,
+      packages: packages.map((p) => ({ ...p, debSha256: debSha256.get(p.key) })),
+      files: invFiles,
+    };
     const s = suffix(key, first);
     await put(`sbom${s}.spdx.json`, spdxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
     await put(`sbom${s}.cdx.json`, cycloneDxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
@@ -139,9 +226,8 @@ export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): P
     if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(slice, null, 2)}\n`);
     first = false;
   }
-  const input = await provenanceInput(loaded, r);
-  const firstTree = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
-  const distro = firstTree ? distroQualifier(await readOsRelease(firstTree)) : undefined;
+  const input = await provenanceInput(loaded, r, firstFacts);
+  const distro = firstFacts ? distroQualifier(firstFacts.inventory.os) : undefined;
   const statement = provenanceStatement({ ...input, debs: input.debs.map((d) => ({ ...d, distro })) });
   await put('provenance.json', `${JSON.stringify(statement, null, 2)}\n`);
   await writeFileAtomic(
@@ -151,11 +237,62 @@ export async function writeBuildRecords(loaded: LoadedConfig, r: BuildResult): P
   return { dir, files };
 }
 
-/** The `files:` tree of a build (owners resolved against the first platform's users), for provenance. */
-async function appTreeOf(loaded: LoadedConfig, r: BuildResult): Promise<Tree | undefined> {
-  if (loaded.config.files.length === 0) return undefined;
-  const first = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
-  if (!first) return undefined;
+type AppFile = ProvenanceInput['appFiles'][number];
+
+function appSources(loaded: LoadedConfig, paths: readonly string[]): Map<string, string> {
+  const sources = new Map<string, string>();
+  for (const f of loaded.config.files) {
+    const dest = normalizePath(f.dest);
+    sources.set(dest, f.src ?? 'pare.yaml');
+    if (f.src)
+      for (const p of paths)
+        if (p.startsWith(`${dest}/`)) sources.set(p, join(f.src, p.slice(dest.length + 1)));
+  }
+  return sources;
+}
+
+function underDests(loaded: LoadedConfig): (p: string) => boolean {
   const dests = loaded.config.files.map((f) => normalizePath(f.dest));
-  return first.filter((p) => dests.some((d) => p === d || p.startsWith(`${d}/`)));
+  return (p) => dests.some((d) => p === d || p.startsWith(`${d}/`));
+}
+
+/**
+ * The regular files of the first platform's root filesystem at or below a `files:` destination (the user's files and
+ * whatever the packages put there), in tree order, with their source and sha256.
+ */
+async function appFilesFromTree(loaded: LoadedConfig, r: BuildResult): Promise<AppFile[]> {
+  if (loaded.config.files.length === 0) return [];
+  const first = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
+  if (!first) return [];
+  const under = underDests(loaded);
+  // filter() turns a hardlink whose target it drops into a regular file: appFilesOf mirrors that.
+  const appTree = first.filter((p) => under(p));
+  const sources = appSources(loaded, appTree.paths());
+  const out: AppFile[] = [];
+  for (const [p, e] of appTree) {
+    if (e.kind !== 'file') continue;
+    out.push({
+      path: p,
+      source: sources.get(p) ?? 'pare.yaml',
+      sha256: sha256(await e.content.bytes()).slice(7),
+    });
+  }
+  return out;
+}
+
+/** Like appFilesFromTree, from the root filesystem facts (the inventory lists every file in tree order). */
+function appFilesOf(loaded: LoadedConfig, facts: RootfsFacts): AppFile[] {
+  if (loaded.config.files.length === 0) return [];
+  const under = underDests(loaded);
+  const links = new Map(facts.hardlinks);
+  const files = facts.inventory.files.filter((f) => {
+    if (!under(f.path)) return false;
+    const target = links.get(f.path);
+    return target === undefined || !under(target);
+  });
+  const sources = appSources(
+    loaded,
+    files.map((f) => f.path),
+  );
+  return files.map((f) => ({ path: f.path, source: sources.get(f.path) ?? 'pare.yaml', sha256: f.sha256 }));
 }

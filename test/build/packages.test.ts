@@ -1,6 +1,8 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build, provenanceInput } from '../../src/build/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { imageToTree, selectImage } from '../../src/oci/index.ts';
 import { pareAsync as pare } from '../helpers/cli.ts';
@@ -115,6 +117,71 @@ describe('pare build with packages', () => {
     expect(
       archive.requests.slice(before).filter((u) => u.includes('Packages') || u.includes('Release')),
     ).toEqual([]);
+  });
+
+  describe('when the layer cache holds the packages layer (a warm build into a fresh layout)', () => {
+    it('writes the same records, byte for byte, as a build without the layer cache, with or without the cached rootfs facts', async () => {
+      const p = project('five', ['base-files', 'app']);
+      mkdirSync(join(p, 'docs'), { recursive: true });
+      writeFileSync(join(p, 'docs', 'NOTES'), 'notes\n');
+      // note: the dest is a directory the app package fills too, so provenance lists its copyright as well
+      writeFileSync(
+        join(p, 'pare.yaml'),
+        `${readFileSync(join(p, 'pare.yaml'), 'utf8')}files:\n  - {src: docs, dest: /usr/share/doc/app}\n  - {content: "x=1\\n", dest: /etc/app.conf}\n`,
+      );
+      const env = { XDG_CACHE_HOME: join(dir, 'cache5') };
+      const records = (out: string) => {
+        const d = join(dir, out, 'pare', 'latest');
+        return Object.fromEntries(readdirSync(d).map((f) => [f, readFileSync(join(d, f), 'utf8')]));
+      };
+      // The reference: every record computed from the assembled trees, nothing cached.
+      const loaded = await loadConfig(p);
+      const ref = await build(loaded, {
+        output: join(dir, 'out5ref'),
+        layerCache: false,
+        debian: { archive: { cacheDir: join(dir, 'cache5', 'pare') } },
+      });
+      const cold = await pare(['build', p, '-o', join(dir, 'out5a')], { env });
+      expect(cold.code).toBe(0);
+      // One facts entry per platform: the next build reads them instead of unpacking the cached layer.
+      expect(readdirSync(join(dir, 'cache5', 'pare', 'records'))).toHaveLength(2);
+      const warm = await pare(['build', p, '-o', join(dir, 'out5b')], { env });
+      expect(warm.code).toBe(0);
+      rmSync(join(dir, 'cache5', 'pare', 'records'), { recursive: true });
+      const unpacked = await pare(['build', p, '-o', join(dir, 'out5c')], { env });
+      expect(unpacked.code).toBe(0);
+      expect(warm.stdout).toBe(cold.stdout);
+      expect(unpacked.stdout).toBe(cold.stdout);
+      const want = records('out5ref');
+      expect(Object.keys(want).sort()).toEqual([
+        'build.json',
+        'provenance.json',
+        'sbom.cdx.json',
+        'sbom.linux-arm64.cdx.json',
+        'sbom.linux-arm64.spdx.json',
+        'sbom.spdx.json',
+      ]);
+      // The user's files in the provenance are those of the first platform's tree at or below a files: dest.
+      const prov = JSON.parse(want['provenance.json']!) as {
+        predicate: { buildDefinition: { resolvedDependencies: { uri: string; name: string }[] } };
+      };
+      const fromTree = (await provenanceInput(loaded, ref)).appFiles;
+      expect(fromTree.map((f) => `${f.path} ${f.source}`).sort()).toEqual([
+        '/etc/app.conf pare.yaml',
+        '/usr/share/doc/app/NOTES docs/NOTES',
+        '/usr/share/doc/app/copyright docs/copyright',
+      ]);
+      expect(
+        prov.predicate.buildDefinition.resolvedDependencies.filter((d) => d.uri.startsWith('file:')),
+      ).toEqual(
+        [...fromTree]
+          .sort((a, b) => (a.path < b.path ? -1 : 1))
+          .map((f) => ({ uri: `file:${f.source}`, digest: { sha256: f.sha256 }, name: f.path })),
+      );
+      expect(records('out5a')).toEqual(want);
+      expect(records('out5b')).toEqual(want);
+      expect(records('out5c')).toEqual(want);
+    });
   });
 
   it('explains why a package is in (pare why)', async () => {
