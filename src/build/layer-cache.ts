@@ -15,7 +15,7 @@ import type { SliceReport } from '../slice/index.ts';
  * `layers/<key>.json` (descriptor, users/groups of the layer's /etc files, slice report); the blob lives in the
  * content-addressed `blobs/sha256/` it shares with the download cache, written to a temp file, hashed and renamed —
  * and re-verified as it is read, so a corrupt cache can never reach an image. `records/<key>.json` holds what the
- * build records read from an image's root filesystem (records.ts), so a warm build never unpacks the cached layer.
+ * build records derive from an image (records.ts), so a warm build never unpacks the cached layer.
  */
 
 export interface CachedBase {
@@ -117,15 +117,15 @@ export class LayerCache {
   }
 
   /**
-   * Returns the text stored under `key` by putRootfsFacts, or undefined. What the build records read from an image's
-   * root filesystem (records.ts decides the content and the key; a key covers the image's layers by diff_id).
+   * Returns the text stored under `key` by putRecord, or undefined: what the build records derive from an image
+   * (records.ts decides the content and the key; a key covers the image's layers by diff_id).
    */
-  async getRootfsFacts(key: string): Promise<string | undefined> {
+  async getRecord(key: string): Promise<string | undefined> {
     return readFile(join(this.dir, 'records', `${key}.json`), 'utf8').catch(() => undefined);
   }
 
   /** Stores `text` under `key` (atomically; concurrent writers of one key write the same bytes). */
-  async putRootfsFacts(key: string, text: string): Promise<void> {
+  async putRecord(key: string, text: string): Promise<void> {
     await writeFileAtomic(join(this.dir, 'records', `${key}.json`), text);
   }
 }

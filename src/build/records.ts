@@ -1,4 +1,5 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import type { ProvenanceInput } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
@@ -26,36 +27,57 @@ export interface BuildRecords {
 
 export interface BuildRecordsOptions {
   /**
-   * Where the facts the records read from each image's root filesystem are kept between builds. With them, a build
-   * whose layers are all known (a warm build: cached packages layer, same files) never unpacks its root filesystem.
+   * Where what the records derive from each image is kept between builds. With it, a build whose layers are all known
+   * (a warm build: cached packages layer, same files) never unpacks its root filesystem, and one whose image is known
+   * does not render its SBOMs again.
    */
   readonly cache?: LayerCache;
 }
 
 /**
  * What the records read from an image's root filesystem: its inventory (without the build's name, digest and .deb
- * hashes) and its hardlinks (path → target), which provenance needs to tell the user's files apart. A pure function of
- * the image's layers, so it is cached by their diff_ids.
+ * hashes), the purl distro qualifier of its os-release, and its hardlinks (path → target), which provenance needs to
+ * tell the user's files apart. A pure function of the image's layers, so it is cached by their diff_ids.
  */
 export interface RootfsFacts {
   readonly inventory: Pick<Inventory, 'os' | 'packages' | 'files'>;
+  readonly distro: string | undefined;
   readonly hardlinks: readonly (readonly [string, string])[];
 }
 
-/** Bump when RootfsFacts or its encoding changes: older entries are then never read. */
-const FACTS_VERSION = 1;
+function suffix(platform: string, first: boolean): string {
+  return first ? '' : `.${platform.replaceAll('/', '-')}`;
+}
 
-// The facts are computed by the sbom module; an entry written by other code of it must never be used, so the key
-// covers the module's source (read once, a few kB; a missing source means no caching).
-let sbomSource: Promise<string | undefined> | undefined;
+/** Bump when RootfsFacts, the cached SBOM texts or their encoding change: older entries are then never read. */
+const RECORDS_CACHE_VERSION = 1;
+
+// The facts and SBOMs are computed by the sbom module (and debPurl of attest/slsa.ts) with the libraries they import,
+// and encoded here; an entry written by other code must never be used, so the keys cover those sources, this file and
+// the libraries' package.json
+// (read once, a few kB; anything missing means no caching).
+let codeFingerprint: Promise<string | undefined> | undefined;
 function sbomFingerprint(): Promise<string | undefined> {
-  sbomSource ??= (async () => {
+  codeFingerprint ??= (async () => {
     const dir = new URL('../sbom/', import.meta.url);
-    const names = (await readdir(dir)).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts')).sort();
-    const texts = await Promise.all(names.map((n) => readFile(new URL(n, dir), 'utf8')));
-    return sha256(JSON.stringify(names.map((n, i) => [n, texts[i]])));
+    const urls = (await readdir(dir))
+      .filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))
+      .sort()
+      .map((n) => new URL(n, dir));
+    urls.push(new URL('../attest/slsa.ts', import.meta.url), new URL(import.meta.url));
+    const texts = await Promise.all(urls.map((u) => readFile(u, 'utf8')));
+    const libs = new Set<string>();
+    // Bare package specifiers (node: builtins and relative paths do not match).
+    for (const t of texts)
+      for (const m of t.matchAll(/from '((?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*)(?:\/[^']*)?'/g))
+        libs.add(m[1]!);
+    const require = createRequire(import.meta.url);
+    const manifests = await Promise.all(
+      [...libs].sort().map((l) => readFile(require.resolve(`${l}/package.json`), 'utf8')),
+    );
+    return sha256(JSON.stringify([texts, manifests]));
   })().catch(() => undefined);
-  return sbomSource;
+  return codeFingerprint;
 }
 
 // Maps (dpkg md5sums, os-release fields) survive the JSON round trip as tagged entry lists.
@@ -66,48 +88,44 @@ const decodeFacts = (text: string): RootfsFacts =>
     v && typeof v === 'object' && '$map' in v ? new Map((v as { $map: [unknown, unknown][] }).$map) : v,
   ) as RootfsFacts;
 
+/** Returns the cache key of the root filesystem facts of `image`, or undefined when nothing is cached. */
+async function factsKey(image: Image, cache: LayerCache | undefined): Promise<string | undefined> {
+  const code = cache ? await sbomFingerprint() : undefined;
+  if (!code) return undefined;
+  return cacheKey({
+    records: RECORDS_CACHE_VERSION,
+    pare: PARE_VERSION,
+    code,
+    diffIds: (await image.config()).rootfs.diff_ids,
+  });
+}
+
 /**
- * Returns the root filesystem facts of `image`: from the cache when it holds them for the image's diff_ids, else
- * computed from `tree()` (and stored). Undefined when there is no tree.
+ * Returns the root filesystem facts under `key` in the cache, else computed from `tree()` (and stored). Undefined when
+ * there is no tree.
  */
 async function rootfsFacts(
-  image: Image,
+  key: string | undefined,
   tree: () => Promise<Tree | undefined>,
   cache: LayerCache | undefined,
 ): Promise<RootfsFacts | undefined> {
-  const code = cache ? await sbomFingerprint() : undefined;
-  const key =
-    cache && code
-      ? cacheKey({
-          facts: FACTS_VERSION,
-          pare: PARE_VERSION,
-          code,
-          diffIds: (await image.config()).rootfs.diff_ids,
-        })
-      : undefined;
-  if (cache && key) {
-    const text = await cache.getRootfsFacts(key);
-    if (text !== undefined) {
-      try {
-        return decodeFacts(text);
-      } catch {
-        /* a damaged entry is a miss */
-      }
+  const text = cache && key ? await cache.getRecord(key) : undefined;
+  if (text !== undefined) {
+    try {
+      return decodeFacts(text);
+    } catch {
+      /* a damaged entry is a miss */
     }
   }
   const t = await tree();
   if (!t) return undefined;
-  const { inventory } = await import('../sbom/index.ts');
+  const { distroQualifier, inventory } = await import('../sbom/index.ts');
   const { os, packages, files } = await inventory(t, { name: '' });
   const hardlinks: [string, string][] = [];
   for (const [p, e] of t) if (e.kind === 'hardlink') hardlinks.push([p, e.target]);
-  const facts: RootfsFacts = { inventory: { os, packages, files }, hardlinks };
-  if (cache && key) await cache.putRootfsFacts(key, encodeFacts(facts));
+  const facts: RootfsFacts = { inventory: { os, packages, files }, distro: distroQualifier(os), hardlinks };
+  if (cache && key) await cache.putRecord(key, encodeFacts(facts));
   return facts;
-}
-
-function suffix(platform: string, first: boolean): string {
-  return first ? '' : `.${platform.replaceAll('/', '-')}`;
 }
 
 /**
@@ -184,12 +202,10 @@ export async function writeBuildRecords(
   } catch {
     /* no records yet */
   }
-  // The SBOM and attestation modules (and the CycloneDX library) load only when records are written: a warm build
-  // whose records are current never pays for them.
-  const [{ cycloneDxJson, distroQualifier, spdxJson }, { provenanceStatement }] = await Promise.all([
-    import('../sbom/index.ts'),
-    import('../attest/index.ts'),
-  ]);
+  // The SBOM module (and the CycloneDX library) loads only when an SBOM is rendered: a warm build whose image is
+  // known writes the cached texts.
+  // slsa.ts, not the attest barrel: the barrel loads the registry client and key handling too (~40 ms).
+  const { provenanceStatement } = await import('../attest/slsa.ts');
   const files: string[] = [];
   const put = async (name: string, text: string) => {
     await writeFileAtomic(join(dir, name), text);
@@ -201,33 +217,63 @@ export async function writeBuildRecords(
       p.sha256.replace(/^sha256:/, ''),
     ]),
   );
+  const name = loaded.config.name ?? 'image';
+  const cache = options.cache;
   const artifact: Artifact = r.artifact;
   let first = true;
   let firstFacts: RootfsFacts | undefined;
+  let distro: string | undefined;
   for (const platform of r.platforms) {
     const key = formatPlatform(platform);
     const image = await selectImage(artifact, platform);
-    const facts = await rootfsFacts(image, () => r.tree(key), options.cache);
-    if (!facts) continue;
-    if (platform === r.platforms[0]) firstFacts = facts;
     const digest: Digest = await image.digest();
-    const { os, packages, files: invFiles } = facts.inventory;
-    const inv: Inventory = {
-      name: loaded.config.name ?? 'image',
-      digest,
-      os,
-      packages: packages.map((p) => ({ ...p, debSha256: debSha256.get(p.key) })),
-      files: invFiles,
-    };
+    const fk = await factsKey(image, cache);
+    // The SBOMs are a function of the facts, the image's digest and name, the epoch and the .debs' digests.
+    const sk =
+      fk &&
+      cacheKey({
+        records: RECORDS_CACHE_VERSION,
+        sboms: fk,
+        name,
+        digest,
+        epoch: r.epoch,
+        debs: [...debSha256],
+      });
+    let sboms = sk && cache ? decodeSboms(await cache.getRecord(sk)) : undefined;
+    let facts: RootfsFacts | undefined;
+    if (!sboms) {
+      facts = await rootfsFacts(fk, () => r.tree(key), cache);
+      if (!facts) continue;
+      const { os, packages, files: invFiles } = facts.inventory;
+      const inv: Inventory = {
+        name,
+        digest,
+        os,
+        packages: packages.map((p) => ({ ...p, debSha256: debSha256.get(p.key) })),
+        files: invFiles,
+      };
+      const { cycloneDxJson, spdxJson } = await import('../sbom/index.ts');
+      sboms = {
+        spdx: spdxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }),
+        cdx: cycloneDxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }),
+        distro: facts.distro,
+      };
+      if (sk && cache) await cache.putRecord(sk, `${JSON.stringify(sboms)}\n`);
+    }
+    if (platform === r.platforms[0]) {
+      distro = sboms.distro;
+      // Provenance reads the facts only for the user's files.
+      if (loaded.config.files.length > 0)
+        firstFacts = facts ?? (await rootfsFacts(fk, () => r.tree(key), cache));
+    }
     const s = suffix(key, first);
-    await put(`sbom${s}.spdx.json`, spdxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
-    await put(`sbom${s}.cdx.json`, cycloneDxJson(inv, { created: r.epoch, toolVersion: PARE_VERSION }));
+    await put(`sbom${s}.spdx.json`, sboms.spdx);
+    await put(`sbom${s}.cdx.json`, sboms.cdx);
     const slice = r.slices.get(key);
     if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(slice, null, 2)}\n`);
     first = false;
   }
   const input = await provenanceInput(loaded, r, firstFacts);
-  const distro = firstFacts ? distroQualifier(firstFacts.inventory.os) : undefined;
   const statement = provenanceStatement({ ...input, debs: input.debs.map((d) => ({ ...d, distro })) });
   await put('provenance.json', `${JSON.stringify(statement, null, 2)}\n`);
   await writeFileAtomic(
@@ -235,6 +281,26 @@ export async function writeBuildRecords(
     `${JSON.stringify({ digest: r.digest, files: files.map((f) => f.slice(dir.length + 1)) }, null, 2)}\n`,
   );
   return { dir, files };
+}
+
+/** The SBOM texts of an image, and the purl distro qualifier its provenance uses. */
+interface Sboms {
+  readonly spdx: string;
+  readonly cdx: string;
+  readonly distro: string | undefined;
+}
+
+function decodeSboms(text: string | undefined): Sboms | undefined {
+  try {
+    const v = text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+    return typeof v?.spdx === 'string' &&
+      typeof v.cdx === 'string' &&
+      (v.distro === undefined || typeof v.distro === 'string')
+      ? { spdx: v.spdx, cdx: v.cdx, distro: v.distro }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 type AppFile = ProvenanceInput['appFiles'][number];

@@ -143,8 +143,8 @@ describe('pare build with packages', () => {
       });
       const cold = await pare(['build', p, '-o', join(dir, 'out5a')], { env });
       expect(cold.code).toBe(0);
-      // One facts entry per platform: the next build reads them instead of unpacking the cached layer.
-      expect(readdirSync(join(dir, 'cache5', 'pare', 'records'))).toHaveLength(2);
+      // Per platform, the rootfs facts and the SBOM texts: the next build reads them instead of unpacking the cached layer.
+      expect(readdirSync(join(dir, 'cache5', 'pare', 'records'))).toHaveLength(4);
       const warm = await pare(['build', p, '-o', join(dir, 'out5b')], { env });
       expect(warm.code).toBe(0);
       rmSync(join(dir, 'cache5', 'pare', 'records'), { recursive: true });
