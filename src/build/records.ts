@@ -54,8 +54,7 @@ const RECORDS_CACHE_VERSION = 1;
 
 // The facts and SBOMs are computed by the sbom module (and debPurl of attest/slsa.ts) with the libraries they import,
 // and encoded here; an entry written by other code must never be used, so the keys cover those sources, this file and
-// the libraries' package.json
-// (read once, a few kB; anything missing means no caching).
+// the libraries' package.json (read once, a few kB; anything missing means no caching).
 let codeFingerprint: Promise<string | undefined> | undefined;
 function sbomFingerprint(): Promise<string | undefined> {
   codeFingerprint ??= (async () => {
