@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { recordFields } from '../../test/helpers/package-record.ts';
 import { formatLock, parseLock } from './lock.ts';
 import { parseDeb822Sources, parseOneLineSources, resolveSuites } from './mirror.ts';
 import { isSafePoolPath, parsePackages, scanPackages } from './packages.ts';
@@ -218,7 +219,7 @@ describe('scanPackages', () => {
           expect(lazy[i]!.paragraph.get('Not-There')).toBeUndefined();
         }
         const view = (r: (typeof slow)[number]) => ({
-          ...r,
+          ...recordFields(r),
           paragraph: [...r.paragraph.entries()],
         });
         expect(fast.map(view)).toEqual(slow.map(view));

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { detachRecord, IndexScanner, type PackageRecord, parsePackages, scanPackages } from './packages.ts';
+import { recordFields } from '../../test/helpers/package-record.ts';
+import { detachRecord, IndexScanner, parsePackages, scanPackages } from './packages.ts';
 import { PackageUniverse, resolveDependencies } from './resolve.ts';
 
 const origin = { suite: 'stable', component: 'main', source: 'Packages' };
@@ -53,17 +54,7 @@ describe('resolveDependencies over scanned records', () => {
 });
 
 describe('IndexScanner', () => {
-  const fields = (r: PackageRecord) => ({
-    name: r.name,
-    version: r.version,
-    architecture: r.architecture,
-    filename: r.filename,
-    size: r.size,
-    sha256: r.sha256,
-    suite: r.suite,
-    component: r.component,
-    provides: r.provides,
-  });
+  const fields = recordFields;
   const scanInChunks = (bytes: Buffer, cuts: readonly number[]) => {
     const s = new IndexScanner(origin);
     let at = 0;

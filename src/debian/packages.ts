@@ -73,51 +73,15 @@ export function parsePackages(text: string, origin: IndexOrigin): PackageRecord[
 const EAGER = ['Package', 'Version', 'Architecture', 'Filename', 'Size', 'SHA256', 'Provides'] as const;
 
 /**
- * Returns the records of a Packages index like parsePackages, about 10x faster and with a fraction of the memory:
- * the stanzas are only located and the eager fields (name, version, architecture, pool file, Provides) pulled out
- * in one walk over the lines of the bytes; each record's `paragraph` is searched lazily (Paragraph.lazy). Hand-written
- * because a full parse of a 63k-stanza index allocates a Map per stanza (≈0.7 s, ≈250 MB for bookworm/main). A
- * stanza in which a field is not spelled in the archive's canonical case falls back to the full parser.
+ * Returns the records of a Packages index like parsePackages, about 10x faster and with a fraction of the memory: an
+ * IndexScanner that keeps every field (see there). Hand-written because a full parse of a 63k-stanza index allocates
+ * a Map per stanza (≈0.7 s, ≈250 MB for bookworm/main). A stanza in which a field is not spelled in the archive's
+ * canonical case, or that repeats or continues a field pare reads eagerly, falls back to the full parser.
  */
 export function scanPackages(bytes: Uint8Array, origin: IndexOrigin): PackageRecord[] {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.indexOf(0x0d) >= 0) return parsePackages(buf.toString('utf8'), origin);
-  const len = buf.length;
-  const ctx: ScanContext = { buf, origin };
-  const out: PackageRecord[] = [];
-  const values: (string | undefined)[] = new Array(EAGER.length);
-  let pos = 0;
-  while (pos < len) {
-    while (pos < len && buf[pos] === 0x0a) pos++;
-    if (pos >= len) break;
-    let end = buf.indexOf(STANZA_END, pos);
-    if (end < 0) end = len;
-    values.fill(undefined);
-    let fallback = false;
-    // Walk the stanza's lines once, looking only at lines that start like an eager field.
-    for (let ls = pos; ls < end; ) {
-      let nl = buf.indexOf(0x0a, ls);
-      if (nl < 0 || nl > end) nl = end;
-      const f = eagerFieldAt(buf, ls, nl);
-      if (f >= 0) {
-        // A repeated or continued eager field is left to the full parser (which reports or joins it).
-        if (values[f] !== undefined) fallback = true;
-        if (nl < end && (buf[nl + 1] === 0x20 || buf[nl + 1] === 0x09)) fallback = true;
-        values[f] = valueAt(buf, ls + EAGER_BYTES[f]!.length, nl);
-      }
-      ls = nl + 1;
-    }
-    for (let i = 0; i < 6; i++) if (values[i] === undefined || values[i] === '') fallback = true;
-    if (fallback) {
-      const p = parseStanza(ctx, pos, end);
-      for (let i = 0; i < EAGER.length; i++) values[i] = p.get(EAGER[i]!);
-    }
-    const why = invalidEager(values);
-    if (why) throw indexError(origin, lineAt(buf, pos), why, values[0]);
-    out.push(new ScannedRecord(ctx, pos, end, values));
-    pos = end;
-  }
-  return out;
+  const s = new IndexScanner(origin, { fields: 'all' });
+  s.push(bytes);
+  return s.end();
 }
 
 /** Returns the field value in [start, end) of one line, trimmed as String.prototype.trim would trim it. */
@@ -173,116 +137,27 @@ interface ScanContext {
   readonly origin: IndexOrigin;
 }
 
-function parseStanza(ctx: ScanContext, start: number, end: number, line?: number): Paragraph {
+function parseStanza(ctx: ScanContext, start: number, end: number, line: number): Paragraph {
   try {
     return [...iterateControl(ctx.buf.toString('utf8', start, end), { source: ctx.origin.source })][0]!;
   } catch (e) {
-    // Line numbers are counted only now: the stanza was parsed on its own, so its lines are relative.
-    const first = line ?? lineAt(ctx.buf, start);
+    // The stanza was parsed on its own, so its lines are relative to `line`, where it starts.
     const rel = (e as { line?: number }).line ?? 1;
     throw new DebianError(
       'DEBIAN_INDEX_INVALID',
-      `cannot parse package index ${ctx.origin.source}:${first + rel - 1}: ${(e as Error).message.replace(/^.*?: /, '')}`,
+      `cannot parse package index ${ctx.origin.source}:${line + rel - 1}: ${(e as Error).message.replace(/^.*?: /, '')}`,
       { cause: e, url: ctx.origin.source },
     );
   }
 }
 
-/** Returns the 1-based line of byte `offset`; only called for messages. */
-function lineAt(buf: Buffer, offset: number): number {
-  let n = 1;
-  for (let i = buf.indexOf(0x0a); i >= 0 && i < offset; i = buf.indexOf(0x0a, i + 1)) n++;
-  return n;
-}
-
-/** A record located by scanPackages: eager fields copied out, the stanza kept as a byte range of the index. */
-class ScannedRecord implements PackageRecord, KnownFields {
-  readonly name: string;
-  readonly version: string;
-  readonly architecture: string;
-  readonly filename: string;
-  readonly size: number;
-  readonly sha256: Digest;
-  readonly provides: string | undefined;
-  readonly suite: string;
-  readonly component: string;
-  readonly #ctx: ScanContext;
-  readonly #start: number;
-  readonly #end: number;
-  #paragraph: Paragraph | undefined;
-  /** `v`: the EAGER values, already checked by invalidEager. */
-  constructor(ctx: ScanContext, start: number, end: number, v: readonly (string | undefined)[]) {
-    this.name = v[0]!;
-    this.version = v[1]!;
-    this.architecture = internArchitecture(v[2]!);
-    this.filename = v[3]!;
-    this.size = Number(v[4]);
-    this.sha256 = `sha256:${v[5]}`;
-    this.provides = v[6];
-    this.suite = ctx.origin.suite;
-    this.component = ctx.origin.component;
-    this.#ctx = ctx;
-    this.#start = start;
-    this.#end = end;
-  }
-  /**
-   * The stanza, searched field by field on demand over the index bytes (line 0: not counted, to keep the scan fast).
-   * Nothing is decoded or copied until a field other than the eager ones is asked for.
-   */
-  get paragraph(): Paragraph {
-    this.#paragraph ??= Paragraph.lazy({ bytes: this.#ctx.buf, start: this.#start, end: this.#end }, 0, {
-      source: this.#ctx.origin.source,
-      known: this,
-    });
-    return this.#paragraph;
-  }
-  /** The eager fields, for the lazy paragraph (KnownFields). */
-  knownField(key: string): string | null | undefined {
-    switch (key) {
-      case 'package':
-        return this.name;
-      case 'version':
-        return this.version;
-      case 'architecture':
-        return this.architecture;
-      case 'filename':
-        return this.filename;
-      case 'size':
-        return String(this.size);
-      case 'sha256':
-        return this.sha256.slice(7);
-      case 'provides':
-        return this.provides ?? null;
-      default:
-        return undefined;
-    }
-  }
-  /** Returns this record over its own copy of the stanza, so that keeping it does not keep the whole index. */
-  detached(): ScannedRecord {
-    const ctx: ScanContext = {
-      buf: Buffer.from(this.#ctx.buf.subarray(this.#start, this.#end)),
-      origin: this.#ctx.origin,
-    };
-    const v = [
-      this.name,
-      this.version,
-      this.architecture,
-      this.filename,
-      String(this.size),
-      this.sha256.slice(7),
-      this.provides,
-    ];
-    return new ScannedRecord(ctx, 0, ctx.buf.length, v);
-  }
-}
-
 /**
- * Returns `record` with a stanza of its own: a record from scanPackages otherwise keeps its whole index (≈50 MB for
- * bookworm/main) alive for as long as it is kept. Other records are returned as they are.
+ * Returns `record` with a stanza of its own: a record of an IndexScanner (or scanPackages) otherwise keeps the 1 MiB
+ * buffer its stanza was copied into, with its neighbours' stanzas, alive for as long as it is kept. Other records are
+ * returned as they are.
  */
 export function detachRecord(record: PackageRecord): PackageRecord {
-  if (record instanceof StoredRecord) return record.detached();
-  return record instanceof ScannedRecord ? record.detached() : record;
+  return record instanceof StoredRecord ? record.detached() : record;
 }
 
 /** Returns why the EAGER values cannot make a record (a field missing or malformed), or undefined when they can. */
@@ -372,11 +247,12 @@ interface Slab {
 
 /**
  * Parses a Packages index as it streams in (chunks of any size, as they leave the decompressor), keeping of each
- * stanza only the lines of `fields` (default INDEX_FIELDS), copied into shared 1 MiB buffers. Neither the index nor
- * one string per field is ever held: for bookworm/main (50 MB, 63k stanzas) the records keep ≈25 MB of bytes and
- * three strings each (name, version, Provides), where scanPackages keeps the whole 50 MB index and seven strings.
- * Hand-written for the same reason as scanPackages, whose checks it shares: a stanza is rejected
- * (DEBIAN_INDEX_INVALID, with its line) exactly when scanPackages would reject it, and gives the same record.
+ * stanza only the lines of `fields` (default INDEX_FIELDS; `'all'` keeps every line), copied into shared 1 MiB
+ * buffers. Neither the index nor one string per field is ever held: for bookworm/main (50 MB, 63k stanzas) the
+ * records keep ≈25 MB of bytes and three strings each (name, version, Provides). The eager fields are pulled out in
+ * one walk over the lines; the rest is searched lazily (Paragraph.lazy) when the resolver or the lock asks. A stanza
+ * is rejected (DEBIAN_INDEX_INVALID, with its line) exactly when parsePackages would reject it, and gives the same
+ * record.
  *
  * @example
  *   const s = new IndexScanner(origin);
@@ -385,7 +261,8 @@ interface Slab {
  */
 export class IndexScanner {
   readonly #origin: IndexOrigin;
-  readonly #keep: ReadonlySet<string>;
+  /** Lower-case names of the fields kept; undefined: every field. */
+  readonly #keep: ReadonlySet<string> | undefined;
   /** Bytes after the last complete stanza, waiting for the rest of it. */
   #parts: Buffer[] = [];
   #partsBytes = 0;
@@ -395,9 +272,10 @@ export class IndexScanner {
   readonly #out: PackageRecord[] = [];
   #done = false;
 
-  constructor(origin: IndexOrigin, options: { readonly fields?: readonly string[] } = {}) {
+  constructor(origin: IndexOrigin, options: { readonly fields?: readonly string[] | 'all' } = {}) {
     this.#origin = origin;
-    this.#keep = new Set((options.fields ?? INDEX_FIELDS).map((f) => f.toLowerCase()));
+    const fields = options.fields ?? INDEX_FIELDS;
+    this.#keep = fields === 'all' ? undefined : new Set(fields.map((f) => f.toLowerCase()));
   }
 
   /** Parses the complete stanzas that `chunk` ends; keeps the rest for the next push. Throws DEBIAN_INDEX_INVALID. */
@@ -443,7 +321,7 @@ export class IndexScanner {
   /** Parses the stanzas of `buf`, which ends with a complete stanza (or is the end of the index). */
   #scan(buf: Buffer): void {
     if (buf.indexOf(0x0d) >= 0) {
-      // A CR anywhere: the full parser decides (scanPackages does the same), on this region's own copy.
+      // A CR anywhere: the full parser decides, on this region's own copy.
       this.#line += countLines(buf);
       for (const r of parsePackages(buf.toString('utf8'), this.#origin)) this.#out.push(this.#store(r));
       return;
@@ -482,7 +360,8 @@ export class IndexScanner {
           } else {
             const colon = buf.indexOf(0x3a, ls);
             kept =
-              colon > ls && colon < nl && this.#keep.has(buf.toString('latin1', ls, colon).toLowerCase());
+              this.#keep === undefined ||
+              (colon > ls && colon < nl && this.#keep.has(buf.toString('latin1', ls, colon).toLowerCase()));
           }
         }
         if (kept) {
@@ -514,7 +393,7 @@ export class IndexScanner {
     const slab = this.#room(n);
     const start = slab.used;
     for (let i = 0; i < keep.length; i += 2) slab.used += buf.copy(slab.buf, slab.used, keep[i], keep[i + 1]);
-    // The stanza's last newline is not part of it (as in scanPackages' ranges).
+    // The stanza's last newline is not part of it.
     const end = slab.used > start && slab.buf[slab.used - 1] === 0x0a ? slab.used - 1 : slab.used;
     return new StoredRecord(slab, start, end, this.#origin, v);
   }
@@ -523,7 +402,8 @@ export class IndexScanner {
   #store(r: PackageRecord): StoredRecord {
     let text = '';
     for (const [k, v] of r.paragraph.entries())
-      if (this.#keep.has(k.toLowerCase())) text += `${k}:${formatFieldValue(v)}\n`;
+      if (this.#keep === undefined || this.#keep.has(k.toLowerCase()))
+        text += `${k}:${formatFieldValue(v)}\n`;
     const bytes = Buffer.from(text);
     return this.#keepRanges(
       bytes,
