@@ -149,10 +149,10 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const compression = cfg.output.compression ?? 'gzip';
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
   // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
-  const appPaths = (await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 })))
-    .paths()
-    .filter((p) => p !== '/');
-  const keepFiles = appPaths.filter((p) => !p.endsWith('/'));
+  // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
+  const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 })))]
+    .filter(([, e]) => e.kind !== 'dir')
+    .map(([p]) => p);
   for (const platform of platforms) {
     const key = formatPlatform(platform);
     let base: Tree | undefined;
@@ -208,7 +208,8 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
           env: rcForSlice.Env,
           workingDir: rcForSlice.WorkingDir,
           executables: sliceCfg.executables,
-          keep: [...(sliceCfg.keep ?? []), ...keepFiles],
+          keep: sliceCfg.keep,
+          files: keepFiles,
           shell: cfg.shell,
           locales: sliceCfg.locales,
           probe: sliceCfg.probe,

@@ -221,11 +221,27 @@ describe('sliceTree', () => {
       [{ entrypoint: ['nope'] }, 'SLICE_ROOT_NOT_FOUND', 'not found on PATH'],
       [{ executables: ['/usr/bin/missing'] }, 'SLICE_ROOT_NOT_FOUND', '"/usr/bin/missing"'],
       [{ entrypoint: ['app'], keep: ['/opt/**'] }, 'SLICE_ROOT_NOT_FOUND', 'matches nothing'],
+      [{ files: ['/usr/bin/ap?'] }, 'SLICE_ROOT_NOT_FOUND', 'file "/usr/bin/ap?" is not in the tree'],
       [{}, 'SLICE_OPTIONS_INVALID', 'no roots'],
     ] as const)('throws %j → %s', async (o, code, msg) => {
       await expect(sliceTree(fixture(), o)).rejects.toThrow(
         expect.objectContaining({ code, message: expect.stringContaining(msg) }),
       );
+    });
+  });
+
+  describe('when files: are given', () => {
+    it('keeps exactly those paths and their ELF closure; a directory keeps only itself', async () => {
+      const r = await sliceTree(fixture(), { files: ['/usr/bin/app', '/usr/lib/python3.11'] });
+      expect(r.kept.get('/usr/bin/app')).toEqual({ why: 'root', detail: 'files:' });
+      expect(r.kept.get(`${LIB}/libfoo.so.1.0`)?.why).toBe('elf-needed');
+      expect(r.tree.has(`${LIB}/libc.so.6`)).toBe(true);
+      expect(r.tree.has('/usr/lib/python3.11')).toBe(true);
+      expect(r.tree.has('/usr/lib/python3.11/os.py')).toBe(false);
+      expect(r.tree.has('/usr/bin/bar')).toBe(false);
+      expect(r.roots).toEqual([
+        { kind: 'files', spec: 'files:', paths: ['/usr/bin/app', '/usr/lib/python3.11'] },
+      ]);
     });
   });
 

@@ -68,6 +68,11 @@ export interface SliceOptions {
   readonly executables?: readonly string[];
   /** Globs of absolute paths to keep whatever the rules say (picomatch syntax, dotfiles match); a matched directory keeps its subtree. */
   readonly keep?: readonly string[];
+  /**
+   * Exact paths to keep whatever the rules say, with their closure (the user's `files:`): no glob syntax, and a
+   * directory keeps only itself (its parents are kept as bare directories like every kept path's).
+   */
+  readonly files?: readonly string[];
   /** Keep shells and package-manager tooling when something reaches them. Default false. */
   readonly shell?: boolean;
   /** Locales to keep (`de`, `de_DE.UTF-8`); C/C.UTF-8 is always kept. */
@@ -104,7 +109,7 @@ export interface SliceTotals {
 
 /** A root the slice started from. */
 export interface SliceRoot {
-  readonly kind: 'entrypoint' | 'cmd' | 'argument' | 'executable' | 'keep' | 'probe';
+  readonly kind: 'entrypoint' | 'cmd' | 'argument' | 'executable' | 'keep' | 'files' | 'probe';
   /** As given (`python3`, `/app/*.py`, the probe command). */
   readonly spec: string;
   /** What it resolved to (canonical paths; several for a glob or a probe). */
@@ -240,6 +245,7 @@ class Slicer {
       argv.length > 0 ||
       (o.executables?.length ?? 0) > 0 ||
       (o.keep?.length ?? 0) > 0 ||
+      (o.files?.length ?? 0) > 0 ||
       (o.probe?.length ?? 0) > 0;
     if (!hasRoots)
       throw new SliceError(
@@ -267,6 +273,20 @@ class Slicer {
       this.keepRoot(x, found, { why: 'root', detail: `executable ${JSON.stringify(x)}` });
     }
     for (const g of o.keep ?? []) this.keepGlob(g);
+    if (o.files?.length) {
+      for (const p of o.files) {
+        if (!this.tree.get(p))
+          throw new SliceError(
+            'SLICE_ROOT_NOT_FOUND',
+            `cannot slice: file ${JSON.stringify(p)} is not in the tree`,
+            {
+              path: p,
+            },
+          );
+        this.keepEntry(p, { why: 'root', detail: 'files:' }, false);
+      }
+      this.roots.push({ kind: 'files', spec: 'files:', paths: [...o.files].sort(comparePaths) });
+    }
     if ((o.probe?.length ?? 0) > 0) await this.runProbe();
   }
 
