@@ -1,5 +1,5 @@
 import { basename, resolve } from 'node:path';
-import type { LoadedConfig } from '../config/index.ts';
+import { EPOCH_MAX, type LoadedConfig } from '../config/index.ts';
 import type { Digest } from '../digest/index.ts';
 import { UsageError } from '../errors.ts';
 import { applyLayer, conflictReplace, merge, Tree } from '../fstree/index.ts';
@@ -79,10 +79,10 @@ export function resolveEpoch(configEpoch: number | undefined, explicit?: number)
   if (explicit !== undefined) return explicit;
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env !== undefined && env !== '') {
-    if (!/^\d+$/.test(env))
+    if (!/^\d+$/.test(env) || Number(env) > EPOCH_MAX)
       throw new UsageError(
         'USAGE',
-        `cannot use SOURCE_DATE_EPOCH=${JSON.stringify(env)}: want whole seconds since 1970`,
+        `cannot use SOURCE_DATE_EPOCH=${JSON.stringify(env)}: want whole seconds since 1970, at most ${EPOCH_MAX}`,
       );
     return Number(env);
   }

@@ -48,9 +48,9 @@ export function ownerResolver(
   };
 }
 
-function parseMode(m: string | number | undefined): number | undefined {
-  if (m === undefined) return undefined;
-  return typeof m === 'number' ? m : Number.parseInt(m, 8);
+/** The schema lets only octal strings through ("0755", "755"); a YAML number never reaches here. */
+function parseMode(m: string | undefined): number | undefined {
+  return m === undefined ? undefined : Number.parseInt(m, 8);
 }
 
 /** Builds the tree of the `files:` section. Throws UsageError naming the config line for every bad entry. */

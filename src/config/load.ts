@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isMap, LineCounter, parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { UsageError } from '../errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
@@ -81,7 +81,17 @@ export function parseConfigText(text: string, path = 'pare.yaml'): Config {
   }
   const value = doc.toJS() ?? {};
   const r = configSchema.safeParse(value);
-  if (r.success) return r.data;
+  if (r.success) {
+    checkScalars(text, doc.contents, [], (offset, message) => {
+      const { line, column } = at(offset);
+      throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${message}`, {
+        file: path,
+        line,
+        column,
+      });
+    });
+    return r.data;
+  }
   const issue = r.error.issues[0]!;
   // Point at the deepest node that exists: for an unknown key, the key itself.
   let keys = issue.path as (string | number)[];
@@ -104,4 +114,41 @@ export function parseConfigText(text: string, path = 'pare.yaml'): Config {
       ? `unknown key ${JSON.stringify(issue.keys[0])}${issue.path.length ? ` in ${issue.path.join('.')}` : ''}; see the README's pare.yaml reference`
       : `${field}: ${issue.message}`;
   throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${msg}`, { file: path, line, column });
+}
+
+/**
+ * Refuses a number or boolean written in any but its one plain spelling (`0755`, `0x1F`, `1e3`, `1.0`, `.inf`,
+ * `True`): YAML reads them as values whose text differs from what was written, and pare never reinterprets input.
+ * `fail` gets the node's offset and the message (it throws).
+ */
+function checkScalars(
+  text: string,
+  node: unknown,
+  keys: (string | number)[],
+  fail: (offset: number, message: string) => never,
+): void {
+  if (isMap(node)) {
+    for (const item of node.items) {
+      if (!isPair(item)) continue;
+      const k = isScalar(item.key) ? String(item.key.value) : '?';
+      checkScalars(text, item.key, [...keys, k], fail);
+      checkScalars(text, item.value, [...keys, k], fail);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      checkScalars(text, item, [...keys, i], fail);
+    });
+  } else if (
+    isScalar(node) &&
+    node.range &&
+    (typeof node.value === 'number' || typeof node.value === 'boolean')
+  ) {
+    const written = text.slice(node.range[0], node.range[1]);
+    const plain = String(node.value);
+    if (written !== plain && !node.tag)
+      fail(
+        node.range[0],
+        `${keys.join('.') || '(top level)'}: ${written} is read as the ${typeof node.value} ${plain}; write ${plain}, or quote it ("${written}") to mean the text`,
+      );
+  }
 }

@@ -5,13 +5,70 @@ import { z } from 'zod';
  * documented in the README's "pare.yaml" section; keep the two in step.
  */
 
-const octalMode = z.union([
-  z.string().regex(/^0?[0-7]{3,4}$/, 'want an octal mode such as "0755"'),
-  z.number().int().min(0).max(0o7777),
-]);
+/**
+ * Returns a schema for a field checked by `why`, which returns undefined for a good value and otherwise says what is
+ * wanted (the message sees the input, so it can show the fix).
+ */
+function checked<T>(why: (v: unknown) => string | undefined) {
+  return z.custom<T>((v) => why(v) === undefined, { error: (iss) => why(iss.input) ?? 'invalid value' });
+}
 
-/** `uid[:gid]` as numbers or names (root, nonroot, nobody, or names from the image's /etc/passwd). */
-const owner = z.union([z.string().min(1), z.number().int().min(0)]);
+/**
+ * A file mode as an octal string ("0755", "755", "4755"). A YAML number is refused, never reinterpreted: `mode: 755`
+ * is the decimal 755, which is 0o1363 (world-writable and sticky).
+ */
+const octalMode = checked<string>((v) => {
+  if (typeof v === 'string')
+    return /^0?[0-7]{3,4}$/.test(v) ? undefined : 'want an octal mode such as "0755"';
+  if (typeof v === 'number') {
+    const text = Number.isInteger(v) && /^[0-7]{3,4}$/.test(String(v)) ? String(v) : v.toString(8);
+    const fix = `"${text.padStart(4, '0')}"`;
+    return `want an octal string such as "0755", not a YAML number (${v} is decimal, mode 0o${Number.isInteger(v) && v >= 0 ? v.toString(8) : '?'}); write it quoted: ${fix}`;
+  }
+  return 'want an octal mode as a string such as "0755"';
+});
+
+/** The largest uid or gid: (uid_t)-1 means "unchanged" to chown(2) and cannot be owned. */
+export const ID_MAX = 4294967294;
+/** A user or group name as useradd(8) accepts it by default. */
+const NAME = '[A-Za-z_][A-Za-z0-9_.-]{0,31}';
+const ID_PART = new RegExp(`^(0|[1-9][0-9]{0,9}|${NAME})$`);
+
+function idProblem(v: unknown, what: string): string | undefined {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v < 0 || v > ID_MAX)
+      return `want a ${what} as a whole number from 0 to ${ID_MAX}, or a name`;
+    return undefined;
+  }
+  if (typeof v !== 'string') return `want a ${what}: a number or a name`;
+  const parts = v.split(':');
+  if (parts.length > 2 || parts.some((p) => !ID_PART.test(p)))
+    return `want ${what === 'uid' ? 'uid[:gid]' : what}: each a decimal number (no sign, no leading zero) or a name, such as "app" or "1000:1000"`;
+  if (parts.some((p) => /^\d+$/.test(p) && Number(p) > ID_MAX)) return `ids go up to ${ID_MAX}`;
+  return undefined;
+}
+
+/** `uid[:gid]` as numbers or names (root, nonroot, nobody, `accounts:`, or names from the image's /etc/passwd). */
+const owner = checked<string | number>((v) => idProblem(v, 'uid'));
+
+/** An absolute path in the image without "." or ".." segments. */
+const imagePath = checked<string>((v) => {
+  if (typeof v !== 'string' || !v.startsWith('/')) return 'want an absolute path in the image such as "/app"';
+  if (v.includes('\0')) return 'a path cannot contain NUL';
+  if (v.split('/').some((s) => s === '.' || s === '..')) return 'want a path without "." or ".." segments';
+  return undefined;
+});
+
+const port = checked<number | string>((v) => {
+  const want = 'want a port from 1 to 65535, as PORT or "PORT/tcp|udp|sctp"';
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 1 && v <= 65535 ? undefined : want;
+  if (typeof v !== 'string') return want;
+  const m = /^([1-9][0-9]{0,4})(\/(tcp|udp|sctp))?$/.exec(v);
+  return m && Number(m[1]) <= 65535 ? undefined : want;
+});
+
+/** The latest epoch pare accepts (2242-03-16): the largest mtime a tar header's 11 octal digits hold. */
+export const EPOCH_MAX = 8 ** 11 - 1;
 
 const fileEntry = z
   .strictObject({
@@ -46,23 +103,16 @@ const imageSection = z.strictObject({
       z.union([z.string(), z.number(), z.boolean()]),
     )
     .optional(),
-  workdir: z.string().startsWith('/', 'want an absolute path').optional(),
+  workdir: imagePath.optional(),
   user: owner.optional(),
   labels: z.record(z.string(), z.string()).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
-  ports: z
-    .array(
-      z.union([
-        z.number().int().min(1).max(65535),
-        z.string().regex(/^[0-9]{1,5}(\/(tcp|udp|sctp))?$/, 'want PORT or PORT/tcp|udp|sctp'),
-      ]),
-    )
-    .optional(),
+  ports: z.array(port).optional(),
   stopSignal: z
     .string()
     .regex(/^(SIG[A-Z0-9]+|[0-9]+)$/, 'want a signal name such as SIGTERM, or a number')
     .optional(),
-  volumes: z.array(z.string().startsWith('/')).optional(),
+  volumes: z.array(imagePath).optional(),
 });
 
 const debianSection = z.strictObject({
@@ -129,7 +179,11 @@ export const configSchema = z.strictObject({
   slice: sliceSection.optional(),
   output: outputSection.default({}),
   /** SOURCE_DATE_EPOCH for this build (the environment variable wins). */
-  epoch: z.number().int().min(0).optional(),
+  epoch: checked<number>((v) =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= EPOCH_MAX
+      ? undefined
+      : `want whole seconds since 1970 from 0 to ${EPOCH_MAX}`,
+  ).optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

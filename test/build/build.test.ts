@@ -95,6 +95,19 @@ describe('pare build', () => {
       ],
       ['an unknown key', 'name: x\nfilez: []\n', {}, /pare\.yaml:2:1: unknown key "filez"/],
       [
+        // note: this built a world-writable sticky file (0o1363) before modes had to be octal strings
+        'a mode given as a YAML integer',
+        'files:\n  - content: x\n    dest: /x\n    mode: 755\n',
+        {},
+        /pare\.yaml:4:11: files\.0\.mode: .*write it quoted: "0755"/,
+      ],
+      [
+        'an owner written so YAML reads another number',
+        'files:\n  - content: x\n    dest: /x\n    owner: 0755\n',
+        {},
+        /pare\.yaml:4:12: files\.0\.owner: 0755 is read as the number 755/,
+      ],
+      [
         'an unknown user',
         'image:\n  user: alice\n',
         {},
