@@ -335,4 +335,50 @@ describe('resolveDependencies', () => {
       );
     });
   });
+
+  describe('when a Depends chain is very deep', () => {
+    // The walk was recursive: 3000 levels gave "Maximum call stack size exceeded"; copies of the chain and the
+    // selection per level made it quadratic besides.
+    const DEPTH = 100_000;
+    const chain = (bottom: Record<string, string>) =>
+      universe([
+        ...Array.from({ length: DEPTH - 1 }, (_, i) => pkg(`p${i} 1`, { Depends: `p${i + 1}` })),
+        pkg(`p${DEPTH - 1} 1`, bottom),
+      ]);
+
+    it('resolves every link, and why() walks back to the root', () => {
+      const r = resolveDependencies(chain({}), ['p0']);
+      expect(r.packages).toHaveLength(DEPTH);
+      const why = r.why(`p${DEPTH - 1}`);
+      expect(why).toHaveLength(1);
+      expect(why[0]).toHaveLength(DEPTH);
+      expect(why[0]![DEPTH - 1]).toMatchObject({ package: `p${DEPTH - 1}`, field: 'Depends' });
+    });
+
+    it('throws DEBIAN_UNSATISFIABLE with the whole chain when the bottom cannot be met', () => {
+      let error: unknown;
+      try {
+        resolveDependencies(chain({ Depends: 'missing' }), ['p0']);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code: 'DEBIAN_UNSATISFIABLE', package: `p${DEPTH - 1}` });
+      expect((error as { chain: string[] }).chain).toHaveLength(DEPTH);
+    });
+
+    it('falls back to the next alternative deep down, rolling back what the first one selected', () => {
+      const u = universe([
+        ...Array.from({ length: 5000 }, (_, i) => pkg(`p${i} 1`, { Depends: `p${i + 1}` })),
+        pkg('p5000 1', { Depends: 'bad | good' }),
+        pkg('bad 1', { Depends: 'b0' }),
+        ...Array.from({ length: 5000 }, (_, i) => pkg(`b${i} 1`, { Depends: `b${i + 1}` })),
+        pkg('b5000 1', { Depends: 'missing' }),
+        pkg('good 1'),
+      ]);
+      const got = resolveDependencies(u, ['p0']).packages.map((p) => p.name);
+      expect(got).toHaveLength(5002);
+      expect(got).toContain('good');
+      expect(got.filter((n) => n === 'bad' || n.startsWith('b'))).toEqual([]);
+    });
+  });
 });

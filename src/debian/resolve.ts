@@ -391,10 +391,101 @@ interface Edge {
   readonly group: string;
 }
 
+/**
+ * The selection while the walk runs. Every change is written to `undo`, so trying an alternative and rolling it back
+ * costs what the alternative changed, not a copy of the selection (a chain 100 000 packages deep stays linear). The
+ * two name indexes answer "which selected packages satisfy or conflict with this name" in selection order, which is
+ * the order a scan over `selected` would find them in.
+ */
 interface State {
-  selected: Map<Key, IndexedPackage>;
+  /** Selected packages in selection order. */
+  readonly selected: Map<Key, IndexedPackage>;
   /** Reverse edges for `why`: selected package → dependers that it satisfies. */
-  edges: Map<Key, Edge[]>;
+  readonly edges: Map<Key, Edge[]>;
+  /** Name → selected packages of that name or providing it, in selection order. */
+  readonly answering: Map<string, IndexedPackage[]>;
+  /** Name → selected packages whose Conflicts or Breaks name it, in selection order. */
+  readonly conflicting: Map<string, IndexedPackage[]>;
+  /** Selection order of each selected package. */
+  readonly order: Map<IndexedPackage, number>;
+  /** Packages whose dependencies were walked (or are being walked). */
+  readonly visited: Set<Key>;
+  /** Changes, newest last; a mark is a length of this log. */
+  readonly undo: Undo[];
+  seq: number;
+}
+
+type Undo =
+  | { readonly kind: 'select'; readonly pkg: IndexedPackage }
+  | { readonly kind: 'edge'; readonly key: Key; readonly prev: Edge[] | undefined }
+  | { readonly kind: 'visit'; readonly key: Key };
+
+function newState(): State {
+  return {
+    selected: new Map(),
+    edges: new Map(),
+    answering: new Map(),
+    conflicting: new Map(),
+    order: new Map(),
+    visited: new Set(),
+    undo: [],
+    seq: 0,
+  };
+}
+
+/** The names `p` answers to: its own and the ones it provides. */
+function answersTo(p: IndexedPackage): Set<string> {
+  return new Set([p.name, ...p.provides.map((r) => r.name)]);
+}
+
+/** The names `p` conflicts with or breaks. */
+function conflictNames(p: IndexedPackage): Set<string> {
+  return new Set([...p.conflicts, ...p.breaks].map((r) => r.name));
+}
+
+function select(s: State, p: IndexedPackage): void {
+  const k = keyOf(p);
+  if (s.selected.get(k) === p) return;
+  s.selected.set(k, p);
+  s.order.set(p, s.seq++);
+  for (const n of answersTo(p)) listAdd(s.answering, n, p);
+  for (const n of conflictNames(p)) listAdd(s.conflicting, n, p);
+  s.undo.push({ kind: 'select', pkg: p });
+}
+
+function visit(s: State, k: Key): void {
+  s.visited.add(k);
+  s.undo.push({ kind: 'visit', key: k });
+}
+
+function listAdd(m: Map<string, IndexedPackage[]>, name: string, p: IndexedPackage): void {
+  const l = m.get(name);
+  if (l) l.push(p);
+  else m.set(name, [p]);
+}
+
+/** Removes `p`, the newest entry of each of its lists (changes are undone newest first). */
+function listDrop(m: Map<string, IndexedPackage[]>, name: string, p: IndexedPackage): void {
+  const l = m.get(name)!;
+  if (l.pop() !== p) throw new Error(`resolver undo out of order at ${JSON.stringify(name)}`);
+  if (l.length === 0) m.delete(name);
+}
+
+/** Rolls the state back to `mark` (a length of the undo log). */
+function undoTo(s: State, mark: number): void {
+  while (s.undo.length > mark) {
+    const u = s.undo.pop()!;
+    if (u.kind === 'visit') s.visited.delete(u.key);
+    else if (u.kind === 'edge') {
+      if (u.prev) s.edges.set(u.key, u.prev);
+      else s.edges.delete(u.key);
+    } else {
+      s.selected.delete(keyOf(u.pkg));
+      s.order.delete(u.pkg);
+      for (const n of answersTo(u.pkg)) listDrop(s.answering, n, u.pkg);
+      for (const n of conflictNames(u.pkg)) listDrop(s.conflicting, n, u.pkg);
+    }
+  }
 }
 
 const PRIORITY_RANK: Record<string, number> = {
@@ -416,7 +507,7 @@ export function resolveDependencies(
   requests: readonly string[],
   options: ResolveOptions = {},
 ): Resolution {
-  const state: State = { selected: new Map(), edges: new Map() };
+  const state = newState();
   const roots: IndexedPackage[] = [];
   for (const r of requests) {
     const pkg = findRequest(universe, r);
@@ -434,12 +525,12 @@ export function resolveDependencies(
         `cannot install requested package ${JSON.stringify(pkg.name)}: ${clash}`,
         { package: pkg.name },
       );
-    state.selected.set(keyOf(pkg), pkg);
+    select(state, pkg);
     roots.push(pkg);
   }
-  const ctx: Ctx = { universe, recommends: options.recommends ?? false, visited: new Set() };
+  const ctx: Ctx = { universe, recommends: options.recommends ?? false };
   for (const root of roots) {
-    const failure = installDeps(ctx, state, root, [link(root)]);
+    const failure = installDeps(ctx, state, root);
     if (failure) throw failure;
   }
   const rootKeys = new Set(roots.map(keyOf));
@@ -482,6 +573,19 @@ function link(p: Named, field?: string, relation?: string): ChainLink {
     ...(field ? { field } : {}),
     ...(relation ? { relation } : {}),
   };
+}
+
+/** A dependency chain as a linked list, newest link first: extending it costs one node, not a copy. */
+interface ChainNode {
+  readonly link: ChainLink;
+  readonly up: ChainNode | undefined;
+}
+
+/** Returns the chain root first. */
+function chainOf(node: ChainNode): ChainLink[] {
+  const out: ChainLink[] = [];
+  for (let n: ChainNode | undefined = node; n; n = n.up) out.push(n.link);
+  return out.reverse();
 }
 
 function formatChain(chain: readonly ChainLink[]): string {
@@ -539,7 +643,6 @@ function findRequest(universe: PackageUniverse, request: string): IndexedPackage
 interface Ctx {
   readonly universe: PackageUniverse;
   readonly recommends: boolean;
-  readonly visited: Set<Key>;
 }
 
 /** The architecture a package's dependencies are resolved for (`all` packages act as native ones). */
@@ -617,7 +720,14 @@ function compareProviders(u: PackageUniverse, a: IndexedPackage, b: IndexedPacka
 
 /** Returns a description of the conflict between `pkg` and the selection, or undefined when there is none. */
 function conflictBetween(s: State, pkg: IndexedPackage): string | undefined {
-  for (const other of s.selected.values()) {
+  // Only these selected packages can clash with `pkg`: same name, named by its Conflicts/Breaks, or naming it (or
+  // what it provides) in theirs. They are checked in selection order, as a scan of the whole selection would.
+  const others = new Set<IndexedPackage>(s.answering.get(pkg.name));
+  for (const rel of [...pkg.conflicts, ...pkg.breaks])
+    for (const o of s.answering.get(rel.name) ?? []) others.add(o);
+  for (const n of answersTo(pkg)) for (const o of s.conflicting.get(n) ?? []) others.add(o);
+  const ordered = [...others].sort((a, b) => s.order.get(a)! - s.order.get(b)!);
+  for (const other of ordered) {
     if (other === pkg) continue;
     if (other.name === pkg.name) {
       if (other.architecture !== pkg.architecture && pkg.multiArch === 'same' && other.multiArch === 'same') {
@@ -668,92 +778,156 @@ function groupSatisfied(
   fromArch: string,
 ): IndexedPackage | undefined {
   for (const rel of g) {
-    for (const p of s.selected.values()) if (satisfiesRelation(u, p, rel, fromArch)) return p;
+    // Only a package of that name or providing it can satisfy `rel`; the first selected one wins.
+    for (const p of s.answering.get(rel.name) ?? []) if (satisfiesRelation(u, p, rel, fromArch)) return p;
   }
   return undefined;
 }
 
 function addEdge(s: State, to: IndexedPackage, from: IndexedPackage, field: string, group: string): void {
   const k = keyOf(to);
-  const list = s.edges.get(k) ?? [];
+  const prev = s.edges.get(k);
+  const list = prev ?? [];
   if (!list.some((e) => e.from === keyOf(from) && e.field === field && e.group === group)) {
     s.edges.set(k, [...list, { from: keyOf(from), field, group }]);
+    s.undo.push({ kind: 'edge', key: k, prev });
   }
 }
 
-function cloneState(s: State): State {
-  return { selected: new Map(s.selected), edges: new Map(s.edges) };
+/** A package whose dependencies are being walked: the next OR-group to look at, and the one being tried. */
+interface Frame {
+  readonly pkg: IndexedPackage;
+  readonly chain: ChainNode;
+  readonly fromArch: string;
+  readonly fields: readonly (readonly [string, readonly Alternatives[]])[];
+  field: number;
+  group: number;
+  trying: Attempt | undefined;
 }
 
-function restore(into: State, from: State): void {
-  into.selected = from.selected;
-  into.edges = from.edges;
+/** An OR-group with no selected package satisfying it: its alternatives' candidates, tried in order. */
+interface Attempt {
+  readonly field: string;
+  readonly group: Alternatives;
+  readonly text: string;
+  rel: number;
+  candidates: IndexedPackage[];
+  next: number;
+  /** The undo mark before the candidate being tried. */
+  mark: number;
+  firstFailure: DebianError | undefined;
 }
 
 /**
- * Walks `pkg`'s dependencies depth-first, selecting what is missing. Returns undefined on success or the error that
- * explains the first unsatisfiable group (the state is then partly updated; callers roll back).
+ * Walks `root`'s dependencies depth-first, selecting what is missing. Returns undefined on success or the error that
+ * explains the first unsatisfiable group (the state is then partly updated; callers roll back). Iterative, with an
+ * explicit stack of frames: a valid chain of any depth resolves without growing the call stack.
  */
-function installDeps(ctx: Ctx, s: State, pkg: IndexedPackage, chain: ChainLink[]): DebianError | undefined {
-  const k = keyOf(pkg);
-  if (ctx.visited.has(k)) return undefined;
-  ctx.visited.add(k);
+function installDeps(ctx: Ctx, s: State, root: IndexedPackage): DebianError | undefined {
   const u = ctx.universe;
-  const fromArch = depArch(u, pkg);
-  const fields: [string, readonly Alternatives[]][] = [
-    ['Pre-Depends', pkg.preDepends],
-    ['Depends', pkg.depends],
-  ];
-  if (ctx.recommends) fields.push(['Recommends', pkg.recommends]);
-  for (const [field, groups] of fields) {
-    for (const g of groups) {
-      const text = formatAlternatives(g);
-      const have = groupSatisfied(u, s, g, fromArch);
-      if (have) {
-        addEdge(s, have, pkg, field, text);
+  const stack: Frame[] = [];
+  const enter = (pkg: IndexedPackage, chain: ChainNode): boolean => {
+    const k = keyOf(pkg);
+    if (s.visited.has(k)) return false;
+    visit(s, k);
+    const fields: [string, readonly Alternatives[]][] = [
+      ['Pre-Depends', pkg.preDepends],
+      ['Depends', pkg.depends],
+    ];
+    if (ctx.recommends) fields.push(['Recommends', pkg.recommends]);
+    stack.push({ pkg, chain, fromArch: depArch(u, pkg), fields, field: 0, group: 0, trying: undefined });
+    return true;
+  };
+  if (!enter(root, { link: link(root), up: undefined })) return undefined;
+  /** The outcome of the frame just finished, for its parent: `{ error }` (undefined error = success). */
+  let returned: { error: DebianError | undefined } | undefined;
+  for (;;) {
+    const f = stack[stack.length - 1];
+    if (!f) return returned?.error;
+    if (returned) {
+      const a = f.trying!;
+      if (returned.error) {
+        a.firstFailure ??= returned.error;
+        undoTo(s, a.mark);
+      } else {
+        f.trying = undefined;
+        f.group++;
+      }
+      returned = undefined;
+    }
+    let descended = false;
+    while (!descended && !returned) {
+      if (!f.trying) {
+        const entry = f.fields[f.field];
+        if (!entry) {
+          returned = { error: undefined };
+          break;
+        }
+        const [field, groups] = entry;
+        const g = groups[f.group];
+        if (!g) {
+          f.field++;
+          f.group = 0;
+          continue;
+        }
+        const text = formatAlternatives(g);
+        const have = groupSatisfied(u, s, g, f.fromArch);
+        if (have) {
+          addEdge(s, have, f.pkg, field, text);
+          f.group++;
+          continue;
+        }
+        f.trying = {
+          field,
+          group: g,
+          text,
+          rel: 0,
+          candidates: g.length > 0 ? candidatesFor(u, g[0]!, f.fromArch) : [],
+          next: 0,
+          mark: s.undo.length,
+          firstFailure: undefined,
+        };
+      }
+      const a = f.trying;
+      const cand = a.candidates[a.next++];
+      if (!cand) {
+        if (++a.rel < a.group.length) {
+          a.candidates = candidatesFor(u, a.group[a.rel]!, f.fromArch);
+          a.next = 0;
+          continue;
+        }
+        returned = {
+          error:
+            a.firstFailure ??
+            new DebianError(
+              'DEBIAN_UNSATISFIABLE',
+              `cannot resolve ${formatChain(chainOf(f.chain))}: nothing satisfies (${a.field}: ${a.text})${describeMissing(u, a.group)}`,
+              { package: f.pkg.name, chain: chainOf(f.chain).map((l) => l.package) },
+            ),
+        };
+        break;
+      }
+      a.mark = s.undo.length;
+      const clash = conflictBetween(s, cand);
+      if (clash) {
+        a.firstFailure ??= new DebianError(
+          'DEBIAN_CONFLICT',
+          `cannot resolve ${formatChain(chainOf(f.chain))} → (${a.field}: ${a.text}) ${cand.name} ${cand.version}: ${clash}`,
+          { package: cand.name, chain: [...chainOf(f.chain).map((l) => l.package), cand.name] },
+        );
         continue;
       }
-      let firstFailure: DebianError | undefined;
-      let done = false;
-      const tried: string[] = [];
-      for (const rel of g) {
-        for (const cand of candidatesFor(u, rel, fromArch)) {
-          tried.push(`${cand.name} ${cand.version}`);
-          const saved = cloneState(s);
-          const visitedBefore = new Set(ctx.visited);
-          const clash = conflictBetween(s, cand);
-          if (clash) {
-            firstFailure ??= new DebianError(
-              'DEBIAN_CONFLICT',
-              `cannot resolve ${formatChain(chain)} → (${field}: ${text}) ${cand.name} ${cand.version}: ${clash}`,
-              { package: cand.name, chain: [...chain.map((l) => l.package), cand.name] },
-            );
-            continue;
-          }
-          s.selected.set(keyOf(cand), cand);
-          addEdge(s, cand, pkg, field, text);
-          const err = installDeps(ctx, s, cand, [...chain, link(cand, field, text)]);
-          if (!err) {
-            done = true;
-            break;
-          }
-          firstFailure ??= err;
-          restore(s, saved);
-          ctx.visited.clear();
-          for (const v of visitedBefore) ctx.visited.add(v);
-        }
-        if (done) break;
+      select(s, cand);
+      addEdge(s, cand, f.pkg, a.field, a.text);
+      if (enter(cand, { link: link(cand, a.field, a.text), up: f.chain })) descended = true;
+      else {
+        // Already walked: as good as a walk that succeeded.
+        f.trying = undefined;
+        f.group++;
       }
-      if (done) continue;
-      if (firstFailure) return firstFailure;
-      return new DebianError(
-        'DEBIAN_UNSATISFIABLE',
-        `cannot resolve ${formatChain(chain)}: nothing satisfies (${field}: ${text})${describeMissing(u, g)}`,
-        { package: pkg.name, chain: chain.map((l) => l.package) },
-      );
     }
+    if (returned) stack.pop();
   }
-  return undefined;
 }
 
 function describeMissing(u: PackageUniverse, g: Alternatives): string {
