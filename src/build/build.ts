@@ -51,6 +51,8 @@ export interface BuildOptions {
   readonly debian?: DebianBuildOptions;
   /** Layer cache directory (default: the pare cache), or false to build every layer afresh. */
   readonly layerCache?: string | false;
+  /** Lets `files:` sources leave the directory of pare.yaml (`--allow-outside-context`). Default false. */
+  readonly allowOutsideContext?: boolean;
 }
 
 export interface BuildResult {
@@ -149,8 +151,9 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const compression = cfg.output.compression ?? 'gzip';
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
   // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
+  const filesOptions = { allowOutsideContext: options.allowOutsideContext };
   // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
-  const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 })))]
+  const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 }), filesOptions))]
     .filter(([, e]) => e.kind !== 'dir')
     .map(([p]) => p);
   for (const platform of platforms) {
@@ -197,7 +200,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       ids = await idsFromTree(base ?? minimalBase(epoch));
       if (base && cfg.packages?.length && sliceMode === 'auto') {
         const resolve = ownerResolver(ids.users, ids.groups);
-        slicedApp = await filesTree(loaded, epoch, resolve);
+        slicedApp = await filesTree(loaded, epoch, resolve, filesOptions);
         const rcForSlice = runConfig(loaded, (u) => resolve(u, loaded.locate(['image', 'user'])));
         const merged = merge([base, slicedApp], conflictReplace);
         checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
@@ -234,7 +237,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     }
     const resolveOwner = ownerResolver(ids.users, ids.groups);
     // The same ids give the same tree: reuse the one the slice was computed with.
-    const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner));
+    const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner, filesOptions));
     const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
     const baseTree = base;
     const cachedLayer = hit?.layer;

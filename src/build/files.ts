@@ -1,5 +1,6 @@
-import { lstat, readlink } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import type { Stats } from 'node:fs';
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { LoadedConfig } from '../config/index.ts';
 import type { FileSpec } from '../config/schema.ts';
 import { BaseError, UsageError } from '../errors.ts';
@@ -53,8 +54,22 @@ function parseMode(m: string | undefined): number | undefined {
   return m === undefined ? undefined : Number.parseInt(m, 8);
 }
 
+export interface FilesOptions {
+  /**
+   * Lets `src:` name host paths outside the build context (the directory of pare.yaml, symlinks resolved), as
+   * `pare build --allow-outside-context` does. Default false: such a source is refused.
+   */
+  readonly allowOutsideContext?: boolean;
+}
+
 /** Builds the tree of the `files:` section. Throws UsageError naming the config line for every bad entry. */
-export async function filesTree(loaded: LoadedConfig, epoch: number, ids: IdResolver): Promise<Tree> {
+export async function filesTree(
+  loaded: LoadedConfig,
+  epoch: number,
+  ids: IdResolver,
+  options: FilesOptions = {},
+): Promise<Tree> {
+  const context = options.allowOutsideContext ? undefined : await buildContext(loaded);
   const b = new TreeBuilder({ mtime: epoch });
   const origin = new Map<string, string>();
   const specs = loaded.config.files;
@@ -100,7 +115,7 @@ export async function filesTree(loaded: LoadedConfig, epoch: number, ids: IdReso
         claim(dest, where);
         b.put(dest, { ...meta, kind: 'dir', mode: mode ?? 0o755 });
       } else {
-        await addHost(b, loaded, f, i, dest, mode, meta, claim);
+        await addHost(b, loaded, f, i, dest, mode, meta, claim, context);
       }
     } catch (e) {
       if (e instanceof UsageError) throw e;
@@ -121,9 +136,12 @@ async function addHost(
   mode: number | undefined,
   meta: { uid: number; gid: number; mtime: number },
   claim: (p: string, where: string) => void,
+  context: BuildContext | undefined,
 ): Promise<void> {
   const where = loaded.locate(['files', i, 'src']);
   const src = resolve(loaded.dir, f.src!);
+  // Refuse what is outside by its name before touching it, then what leaves through a symlink on the way.
+  if (context && !isInside(src, context.dir)) throw outsideContext(where, f.src!, src, context);
   const st = await lstat(src).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(
       'INPUT_NOT_FOUND',
@@ -131,6 +149,10 @@ async function addHost(
       { cause: e },
     );
   });
+  if (context) {
+    const real = await realSource(src, st);
+    if (!isInside(real, context.real)) throw outsideContext(where, f.src!, real, context);
+  }
   const norm = (kind: 'file' | 'dir', hostMode: number) =>
     mode ?? (kind === 'dir' || hostMode & 0o111 ? 0o755 : 0o644);
   if (st.isFile()) {
@@ -187,6 +209,36 @@ async function addHost(
     b.put(to, n);
   }
   for (const [p, e] of links) b.put(p, e);
+}
+
+/** The build context: the directory of pare.yaml as written and with its symlinks resolved. */
+interface BuildContext {
+  readonly dir: string;
+  readonly real: string;
+}
+
+async function buildContext(loaded: LoadedConfig): Promise<BuildContext> {
+  return { dir: resolve(loaded.dir), real: await realpath(loaded.dir) };
+}
+
+/**
+ * Returns the host path `src` really names: every symlink resolved, except a last component that is a symlink, which
+ * is copied as a link (never followed), so only its directory is resolved.
+ */
+async function realSource(src: string, st: Stats): Promise<string> {
+  return st.isSymbolicLink() ? join(await realpath(dirname(src)), basename(src)) : realpath(src);
+}
+
+function isInside(p: string, dir: string): boolean {
+  const rel = relative(dir, p);
+  return rel === '' || (!isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${sep}`));
+}
+
+function outsideContext(where: string, spec: string, path: string, context: BuildContext): UsageError {
+  return new UsageError(
+    'INPUT_INVALID',
+    `${where}: source ${JSON.stringify(spec)} is ${path}, outside the build context ${context.real} (the directory of pare.yaml, symlinks resolved); copy it into the project, or run pare build --allow-outside-context to allow it`,
+  );
 }
 
 /** Throws a UsageError for the first symlink in `tree` that cannot be resolved because it loops. */

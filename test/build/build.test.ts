@@ -1,8 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, utimesSync, watch, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  symlinkSync,
+  utimesSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/layout/index.ts';
+import { imageToTree, selectImage } from '../../src/oci/index.ts';
 import { pare, pareSpawn } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -140,6 +150,66 @@ describe('pare build', () => {
         expect(existsSync(join(p, 'x.tar'))).toBe(false);
       },
     );
+  });
+
+  describe('when a files: source leaves the directory of pare.yaml', () => {
+    // The project is reached through a symlink itself: that alone must not count as leaving it.
+    const outside = join(dir, 'outside');
+    const real = join(dir, 'ctx-real');
+    const p = join(dir, 'ctx');
+    mkdirSync(join(outside, 'secrets'), { recursive: true });
+    writeFileSync(join(outside, 'secrets', 'shadow'), 'root:$6$secret:19000::::::\n');
+    mkdirSync(join(real, 'app'), { recursive: true });
+    writeFileSync(join(real, 'app', 'ok.txt'), 'fine\n');
+    symlinkSync(real, p);
+    symlinkSync(join(outside, 'secrets'), join(real, 'escape'));
+    symlinkSync(join(outside, 'secrets', 'shadow'), join(real, 'app', 'link-to-shadow'));
+
+    it.each([
+      [
+        'by "..", refused before it is read',
+        '../outside/secrets/shadow',
+        /2:10: source "\.\.\/outside\/secrets\/shadow" is .*outside\/secrets\/shadow, outside the build context/,
+      ],
+      [
+        'through a symlinked directory',
+        'escape/shadow',
+        /2:10: source "escape\/shadow" is .*outside\/secrets\/shadow, outside the build context .*ctx-real .*--allow-outside-context/,
+      ],
+      [
+        'by an absolute path',
+        join(outside, 'secrets', 'shadow'),
+        /2:10: source ".*" is .*outside the build context/,
+      ],
+    ])('refuses a source leaving it %s with exit 2 and writes nothing', (_what, src, message) => {
+      writeFileSync(
+        join(real, 'pare.yaml'),
+        `files:\n  - src: ${JSON.stringify(src)}\n    dest: /etc/shadow\n`,
+      );
+      const out = join(dir, `ctx-out-${randomBytes(4).toString('hex')}`);
+      const r = pare(['build', p, '-o', out]);
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(2);
+      expect(existsSync(out)).toBe(false);
+      // The flag says so explicitly, and then the file is copied.
+      const ok = pare(['build', p, '-o', out, '--allow-outside-context']);
+      expect(ok.stderr).toContain('built');
+      expect(ok.code).toBe(0);
+    });
+
+    it('copies a symlink inside the project as a link, without following it', async () => {
+      writeFileSync(join(real, 'pare.yaml'), 'files:\n  - src: app\n    dest: /app\n');
+      const out = join(dir, 'ctx-links');
+      const r = pare(['build', p, '-o', out]);
+      expect(r.code).toBe(0);
+      const img = await selectImage(await (await OciLayout.open(out)).readArtifact('latest'), {
+        os: 'linux',
+        architecture: 'amd64',
+      });
+      const tree = await imageToTree(img);
+      expect(tree.get('/app/link-to-shadow')).toMatchObject({ kind: 'symlink' });
+      expect(new TextDecoder().decode(await tree.readFile('/app/ok.txt'))).toBe('fine\n');
+    });
   });
 
   it('leaves the layout valid and the old tag intact when killed with SIGKILL mid-write', async () => {

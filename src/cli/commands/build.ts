@@ -13,6 +13,7 @@ interface BuildFlags {
   locked?: boolean;
   update?: boolean;
   quiet?: boolean;
+  allowOutsideContext?: boolean;
 }
 
 /** `pare build [DIR|pare.yaml]`: builds the image described by pare.yaml into an OCI layout (default ./out). */
@@ -27,6 +28,10 @@ export function register(program: Command): void {
     .option('--dry-run', 'compute the image and its digest, write nothing (not even pare.lock)')
     .option('--locked', 'fail if the packages would differ from pare.lock (for CI)')
     .option('--update', 'resolve packages afresh against the archive and rewrite pare.lock')
+    .option(
+      '--allow-outside-context',
+      'let files: sources leave the directory of pare.yaml (refused by default, symlinks resolved)',
+    )
     .option('-q, --quiet', 'print only the digest')
     .option('--json', 'print the result as JSON')
     .action(async (project: string, opts: BuildFlags) => {
@@ -37,6 +42,7 @@ export function register(program: Command): void {
         tag: opts.tag,
         tar: opts.tar,
         dryRun: opts.dryRun,
+        allowOutsideContext: opts.allowOutsideContext,
         debian: { locked: opts.locked, update: opts.update, onProgress: progress.update },
       });
       progress.done();
