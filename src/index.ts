@@ -6,14 +6,41 @@ export type { BuildOptions, BuildResult } from './build/index.ts';
 export { build, minimalBase } from './build/index.ts';
 export type { Config, LoadedConfig } from './config/index.ts';
 export { loadConfig, parseConfigText } from './config/index.ts';
+export type { ControlErrorCode } from './debian/index.ts';
+export { ControlError } from './debian/index.ts';
 export type { Digest } from './digest/index.ts';
 export { parseDigest, sha256 } from './digest/index.ts';
+export type {
+  AttestErrorCode,
+  DebianErrorCode,
+  DigestErrorCode,
+  ElfErrorCode,
+  LayoutErrorCode,
+  OciErrorCode,
+  RegistryDiagnostic,
+  RegistryErrorCode,
+  RunErrorCode,
+  SbomErrorCode,
+  SliceErrorCode,
+  TarErrorCode,
+  TreeErrorCode,
+  UsageErrorCode,
+} from './errors.ts';
 export {
+  AttestError,
   BaseError,
+  DebianError,
   DigestError,
+  ElfError,
   isPareError,
+  isRegistryError,
+  isRunError,
   LayoutError,
   OciError,
+  RegistryError,
+  RunError,
+  SbomError,
+  SliceError,
   TarError,
   TreeError,
   UsageError,

@@ -58,12 +58,14 @@ const RECORDS_CACHE_VERSION = 1;
 let codeFingerprint: Promise<string | undefined> | undefined;
 function sbomFingerprint(): Promise<string | undefined> {
   codeFingerprint ??= (async () => {
+    // `.ts` in the source tree, `.js` in the compiled package (dist/).
+    const ext = import.meta.url.slice(import.meta.url.lastIndexOf('.'));
     const dir = new URL('../sbom/', import.meta.url);
     const urls = (await readdir(dir))
-      .filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))
+      .filter((n) => n.endsWith(ext) && !/\.(test|d)\.[jt]s$/.test(n))
       .sort()
       .map((n) => new URL(n, dir));
-    urls.push(new URL('../attest/slsa.ts', import.meta.url), new URL(import.meta.url));
+    urls.push(new URL(`../attest/slsa${ext}`, import.meta.url), new URL(import.meta.url));
     const texts = await Promise.all(urls.map((u) => readFile(u, 'utf8')));
     const libs = new Set<string>();
     // Bare package specifiers (node: builtins and relative paths do not match).

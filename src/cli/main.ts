@@ -64,8 +64,28 @@ function exitCodeFor(e: BaseError): number {
   return usage.includes(e.code) ? 2 : 1;
 }
 
+/**
+ * A reader that closed its end of the pipe (`pare inspect … | head -1`) has all it wanted: the command ends at once,
+ * quietly and with status 0 (not SIGPIPE's 141, which a shell with `pipefail` counts as a failure), instead of dying
+ * on an unhandled EPIPE with a stack trace. Any other stream error stays fatal.
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
+  // Commander would load every command module (their whole domains: 583 modules) to answer this.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   try {
     const first = argv.find((a) => !a.startsWith('-'));
     await (await program(first)).parseAsync([...argv], { from: 'user' });

@@ -10,12 +10,14 @@ import type { Command } from 'commander';
 export type Register = (program: Command) => void;
 
 const DIR = import.meta.dirname;
+// `.ts` in the source tree, `.js` in the compiled package (dist/): the commands share this file's extension.
+const EXT = import.meta.url.slice(import.meta.url.lastIndexOf('.'));
 
 /** Returns the command names there are files for, sorted. */
 export function commandNames(): string[] {
   return readdirSync(DIR)
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'index.ts')
-    .map((f) => f.slice(0, -3))
+    .filter((f) => f.endsWith(EXT) && !/\.(test|d)\.[jt]s$/.test(f) && f !== `index${EXT}`)
+    .map((f) => f.slice(0, -EXT.length))
     .sort();
 }
 
@@ -24,7 +26,7 @@ export async function loadCommands(only?: string): Promise<Register[]> {
   const names = commandNames();
   const pick = only !== undefined && names.includes(only) ? [only] : names;
   const mods = await Promise.all(
-    pick.map((n) => import(join(DIR, `${n}.ts`)) as Promise<{ register?: Register }>),
+    pick.map((n) => import(join(DIR, `${n}${EXT}`)) as Promise<{ register?: Register }>),
   );
   return mods.flatMap((m) => (m.register ? [m.register] : []));
 }
