@@ -313,7 +313,11 @@ export type RunErrorCode =
   | 'RUN_WORKDIR_INVALID'
   | 'RUN_SIZE_INVALID'
   | 'RUN_UNPACK_FAILED'
-  | 'RUN_SANDBOX_FAILED';
+  | 'RUN_SANDBOX_FAILED'
+  | 'RUN_PUBLISH_INVALID'
+  | 'RUN_SECRET_INVALID'
+  | 'RUN_NETWORK_MISSING'
+  | 'RUN_NETWORK_FAILED';
 /**
  * A sandboxed run that cannot start: bubblewrap or user namespaces unavailable (`hint` says how to enable them), an
  * image that cannot be unpacked or has nothing to run, a bad `--user`/`-v`/`-e`.

@@ -1,12 +1,29 @@
 export { checkCommand } from './command.ts';
+export type { NetworkHandle, PortMapping } from './network.ts';
+export { connectNetwork, findPasta, formatPublish, parsePublish, pastaArgs } from './network.ts';
 export type { PreparedRun, RunOptions, RunSource } from './prepare.ts';
 export { checkPlatform, prepareRun, resolveRootfsUser } from './prepare.ts';
 export type { HardenedPrintTarget, PrintOptions, PrintResult } from './print.ts';
 export { dockerFlags, kubernetesPod, podName, printHardened, shellQuote } from './print.ts';
 export type { RootLookup, TopLevelEntry } from './rootfs.ts';
 export { listTopLevel, lookupInRoot, MAX_ROOT_FILE_SIZE, readFileInRoot } from './rootfs.ts';
-export type { SandboxHandle, SandboxSpec, SandboxStdio, StartOptions } from './sandbox.ts';
-export { bwrapArgs, checkVolumeTargets, DEFAULT_TMP_SIZE, hostSeccompArch, startSandbox } from './sandbox.ts';
+export type {
+  SandboxHandle,
+  SandboxLayout,
+  SandboxSpec,
+  SandboxStdio,
+  Secret,
+  StartOptions,
+} from './sandbox.ts';
+export {
+  bwrapArgs,
+  checkVolumeTargets,
+  DEFAULT_TMP_SIZE,
+  hostSeccompArch,
+  hostsFile,
+  MAX_SECRET_SIZE,
+  startSandbox,
+} from './sandbox.ts';
 export type { SeccompArch, SeccompRule, SockFilter } from './seccomp.ts';
 export {
   AUDIT_ARCH,
@@ -19,7 +36,15 @@ export {
 } from './seccomp.ts';
 export { openRunSource, resolveSourceUser } from './source.ts';
 export type { ProcessOverrides, ProcessSpec, Volume } from './spec.ts';
-export { DEFAULT_PATH, MAX_TMP_SIZE, parseEnvVar, parseSize, parseVolume, resolveProcess } from './spec.ts';
+export {
+  DEFAULT_PATH,
+  MAX_TMP_SIZE,
+  parseEnvVar,
+  parseSecret,
+  parseSize,
+  parseVolume,
+  resolveProcess,
+} from './spec.ts';
 export type { HostProbe } from './support.ts';
 export { checkSandboxSupport, hostProbe } from './support.ts';
 export type { UnpackedRootfs, UnpackReport } from './unpack.ts';

@@ -1,9 +1,10 @@
 import { RunError } from '../errors.ts';
 import type { Image, ImageConfig } from '../oci/model.ts';
 import { checkCommand } from './command.ts';
+import { parsePublish } from './network.ts';
 import { readFileInRoot } from './rootfs.ts';
 import type { SandboxSpec } from './sandbox.ts';
-import { parseVolume, resolveProcess } from './spec.ts';
+import { parseSecret, parseVolume, resolveProcess } from './spec.ts';
 import { type UnpackedRootfs, unpackImage } from './unpack.ts';
 import { type ExecUser, resolveUser } from './user.ts';
 
@@ -33,6 +34,10 @@ export interface RunOptions {
   /** `HOST:CTR[:ro|rw]`. */
   readonly volumes?: readonly string[];
   readonly net?: boolean;
+  /** `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`: published from a private network (not with `net`). */
+  readonly publish?: readonly string[];
+  /** `--secret NAME=FILE`. */
+  readonly secrets?: readonly string[];
   readonly newSession?: boolean;
   readonly seccomp?: boolean;
   /** /tmp size in bytes (default 64 MiB). */
@@ -112,15 +117,34 @@ export async function prepareRun(source: RunSource, options: RunOptions = {}): P
   });
   await checkCommand(rootfs, proc);
   const cwd = options.cwd ?? process.cwd();
+  if (options.net && options.publish?.length) {
+    throw new RunError(
+      'RUN_PUBLISH_INVALID',
+      'cannot publish ports with --net: the host network is shared already; drop --net to publish from a private network',
+    );
+  }
   const spec: SandboxSpec = {
     rootfs,
     process: proc,
     user,
     volumes: (options.volumes ?? []).map((v) => parseVolume(v, cwd)),
     net: options.net ?? false,
+    ...(options.publish?.length ? { publish: options.publish.map(parsePublish) } : {}),
+    ...(options.secrets?.length ? { secrets: parseSecrets(options.secrets, cwd) } : {}),
     newSession: options.newSession ?? true,
     seccomp: options.seccomp ?? true,
     ...(options.tmpSize ? { tmpSize: options.tmpSize } : {}),
   };
   return unpacked ? { spec, config, unpacked } : { spec, config };
+}
+
+function parseSecrets(secrets: readonly string[], cwd: string) {
+  const out = secrets.map((s) => parseSecret(s, cwd));
+  const names = new Set<string>();
+  for (const s of out) {
+    if (names.has(s.name))
+      throw new RunError('RUN_SECRET_INVALID', `cannot use secret ${JSON.stringify(s.name)} twice`);
+    names.add(s.name);
+  }
+  return out;
 }

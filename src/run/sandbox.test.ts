@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parsePublish } from './network.ts';
 import type { SandboxSpec } from './sandbox.ts';
 import { bwrapArgs } from './sandbox.ts';
 
@@ -53,6 +54,62 @@ describe('bwrapArgs', () => {
     expect(a.join(' ')).toContain(
       '--ro-bind /etc/resolv.conf /etc/resolv.conf --ro-bind /h /data --remount-ro /',
     );
+  });
+
+  it('rebuilds /etc with the generated hosts file, and the host resolv.conf when there is a network', () => {
+    const etc = [
+      { name: 'hosts', kind: 'file' },
+      { name: 'passwd', kind: 'file' },
+      { name: 'resolv.conf', kind: 'file' },
+      { name: 'ssl', kind: 'dir' },
+      { name: 'localtime', kind: 'symlink', target: '/usr/share/zoneinfo/UTC' },
+    ] as const;
+    const offline = bwrapArgs(spec, top, { etc, resolvConf: true }).join(' ');
+    expect(offline).toContain(
+      [
+        '--tmpfs /etc --ro-bind /cache/abc/etc/passwd /etc/passwd',
+        '--ro-bind /cache/abc/etc/resolv.conf /etc/resolv.conf --ro-bind /cache/abc/etc/ssl /etc/ssl',
+        '--symlink /usr/share/zoneinfo/UTC /etc/localtime',
+        '--perms 0444 --ro-bind-data 5 /etc/hosts --remount-ro /etc',
+      ].join(' '),
+    );
+    expect(offline).not.toContain('--ro-bind /cache/abc/etc /etc');
+    const published = bwrapArgs({ ...spec, publish: [parsePublish('8080:80')] }, top, {
+      etc,
+      resolvConf: true,
+    });
+    expect(published.join(' ')).toContain(
+      '--symlink /usr/share/zoneinfo/UTC /etc/localtime --perms 0444 --ro-bind-data 5 /etc/hosts --ro-bind /etc/resolv.conf /etc/resolv.conf --remount-ro /etc',
+    );
+    // bwrap waits for the network before it executes the command
+    expect(published.slice(-5)).toEqual(['--block-fd', '6', '--', '/bin/app', '-x']);
+  });
+
+  it('puts each secret at /run/secrets/NAME from its own descriptor, mode 0400, in a rebuilt /run', () => {
+    const dirRun = top.map((e) => (e.name === 'run' ? { name: 'run', kind: 'dir' as const } : e));
+    expect(
+      bwrapArgs({ ...spec, secrets: [{ name: 'a', host: '/s/a' }] }, dirRun, {
+        run: [{ name: 'lock', kind: 'dir' }],
+      }).join(' '),
+    ).toContain(
+      '--tmpfs /run --ro-bind /cache/abc/run/lock /run/lock --perms 0400 --ro-bind-data 7 /run/secrets/a',
+    );
+    // a /run that is not a directory (here: a FIFO) is replaced, never a reason to drop a secret
+    const a = bwrapArgs(
+      {
+        ...spec,
+        secrets: [
+          { name: 'a', host: '/s/a' },
+          { name: 'b', host: '/s/b' },
+        ],
+      },
+      top,
+      { etc: [], run: [{ name: 'lock', kind: 'dir' }] },
+    ).join(' ');
+    expect(a).toContain(
+      '--tmpfs /run --perms 0400 --ro-bind-data 7 /run/secrets/a --perms 0400 --ro-bind-data 8 /run/secrets/b --remount-ro /run',
+    );
+    expect(a).not.toContain('/s/a');
   });
 
   it('passes argv after -- so a command that looks like an option stays a command', () => {

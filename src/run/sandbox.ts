@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { RunError } from '../errors.ts';
 import { isWithin } from '../fstree/index.ts';
+import { connectNetwork, findPasta, type NetworkHandle, type PortMapping } from './network.ts';
 import { listTopLevel, lookupInRoot, type TopLevelEntry } from './rootfs.ts';
 import { type SeccompArch, seccompProgram } from './seccomp.ts';
 import type { ProcessSpec, Volume } from './spec.ts';
@@ -28,6 +29,19 @@ import type { ExecUser } from './user.ts';
 /** File descriptors bwrap reads from, as placed in the spawn stdio array. */
 export const SECCOMP_FD = 3;
 export const INFO_FD = 4;
+/** The generated /etc/hosts (`--ro-bind-data`). */
+export const HOSTS_FD = 5;
+/** With published ports: bwrap waits on it before it executes the command, until pasta has connected the network. */
+export const BLOCK_FD = 6;
+/** The first secret's content; secret i is on SECRET_FD + i. */
+export const SECRET_FD = 7;
+
+/** A `--secret NAME=FILE`: the file's content at /run/secrets/NAME, read-only, owned by the run user (mode 0400). */
+export interface Secret {
+  readonly name: string;
+  /** Absolute host path. */
+  readonly host: string;
+}
 
 /** Everything the sandbox needs; build the parts with resolveUser, resolveProcess and parseVolume. */
 export interface SandboxSpec {
@@ -38,6 +52,12 @@ export interface SandboxSpec {
   readonly volumes?: readonly Volume[];
   /** Share the host's network namespace (default: only a private loopback). */
   readonly net?: boolean;
+  /**
+   * Ports to publish from a private network namespace connected by pasta (not with `net`). Needs pare to run as root
+   * (see network.ts).
+   */
+  readonly publish?: readonly PortMapping[];
+  readonly secrets?: readonly Secret[];
   /** Put the command in a new session (no controlling terminal, so no TIOCSTI on the caller's tty). Default true. */
   readonly newSession?: boolean;
   /** Load the seccomp filter (default true); false is for debugging only. */
@@ -51,15 +71,52 @@ export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
 
 const MANAGED = new Set(['proc', 'dev', 'tmp']);
 
+/** What bwrapArgs needs to know about the image and the host beyond the spec (startSandbox reads it). */
+export interface SandboxLayout {
+  /**
+   * The entries of the image's /etc, when /etc is to be rebuilt: a tmpfs with each entry bound read-only, plus the
+   * generated /etc/hosts on HOSTS_FD and (with a network) the host's /etc/resolv.conf. An image /etc that is a
+   * symlink is left alone. Without it, /etc is the image's.
+   */
+  readonly etc?: readonly TopLevelEntry[];
+  /** The entries of the image's /run, rebuilt the same way when there are secrets. */
+  readonly run?: readonly TopLevelEntry[];
+  /** The host has an /etc/resolv.conf to bind when the sandbox has a network. */
+  readonly resolvConf?: boolean;
+}
+
+/** The /etc/hosts of a sandbox: localhost and the hostname, as podman writes them. */
+export function hostsFile(hostname: string): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+}
+
+/** Binds each entry of the image's `dir` into a tmpfs at `/dir` (except `skip`), as for the root. */
+function rebuildDir(
+  a: string[],
+  rootfs: string,
+  dir: string,
+  entries: readonly TopLevelEntry[],
+  skip: Set<string>,
+) {
+  a.push('--tmpfs', `/${dir}`);
+  for (const e of entries) {
+    if (skip.has(e.name)) continue;
+    if (e.kind === 'symlink') a.push('--symlink', e.target!, `/${dir}/${e.name}`);
+    else if (e.kind === 'dir' || e.kind === 'file')
+      a.push('--ro-bind', join(rootfs, dir, e.name), `/${dir}/${e.name}`);
+  }
+}
+
 /**
  * Returns bwrap's arguments for `spec`, given the root's top-level entries. Pure. The seccomp program is expected on
- * SECCOMP_FD and the info JSON is written to INFO_FD.
+ * SECCOMP_FD, the info JSON is written to INFO_FD, and with `layout.etc` the hosts file is read from HOSTS_FD.
  */
 export function bwrapArgs(
   spec: SandboxSpec,
   topLevel: readonly TopLevelEntry[],
-  extra: { resolvConf?: boolean } = {},
+  layout: SandboxLayout = {},
 ): string[] {
+  const publish = (spec.publish ?? []).length > 0;
   // --unshare-all only *tries* a user namespace; ask for it outright, and forbid nesting another one inside (a second
   // line of defence behind seccomp's clone/unshare rules, which --no-seccomp turns off).
   const a: string[] = ['--unshare-all', '--unshare-user', '--disable-userns'];
@@ -69,15 +126,43 @@ export function bwrapArgs(
   a.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
   a.push('--hostname', spec.process.hostname);
   a.push('--tmpfs', '/');
+  const secrets = spec.secrets ?? [];
+  const etcKind = topLevel.find((e) => e.name === 'etc')?.kind;
+  const rebuildEtc = layout.etc !== undefined && etcKind !== 'symlink' && etcKind !== 'other';
+  const runKind = topLevel.find((e) => e.name === 'run')?.kind;
+  // Secrets are never dropped: a /run that is not a directory in the image is replaced.
+  const rebuildRun = secrets.length > 0;
   for (const e of topLevel) {
     if (MANAGED.has(e.name)) continue;
+    if (e.name === 'etc' && rebuildEtc) continue;
+    if (e.name === 'run' && rebuildRun) continue;
     const host = join(spec.rootfs, e.name);
     if (e.kind === 'symlink') a.push('--symlink', e.target!, `/${e.name}`);
     else if (e.kind === 'dir' || e.kind === 'file') a.push('--ro-bind', host, `/${e.name}`);
   }
   a.push('--proc', '/proc', '--dev', '/dev');
   a.push('--size', String(spec.tmpSize ?? DEFAULT_TMP_SIZE), '--perms', '1777', '--tmpfs', '/tmp');
-  if (spec.net && extra.resolvConf) a.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+  const network = spec.net === true || publish;
+  if (rebuildEtc) {
+    const resolv = network && layout.resolvConf === true;
+    rebuildDir(
+      a,
+      spec.rootfs,
+      'etc',
+      etcKind === 'dir' ? layout.etc! : [],
+      new Set(resolv ? ['hosts', 'resolv.conf'] : ['hosts']),
+    );
+    a.push('--perms', '0444', '--ro-bind-data', String(HOSTS_FD), '/etc/hosts');
+    if (resolv) a.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+    a.push('--remount-ro', '/etc');
+  } else if (spec.net && layout.resolvConf) a.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
+  if (rebuildRun) {
+    rebuildDir(a, spec.rootfs, 'run', runKind === 'dir' ? (layout.run ?? []) : [], new Set(['secrets']));
+    secrets.forEach((s, i) => {
+      a.push('--perms', '0400', '--ro-bind-data', String(SECRET_FD + i), `/run/secrets/${s.name}`);
+    });
+    a.push('--remount-ro', '/run');
+  }
   for (const v of spec.volumes ?? []) a.push(v.readOnly ? '--ro-bind' : '--bind', v.host, v.container);
   a.push('--remount-ro', '/');
   a.push('--chdir', spec.process.cwd);
@@ -86,6 +171,7 @@ export function bwrapArgs(
   a.push('--cap-drop', 'ALL');
   if (spec.seccomp ?? true) a.push('--seccomp', String(SECCOMP_FD));
   a.push('--info-fd', String(INFO_FD));
+  if (publish) a.push('--block-fd', String(BLOCK_FD));
   a.push('--', ...spec.process.argv);
   return a;
 }
@@ -160,35 +246,80 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
   const bwrap = options.bwrap ?? checkSandboxSupport();
   const arch = options.arch ?? hostSeccompArch();
   await checkVolumeTargets(spec.rootfs, spec.volumes ?? []);
+  const publish = spec.publish ?? [];
+  if (publish.length > 0 && spec.net) {
+    throw new RunError(
+      'RUN_PUBLISH_INVALID',
+      'cannot publish ports with --net: the host network is shared already',
+    );
+  }
+  const pasta = publish.length > 0 ? findPasta() : undefined;
+  if (pasta && process.getuid?.() !== 0) {
+    throw new RunError(
+      'RUN_NETWORK_FAILED',
+      'cannot publish ports: pare must run as root to connect the sandbox network with pasta',
+      { hint: 'run pare as root, or use --net to share the host network' },
+    );
+  }
   const topLevel = await listTopLevel(spec.rootfs);
-  const resolvConf =
-    spec.net === true &&
-    (await lookupInRoot(spec.rootfs, '/etc/resolv.conf')).kind === 'file' &&
-    (await exists('/etc/resolv.conf'));
-  const args = bwrapArgs(spec, topLevel, { resolvConf });
-  const child = spawn(bwrap, args, {
-    stdio: [
-      options.stdin ?? 'inherit',
-      options.stdout ?? 'inherit',
-      options.stderr ?? 'inherit',
-      'pipe',
-      'pipe',
-    ],
-  });
+  // Only a real directory is listed: a symlinked /etc or /run could point anywhere on the host.
+  const listed = async (name: string) =>
+    topLevel.find((e) => e.name === name)?.kind === 'dir' ? await listTopLevel(join(spec.rootfs, name)) : [];
+  const layout: SandboxLayout = {
+    etc: await listed('etc'),
+    ...((spec.secrets ?? []).length > 0 ? { run: await listed('run') } : {}),
+    resolvConf: (spec.net === true || publish.length > 0) && (await exists('/etc/resolv.conf')),
+  };
+  const secretFds = await openSecrets(spec.secrets ?? []);
+  const args = bwrapArgs(spec, topLevel, layout);
+  let child: ChildProcess;
+  try {
+    child = spawn(bwrap, args, {
+      stdio: [
+        options.stdin ?? 'inherit',
+        options.stdout ?? 'inherit',
+        options.stderr ?? 'inherit',
+        'pipe',
+        'pipe',
+        'pipe',
+        publish.length > 0 ? 'pipe' : 'ignore',
+        ...secretFds,
+      ],
+    });
+  } finally {
+    for (const fd of secretFds) closeSync(fd);
+  }
   const seccompPipe = child.stdio[SECCOMP_FD] as Writable;
   const infoPipe = child.stdio[INFO_FD] as Readable;
   // A short filter fits the pipe buffer; bwrap reads it to EOF before it executes anything.
   seccompPipe.on('error', () => {});
   if (spec.seccomp ?? true) seccompPipe.end(Buffer.from(seccompProgram(arch)));
   else seccompPipe.end();
+  const stdio = child.stdio as unknown as (Readable | Writable | null)[];
+  const hostsPipe = stdio[HOSTS_FD] as Writable;
+  hostsPipe.on('error', () => {});
+  hostsPipe.end(hostsFile(spec.process.hostname));
+  const blockPipe = publish.length > 0 ? (stdio[BLOCK_FD] as Writable) : undefined;
+  blockPipe?.on('error', () => {});
 
   let initPid: number | undefined;
   let commandPid: number | undefined;
   const infoChunks: Buffer[] = [];
+  let network: Promise<NetworkHandle> | undefined;
   infoPipe.on('data', (c: Buffer) => {
     infoChunks.push(c);
     const m = /"child-pid"\s*:\s*(\d+)/.exec(Buffer.concat(infoChunks).toString('utf8'));
-    if (m) initPid = Number(m[1]);
+    if (m && initPid === undefined) {
+      initPid = Number(m[1]);
+      // bwrap waits on BLOCK_FD before it executes the command: connect the network first, then let it go.
+      if (pasta && blockPipe) {
+        network = connectNetwork(pasta, initPid, publish);
+        network.then(
+          () => blockPipe.end('x'),
+          () => child.kill('SIGKILL'),
+        );
+      }
+    }
   });
   infoPipe.on('error', () => {});
   let done = false;
@@ -201,8 +332,16 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
         }),
       ),
     );
-    child.on('close', (code, sig) => {
+    child.on('close', async (code, sig) => {
       done = true;
+      if (network) {
+        try {
+          await (await network).stop();
+        } catch (e) {
+          reject(e);
+          return;
+        }
+      }
       if (initPid === undefined && code !== 0) {
         reject(diagnoseStartFailure(bwrap, code, sig));
         return;
@@ -273,6 +412,41 @@ function childWithNsPid(parent: number, nsPid: number): number | undefined {
 function signalNumber(sig: NodeJS.Signals | null): number {
   if (!sig) return 0;
   return osConstants.signals[sig] ?? 0;
+}
+
+/** Largest secret, as podman's (pkg/secrets maxSecretSize): 512000 bytes. */
+export const MAX_SECRET_SIZE = 512_000;
+
+/** Opens each secret for bwrap to copy; throws RUN_SECRET_INVALID for a missing, non-regular or too large file. */
+async function openSecrets(secrets: readonly Secret[]): Promise<number[]> {
+  const fds: number[] = [];
+  try {
+    for (const s of secrets) {
+      let fd: number;
+      try {
+        fd = openSync(s.host, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+      } catch (e) {
+        throw new RunError(
+          'RUN_SECRET_INVALID',
+          `cannot read secret ${JSON.stringify(s.name)} from ${JSON.stringify(s.host)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          { cause: e, path: s.host },
+        );
+      }
+      fds.push(fd);
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size > MAX_SECRET_SIZE) {
+        throw new RunError(
+          'RUN_SECRET_INVALID',
+          `cannot use secret ${JSON.stringify(s.name)} from ${JSON.stringify(s.host)}: ${st.isFile() ? `${st.size} bytes, more than ${MAX_SECRET_SIZE}` : 'not a regular file'}`,
+          { path: s.host },
+        );
+      }
+    }
+    return fds;
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    throw e;
+  }
 }
 
 async function exists(p: string): Promise<boolean> {

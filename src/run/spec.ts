@@ -2,6 +2,7 @@ import { isAbsolute, resolve as resolveHost } from 'node:path';
 import { RunError } from '../errors.ts';
 import { normalizePath } from '../fstree/index.ts';
 import type { RunConfig } from '../oci/model.ts';
+import type { Secret } from './sandbox.ts';
 import type { ExecUser } from './user.ts';
 
 /**
@@ -173,4 +174,30 @@ export function parseSize(s: string): number {
     throw new RunError('RUN_SIZE_INVALID', `cannot use size ${JSON.stringify(s)}: want 4k..64g, e.g. 64m`);
   }
   return n;
+}
+
+/** podman's secret names: 1 to 253 characters, no "/", "=" or NUL (a file name below /run/secrets). */
+const SECRET_NAME = /^[A-Za-z0-9_.-]{1,253}$/;
+
+/**
+ * Parses `--secret NAME=FILE`: the file's content appears at /run/secrets/NAME. A relative FILE is taken from `cwd`.
+ * Throws RUN_SECRET_INVALID.
+ */
+export function parseSecret(s: string, cwd: string): Secret {
+  const i = s.indexOf('=');
+  const name = i < 0 ? s : s.slice(0, i);
+  const file = i < 0 ? '' : s.slice(i + 1);
+  if (!SECRET_NAME.test(name) || name === '.' || name === '..') {
+    throw new RunError(
+      'RUN_SECRET_INVALID',
+      `cannot use secret ${JSON.stringify(s)}: the name ${JSON.stringify(name)} must be 1 to 253 letters, digits, ".", "_" or "-"; want NAME=FILE`,
+    );
+  }
+  if (file === '') {
+    throw new RunError(
+      'RUN_SECRET_INVALID',
+      `cannot use secret ${JSON.stringify(s)}: give the file, NAME=FILE`,
+    );
+  }
+  return { name, host: resolveHost(cwd, file) };
 }

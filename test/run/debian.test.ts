@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAptSources, resolveSuites } from '../../src/debian/index.ts';
-import { peersOrSkip, peersRequired } from '../helpers/peers.ts';
+import { isRoot, peersOrSkip, peersRequired } from '../helpers/peers.ts';
 
 /**
  * A real Debian image in the sandbox: examples/python built by `pare build` from the Debian mirror the host's apt
@@ -45,6 +46,24 @@ if (skipReason && !peers.skip) {
 let work: string;
 let image: string;
 
+/** -p connects the sandbox with pasta, which pare can only do as root (see src/run/network.ts). */
+const publishPeers = peersOrSkip('pasta', 'curl');
+const publishSkip = publishPeers.skip
+  ? publishPeers.reason
+  : isRoot()
+    ? ''
+    : 'publishing ports (pasta) needs pare to run as root';
+if (publishSkip && !publishPeers.skip) console.warn(`[skip] ${publishSkip}`);
+
+/** A port nothing listens on right now (the kernel picks it). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 function pareArgs(args: string[]): string[] {
   return [join(ROOT, 'bin/pare.js'), ...args];
 }
@@ -68,6 +87,8 @@ print("net", " ".join(sorted(l.split(":")[0].strip() for l in open("/proc/net/de
 libc = ctypes.CDLL(None, use_errno=True)
 print("keyctl", libc.syscall(250, 0, -3, 0), os.strerror(ctypes.get_errno()))
 print("unshare", libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))  # CLONE_NEWUSER
+import socket
+print("resolve", socket.gethostbyname("localhost"), socket.gethostbyname(socket.gethostname()))
 sys.exit(42)
 `;
 
@@ -93,8 +114,65 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
       'net lo',
       'keyctl -1 Operation not permitted',
       'unshare -1 Operation not permitted',
+      'resolve 127.0.0.1 127.0.1.1',
     ]);
     expect(r.code).toBe(42);
+  });
+
+  describe.skipIf(publishSkip !== '')('with -p (pasta)', () => {
+    it('serves python http.server to curl on the host through the published port, then stops pasta', async () => {
+      const site = join(work, 'site');
+      mkdirSync(site, { recursive: true });
+      writeFileSync(join(site, 'index.txt'), 'hello through pasta\n');
+      const port = await freePort();
+      const child = spawn(
+        process.execPath,
+        pareArgs([
+          'run',
+          '--cache-dir',
+          join(work, 'cache'),
+          '-p',
+          `127.0.0.1:${port}:8000`,
+          '-v',
+          `${site}:/srv:ro`,
+          `oci:${image}:python`,
+          '--',
+          '-u',
+          '-m',
+          'http.server',
+          '-d',
+          '/srv',
+          '8000',
+        ]),
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      // pasta is connected before the command starts, so the port answers once the server says it listens.
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (c: Buffer) => c.toString().includes('Serving HTTP') && resolve());
+        closed.then((code) => reject(new Error(`pare exited ${code}: ${err}`)));
+      });
+      const curl = (path: string) =>
+        spawnSync(publishPeers.paths.curl!, ['-sS', '--max-time', '30', `http://127.0.0.1:${port}${path}`], {
+          encoding: 'utf8',
+        });
+      const r = curl('/index.txt');
+      expect([r.status, r.stdout, r.stderr]).toEqual([0, 'hello through pasta\n', '']);
+      child.kill('SIGTERM');
+      expect(await closed).toBe(128 + 15);
+      // pasta is gone with the sandbox: nothing listens on the port any more
+      expect(curl('/index.txt').status).toBe(7);
+    });
+
+    it('refuses -p with --net (the host network is shared already)', () => {
+      const r = pare(['run', '--net', '-p', '8080:80', `oci:${image}:python`, '--', '-c', 'pass']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('cannot publish ports with --net');
+    });
   });
 
   it('terminates a command without signal handlers on SIGTERM (it is not pid 1)', async () => {

@@ -197,6 +197,81 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
     });
   });
 
+  describe('name resolution', () => {
+    it('resolves localhost and the hostname through a generated, read-only /etc/hosts', async () => {
+      const o = await run(
+        [
+          '/bin/probe',
+          'resolve',
+          'localhost',
+          'resolve',
+          'box',
+          'owner',
+          '/etc/hosts',
+          'write',
+          '/etc/hosts',
+          'read',
+          '/etc/motd',
+        ],
+        { hostname: 'box' },
+      );
+      expect(o.lines).toEqual([
+        'resolve localhost: 127.0.0.1',
+        'resolve box: 127.0.1.1',
+        'owner /etc/hosts: 65532:65532 444',
+        'write /etc/hosts: EROFS',
+        'read /etc/motd: hello from the image',
+      ]);
+    });
+    it('keeps the rest of the image’s /etc read-only and nothing new can be created there', async () => {
+      const o = await run(['/bin/probe', 'write', '/etc/new', 'write', '/etc/motd']);
+      expect(o.lines).toEqual(['write /etc/new: EROFS', 'write /etc/motd: EROFS']);
+    });
+  });
+
+  describe('--secret', () => {
+    it('shows the file at /run/secrets/NAME, read-only and owned by the run user, and nowhere else', async () => {
+      const file = join(work, 'token');
+      writeFileSync(file, 'hunter2\n', { mode: 0o600 });
+      const o = await run(
+        [
+          '/bin/probe',
+          'read',
+          '/run/secrets/token',
+          'owner',
+          '/run/secrets/token',
+          'write',
+          '/run/secrets/token',
+          'write',
+          '/run/secrets/other',
+          'env',
+          'token',
+        ],
+        { user: 'app', secrets: [`token=${file}`] },
+      );
+      expect(o.lines).toEqual([
+        'read /run/secrets/token: hunter2',
+        'owner /run/secrets/token: 1000:1001 400',
+        'write /run/secrets/token: EROFS',
+        'write /run/secrets/other: EROFS',
+        'env token: (unset)',
+      ]);
+      // the image's /run stays empty, the cache untouched
+      expect(readdirSync(join(rootfs, 'run'))).toEqual([]);
+    });
+    it('refuses a secret that is not a regular file, or a name that is not a file name', async () => {
+      await expect(run(['/bin/probe'], { secrets: [`dir=${work}`] })).rejects.toThrow(
+        expect.objectContaining({
+          code: 'RUN_SECRET_INVALID',
+          message: expect.stringContaining('not a regular file'),
+        }),
+      );
+      await expect(run(['/bin/probe'], { secrets: ['a/b=/etc/passwd'] })).rejects.toThrow(
+        expect.objectContaining({ code: 'RUN_SECRET_INVALID' }),
+      );
+    });
+  });
+
   describe('with --net', () => {
     it('shares the host network', async () => {
       const host = readFileSync('/proc/net/dev', 'utf8')

@@ -26,6 +26,8 @@ export interface RunCommandOptions {
   readonly workdir?: string;
   readonly hostname?: string;
   readonly net?: boolean;
+  readonly publish: string[];
+  readonly secret: string[];
   readonly platform?: string;
   readonly print?: HardenedPrintTarget;
   readonly ref?: string;
@@ -52,6 +54,8 @@ const USAGE_CODES = [
   'RUN_ENV_INVALID',
   'RUN_WORKDIR_INVALID',
   'RUN_SIZE_INVALID',
+  'RUN_PUBLISH_INVALID',
+  'RUN_SECRET_INVALID',
 ] as const;
 
 /** Runs `pare run` and returns the exit code (the command's, for a sandbox run). Throws pare errors. */
@@ -123,6 +127,8 @@ async function runCommandInner(
     ...(o.hostname ? { hostname: o.hostname } : {}),
     volumes: o.volume,
     net: o.net ?? false,
+    publish: o.publish,
+    secrets: o.secret,
     newSession: !tty,
     seccomp: o.seccomp,
     hostEnv: process.env,
@@ -181,6 +187,18 @@ export function register(program: Command): void {
     .option('-w, --workdir <dir>', 'working directory inside the sandbox')
     .option('--hostname <name>', 'hostname inside the sandbox (default: pare)')
     .option('--net', "share the host's network (default: only a private loopback)")
+    .option(
+      '-p, --publish <[IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]>',
+      'publish a port from a private network connected by pasta (Debian package passt), as rootless podman does; repeatable',
+      collect,
+      [],
+    )
+    .option(
+      '--secret <NAME=FILE>',
+      'make FILE readable at /run/secrets/NAME (read-only, owned by the run user, never in the image, environment or cache); repeatable',
+      collect,
+      [],
+    )
     .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this host)')
     .addOption(
       new Option('--print <runtime>', 'print hardened settings instead of running').choices([

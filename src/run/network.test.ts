@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { findPasta, formatPublish, parsePublish, pastaArgs } from './network.ts';
+import type { HostProbe } from './support.ts';
+
+describe('parsePublish', () => {
+  describe('when the mapping is well formed', () => {
+    it.each([
+      ['8080:80', { hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+      ['127.0.0.1:8080:80', { hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+      ['53:53/udp', { hostPort: 53, containerPort: 53, protocol: 'udp' }],
+      ['[::1]:8443:443/tcp', { hostIp: '::1', hostPort: 8443, containerPort: 443, protocol: 'tcp' }],
+      ['65535:1', { hostPort: 65535, containerPort: 1, protocol: 'tcp' }],
+    ])('parses %s', (s, want) => {
+      expect(parsePublish(s)).toEqual(want);
+      expect(parsePublish(formatPublish(parsePublish(s)))).toEqual(want);
+    });
+  });
+
+  describe('when it is not', () => {
+    it.each([
+      ['80', 'give both the host and the container port'],
+      ['0:80', 'the host port "0" is not a number from 1 to 65535'],
+      ['8080:65536', 'the container port "65536" is not'],
+      ['8080:80/sctp', 'unknown protocol "sctp"'],
+      ['localhost:8080:80', '"localhost" is not an IPv4 address'],
+      ['[127.0.0.1]:8080:80', '"127.0.0.1" is not an IPv6 address'],
+      ['1.2.3.4:5:6:7', 'give both the host and the container port'],
+      ['8080-8090:80', 'the host port "8080-8090" is not'],
+    ])('refuses %s: %s', (s, why) => {
+      expect(() => parsePublish(s)).toThrow(
+        expect.objectContaining({
+          code: 'RUN_PUBLISH_INVALID',
+          message: expect.stringContaining(why),
+        }),
+      );
+    });
+  });
+});
+
+describe('pastaArgs', () => {
+  it('forwards only the published ports, closes every other direction, and keeps the gateway unmapped', () => {
+    const a = pastaArgs(
+      [parsePublish('127.0.0.1:8080:80'), parsePublish('[::1]:5353:53/udp')],
+      '/proc/7/ns/net',
+      '/t/pid',
+    );
+    expect(a.join(' ')).toBe(
+      '--config-net -t 127.0.0.1/8080:80 -u ::1/5353:53 -T none -U none --no-map-gw --quiet --runas 0 --pid /t/pid --netns /proc/7/ns/net',
+    );
+  });
+  it('says none for a protocol with no port (pasta would otherwise forward every bound port)', () => {
+    expect(pastaArgs([parsePublish('8080:80')], '/n', '/p').slice(0, 5)).toEqual([
+      '--config-net',
+      '-t',
+      '8080:80',
+      '-u',
+      'none',
+    ]);
+  });
+});
+
+describe('findPasta', () => {
+  const probe = (found: Record<string, string>): HostProbe => ({
+    sysctl: () => undefined,
+    which: (n) => found[n],
+    isSetuidRoot: () => false,
+    euid: () => 0,
+  });
+  it('finds pasta on PATH, or PARE_PASTA', () => {
+    expect(findPasta(probe({ pasta: '/usr/bin/pasta' }), {})).toBe('/usr/bin/pasta');
+    expect(findPasta(probe({ '/opt/pasta': '/opt/pasta' }), { PARE_PASTA: '/opt/pasta' })).toBe('/opt/pasta');
+  });
+  it('names the Debian package when pasta is missing', () => {
+    expect(() => findPasta(probe({}), {})).toThrow(
+      expect.objectContaining({
+        code: 'RUN_NETWORK_MISSING',
+        message:
+          'cannot publish ports: pasta is not installed; install the Debian package passt (apt-get install passt) or set PARE_PASTA to its path',
+      }),
+    );
+  });
+});
