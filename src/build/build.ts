@@ -1,4 +1,5 @@
 import { basename, resolve } from 'node:path';
+import { NONROOT_ID } from '../accounts/index.ts';
 import { EPOCH_MAX, type LoadedConfig } from '../config/index.ts';
 import type { Digest } from '../digest/index.ts';
 import { UsageError } from '../errors.ts';
@@ -19,6 +20,7 @@ import {
 } from '../oci/index.ts';
 import { type SliceReport, sliceReport, sliceTree } from '../slice/index.ts';
 import { collectEntries } from '../tar/index.ts';
+import { withAccounts } from './accounts.ts';
 import { idsFromTree, minimalBase } from './base.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian } from './debian.ts';
 import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
@@ -106,7 +108,7 @@ export function runConfig(
   const img = loaded.config.image;
   const env = Object.entries(img.env ?? {}).map(([k, v]) => `${k}=${String(v)}`);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
-  const user = img.user === undefined ? { uid: 65532, gid: 65532 } : resolveUser(img.user);
+  const user = img.user === undefined ? { uid: NONROOT_ID, gid: NONROOT_ID } : resolveUser(img.user);
   const ports = img.ports?.map((p) => (typeof p === 'number' || !p.includes('/') ? `${p}/tcp` : p));
   return {
     User: `${user.uid}:${user.gid}`,
@@ -177,6 +179,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
           sliceMode === 'auto'
             ? { ...sliceCfg, shell: cfg.shell, image: cfg.image, files: keepFiles }
             : 'none',
+        ...(cfg.accounts ? { accounts: cfg.accounts } : {}),
       });
       hit = await layerCache.get(cacheKeyFor);
     }
@@ -197,6 +200,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
           : cfg.base === 'minimal'
             ? minimalBase(epoch)
             : undefined;
+      base = await withAccounts(base, loaded, epoch);
       ids = await idsFromTree(base ?? minimalBase(epoch));
       if (base && cfg.packages?.length && sliceMode === 'auto') {
         const resolve = ownerResolver(ids.users, ids.groups);
@@ -263,7 +267,9 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
         created,
         created_by: cfg.packages?.length
           ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
-          : 'pare build: base (minimal)',
+          : cfg.base === 'minimal'
+            ? 'pare build: base (minimal)'
+            : 'pare build: accounts',
       });
     }
     if (appTree.size > 1) {

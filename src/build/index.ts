@@ -1,4 +1,4 @@
-export { GROUP, idsFromTree, minimalBase, NOBODY, NONROOT, PASSWD } from './base.ts';
+export { idsFromTree, minimalBase } from './base.ts';
 export type { BuildOptions, BuildResult } from './build.ts';
 export { build, resolveEpoch, runConfig } from './build.ts';
 export type { DebianBuildOptions, DebianPlan } from './debian.ts';

@@ -1,4 +1,4 @@
 export type { LoadedConfig } from './load.ts';
 export { findConfig, loadConfig, parseConfigText } from './load.ts';
-export type { Config, FileSpec } from './schema.ts';
-export { configSchema, EPOCH_MAX, ID_MAX } from './schema.ts';
+export type { AccountsSpec, Config, FileSpec } from './schema.ts';
+export { configSchema, EPOCH_MAX } from './schema.ts';

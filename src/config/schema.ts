@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ID_MAX } from '../accounts/index.ts';
 
 /**
  * The pare.yaml schema. Strict: an unknown key is an error (a typo must not silently do nothing). Every field is
@@ -28,8 +29,6 @@ const octalMode = checked<string>((v) => {
   return 'want an octal mode as a string such as "0755"';
 });
 
-/** The largest uid or gid: (uid_t)-1 means "unchanged" to chown(2) and cannot be owned. */
-export const ID_MAX = 4294967294;
 /** A user or group name as useradd(8) accepts it by default. */
 const NAME = '[A-Za-z_][A-Za-z0-9_.-]{0,31}';
 const ID_PART = new RegExp(`^(0|[1-9][0-9]{0,9}|${NAME})$`);
@@ -57,6 +56,49 @@ const imagePath = checked<string>((v) => {
   if (v.includes('\0')) return 'a path cannot contain NUL';
   if (v.split('/').some((s) => s === '.' || s === '..')) return 'want a path without "." or ".." segments';
   return undefined;
+});
+
+const accountId = checked<number>((v) =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= ID_MAX
+    ? undefined
+    : `want a whole number from 0 to ${ID_MAX}`,
+);
+const accountName = checked<string>((v) =>
+  typeof v === 'string' && new RegExp(`^${NAME}$`).test(v)
+    ? undefined
+    : 'want a name: a letter or "_", then letters, digits, "_", "." or "-" (at most 32)',
+);
+
+/** Users and groups added to /etc/passwd and /etc/group (build/accounts.ts checks them against the base's). */
+const accountsSection = z.strictObject({
+  groups: z
+    .array(
+      z.strictObject({
+        name: accountName,
+        gid: accountId,
+        /** Supplementary members: user names. */
+        members: z.array(accountName).optional(),
+      }),
+    )
+    .default([]),
+  users: z
+    .array(
+      z.strictObject({
+        name: accountName,
+        uid: accountId,
+        /** The primary group's id: a group of accounts.groups or of the base. */
+        gid: accountId,
+        gecos: z
+          .string()
+          .regex(/^[^:\n]*$/, 'the GECOS field cannot contain ":" or a newline')
+          .optional(),
+        /** Default /home/NAME, created 0700 and owned by the user when the base does not have it. */
+        home: imagePath.optional(),
+        /** Default /sbin/nologin. */
+        shell: imagePath.optional(),
+      }),
+    )
+    .default([]),
 });
 
 const port = checked<number | string>((v) => {
@@ -174,6 +216,7 @@ export const configSchema = z.strictObject({
   debian: debianSection.optional(),
   packages: z.array(z.string().min(1)).optional(),
   shell: z.boolean().default(false),
+  accounts: accountsSection.optional(),
   files: z.array(fileEntry).default([]),
   image: imageSection.default({}),
   slice: sliceSection.optional(),
@@ -188,3 +231,4 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type FileSpec = z.infer<typeof fileEntry>;
+export type AccountsSpec = z.infer<typeof accountsSection>;

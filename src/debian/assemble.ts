@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { groupFile, NONROOT_HOME, NONROOT_ID, nsswitchFile, passwdFile } from '../accounts/index.ts';
 import { DebianError } from '../errors.ts';
 import {
   bufferContent,
@@ -12,7 +13,6 @@ import {
 import { CA_CONF_PATH, caCertificatesConf, caTrustEntries } from './cacerts.ts';
 import { Paragraph } from './control.ts';
 import type { DebPackage } from './deb.ts';
-import { groupFile, NONROOT_HOME, NONROOT_ID, nsswitchFile, passwdFile } from './passwd.ts';
 import { parseRelations } from './relation.ts';
 import { mergeUsr, sameEntry, type UsrAlias, usrMergedDirs } from './usrmerge.ts';
 import { satisfiesVersion } from './version.ts';
@@ -26,7 +26,7 @@ import { satisfiesVersion } from './version.ts';
  *   package's is an error naming both unless one package `Replaces` the other (then it wins, as dpkg lets it);
  * - dpkg metadata that scanners (syft, trivy, grype) read, distroless style: `/var/lib/dpkg/status.d/<pkg>` (the
  *   control paragraph with `Status: install ok installed`, and `Conffiles` when any) and `<pkg>.md5sums`;
- * - /etc/passwd, /etc/group (root, nonroot 65532, nobody 65534), /etc/nsswitch.conf, /root, /home/nonroot (0700,
+ * - /etc/passwd, /etc/group (src/accounts' defaults: root, nonroot 65532, nobody 65534), /etc/nsswitch.conf, /root, /home/nonroot (0700,
  *   65532:65532), /tmp (1777);
  * - the CA bundle as ca-certificates' postinst + update-ca-certificates would make it (cacerts.ts);
  * - /etc/os-release, /etc/debian_version and tzdata zone files come as base-files and tzdata ship them.

@@ -48,7 +48,6 @@ export {
   parsePackages,
   scanPackages,
 } from './packages.ts';
-export { groupFile, NOBODY_ID, NONROOT_HOME, NONROOT_ID, nsswitchFile, passwdFile } from './passwd.ts';
 export type { Alternatives, ParseRelationsOptions, Relation } from './relation.ts';
 export {
   archMatches,

@@ -1,4 +1,8 @@
+import { ID_MAX, NONROOT_ID, parseGroup, parseId, parsePasswd } from '../accounts/index.ts';
 import { RunError } from '../errors.ts';
+
+export type { GroupEntry, PasswdEntry } from '../accounts/index.ts';
+export { parseGroup, parsePasswd } from '../accounts/index.ts';
 
 /**
  * The user a container runs as: `user[:group]` with names or numbers, resolved through the image's own /etc/passwd
@@ -7,23 +11,8 @@ import { RunError } from '../errors.ts';
  */
 
 /** Default uid and gid when neither the image nor the caller names a user: distroless's "nonroot". */
-export const DEFAULT_UID = 65532;
-export const DEFAULT_GID = 65532;
-/** Highest id a user namespace can map ((uid_t)-1 is "no id"). */
-export const MAX_ID = 0xfffffffe;
-
-export interface PasswdEntry {
-  readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly home: string;
-  readonly shell: string;
-}
-export interface GroupEntry {
-  readonly name: string;
-  readonly gid: number;
-  readonly members: readonly string[];
-}
+export const DEFAULT_UID = NONROOT_ID;
+export const DEFAULT_GID = NONROOT_ID;
 
 /** The resolved identity. */
 export interface ExecUser {
@@ -33,43 +22,6 @@ export interface ExecUser {
   readonly home: string;
   /** Where the identity came from, for messages: `default`, `image`, or `option`. */
   readonly source: 'default' | 'image' | 'option';
-}
-
-const ID = /^\d{1,10}$/;
-
-function parseId(s: string): number | undefined {
-  if (!ID.test(s)) return undefined;
-  const n = Number(s);
-  return n <= MAX_ID ? n : undefined;
-}
-
-/** Parses /etc/passwd text (passwd(5)); comments, blank and malformed lines are skipped, as getpwent does. */
-export function parsePasswd(text: string): PasswdEntry[] {
-  const out: PasswdEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const f = line.split(':');
-    if (f.length < 7) continue;
-    const uid = parseId(f[2]!);
-    const gid = parseId(f[3]!);
-    if (uid === undefined || gid === undefined || f[0] === '') continue;
-    out.push({ name: f[0]!, uid, gid, home: f[5]!, shell: f[6]! });
-  }
-  return out;
-}
-
-/** Parses /etc/group text (group(5)). */
-export function parseGroup(text: string): GroupEntry[] {
-  const out: GroupEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const f = line.split(':');
-    if (f.length < 4) continue;
-    const gid = parseId(f[2]!);
-    if (gid === undefined || f[0] === '') continue;
-    out.push({ name: f[0]!, gid, members: f[3]!.split(',').filter(Boolean) });
-  }
-  return out;
 }
 
 /** Files the user is resolved through (absent files behave as empty ones). */
@@ -104,7 +56,7 @@ export function resolveUser(
   if (numeric === undefined && /^\d+$/.test(u)) {
     throw new RunError(
       'RUN_USER_INVALID',
-      `cannot use user ${JSON.stringify(spec)}: uid ${u} is above ${MAX_ID}`,
+      `cannot use user ${JSON.stringify(spec)}: uid ${u} is above ${ID_MAX}`,
     );
   }
   const pw = numeric !== undefined ? passwd.find((p) => p.uid === numeric) : passwd.find((p) => p.name === u);
@@ -119,7 +71,7 @@ export function resolveUser(
   if (g !== undefined) {
     const ng = parseId(g);
     if (ng === undefined && /^\d+$/.test(g)) {
-      throw new RunError('RUN_USER_INVALID', `cannot use group ${JSON.stringify(g)}: gid is above ${MAX_ID}`);
+      throw new RunError('RUN_USER_INVALID', `cannot use group ${JSON.stringify(g)}: gid is above ${ID_MAX}`);
     }
     if (ng !== undefined) gid = ng;
     else {

@@ -21,7 +21,7 @@ import { tempDir } from '../helpers/tmp.ts';
  * settings, JSON field order); when it changes on purpose, update it here and say why in the commit.
  */
 const HELLO = resolve('examples/hello');
-const GOLDEN_HELLO = 'sha256:e1d484f0339f38baccd40db4881873ee64f1b652d96eeddf7a491071e45db1e5';
+const GOLDEN_HELLO = 'sha256:966a854117f3ec701b0bf3956de518a32c65cab7ec95662a8d88e4cb1a945eeb';
 
 function copyProject(to: string, order: 'forward' | 'reverse'): string {
   // Recreate the files in a different order with different timestamps: none of that may reach the image.
