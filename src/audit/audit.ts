@@ -15,7 +15,7 @@ import {
   resolveImports,
   treeRootFs,
 } from '../elf/index.ts';
-import { isPareError } from '../errors.ts';
+import { isPareError, UsageError } from '../errors.ts';
 import type { Tree } from '../fstree/index.ts';
 import { DpkgIndex } from './dpkg.ts';
 import { parseRequirements, type Requirement, violations } from './require.ts';
@@ -58,12 +58,38 @@ function isElfMagic(b: Uint8Array): boolean {
   return b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
 }
 
-/** Walks regular files under `paths` (symlinks are not followed; each file once), sorted. */
+/** Returns what a file that is not ELF is, from its first bytes, for a message ("a script for /bin/sh"). */
+export function describeNotElf(head: Uint8Array, size: number): string {
+  const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  if (size === 0) return 'an empty file';
+  if (b[0] === 0x23 && b[1] === 0x21) {
+    const line = b
+      .toString('latin1', 2, Math.max(2, b.indexOf(0x0a) < 0 ? b.length : b.indexOf(0x0a)))
+      .trim();
+    return `a script for ${JSON.stringify(line.split(/\s+/, 1)[0] ?? '')}`;
+  }
+  if (b.toString('latin1', 0, 8) === '!<arch>\n') return 'an ar archive (a static library or a .deb)';
+  if (b.toString('latin1', 257, 262) === 'ustar') return 'a tar archive';
+  if (b[0] === 0x1f && b[1] === 0x8b) return 'a gzip file';
+  const hex = [...b.subarray(0, 4)].map((x) => x.toString(16).padStart(2, '0')).join(' ');
+  return `a file of ${size} bytes starting with ${hex} (ELF starts with 7f 45 4c 46)`;
+}
+
+/**
+ * Walks regular files under `paths` (symlinks are not followed; each file once), sorted. A path named in `paths`
+ * must exist and be a file or a directory: anything else is bad input (fail closed, never an empty report).
+ */
 async function walk(fs: RootFs, paths: readonly string[], exclude: ReadonlySet<string>): Promise<string[]> {
   const out = new Set<string>();
   const visit = async (p: string, depth: number): Promise<void> => {
     if (exclude.has(p) || depth > 256) return;
     const st = await fs.stat(p);
+    if (depth === 0 && st?.kind !== 'file' && st?.kind !== 'dir')
+      throw new UsageError(
+        st ? 'INPUT_INVALID' : 'INPUT_NOT_FOUND',
+        `cannot audit ${JSON.stringify(p)} in ${JSON.stringify(fs.name)}: ${st ? 'not a regular file or directory' : 'no such file or directory'}`,
+        { file: p },
+      );
     if (st?.kind === 'file') {
       out.add(p);
       return;
@@ -83,14 +109,30 @@ async function walk(fs: RootFs, paths: readonly string[], exclude: ReadonlySet<s
  * Audits every ELF file under `options.paths` of a root filesystem: hardening facts (checksec semantics, with
  * evidence), library closure as ld.so resolves it inside the root, imported symbols with the library and Debian
  * package that provides each, and `--require` violations. Files that are not ELF are skipped; ELF files that do not
- * parse are listed in `errors` with their ElfError code. Does not throw for bad files; throws UsageError for a bad
- * `require` spec and ELF_CACHE_INVALID for a corrupt ld.so.cache.
+ * parse (a truncated one included) are listed in `errors` with their ElfError code, and fail a gate
+ * (`summary.passed`). Does not throw for bad files found by walking; throws UsageError USAGE for a bad `require`
+ * spec, INPUT_NOT_FOUND / INPUT_INVALID when a path named in `paths` is missing, not a file or directory, or a file
+ * that is not ELF (a script, an ar archive, an empty file: the message says which), and ELF_CACHE_INVALID for a
+ * corrupt ld.so.cache.
  */
 export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise<AuditReport> {
   const reqs: Requirement[] = options.require ? parseRequirements(options.require) : [];
   const loader = new Loader(fs, options.loader);
   const dpkg = options.packages === false ? undefined : new DpkgIndex(fs);
-  const paths = await walk(fs, options.paths ?? ['/'], new Set(options.exclude ?? ['/proc', '/sys', '/dev']));
+  const named = options.paths ?? ['/'];
+  const paths = await walk(fs, named, new Set(options.exclude ?? ['/proc', '/sys', '/dev']));
+  // A file named by the caller that is not ELF is not skipped: auditing it would be an empty report that passes.
+  for (const p of named) {
+    if ((await fs.stat(p))?.kind !== 'file') continue;
+    const src = await fs.open(p);
+    const head = src && src.size > 0 ? await src.read(0, Math.min(src.size, 512)) : new Uint8Array();
+    if (src && src.size >= 4 && isElfMagic(head)) continue;
+    throw new UsageError(
+      'INPUT_INVALID',
+      `cannot audit ${JSON.stringify(p)}: it is ${describeNotElf(head, src?.size ?? 0)}, not an ELF file; audit the ELF files it runs or contains`,
+      { file: p },
+    );
+  }
   const fortifyLists = new Map<string, Promise<FortifyList>>();
   const fortifyFor = (f: ElfFile): Promise<FortifyList> => {
     const triplet = multiarchTriplet(f) ?? f.header.machineName;
@@ -138,7 +180,8 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
   const errors: AuditError[] = [];
   const one = async (path: string): Promise<void> => {
     const src = await fs.open(path);
-    if (!src || src.size < 16) return;
+    // Anything that starts with the magic is parsed, however short: a truncated ELF file is an error, not skipped.
+    if (!src || src.size < 4) return;
     if (!isElfMagic(await src.read(0, 4))) return;
     try {
       const elf = await openElf(src, path);
@@ -252,6 +295,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   errors.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const violating = files.filter((f) => f.violations.length > 0).length;
   return {
     schema: AUDIT_SCHEMA,
     root: fs.name,
@@ -261,8 +305,10 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
     summary: {
       files: files.length,
       errors: errors.length,
-      violations: files.filter((f) => f.violations.length > 0).length,
+      violations: violating,
       missingLibraries: files.filter((f) => f.missing.length > 0 || f.missingInterpreter).length,
+      // A file the gate could not check fails it, as a violation does.
+      passed: reqs.length === 0 ? null : violating === 0 && errors.length === 0,
     },
   };
 }

@@ -94,6 +94,10 @@ export function renderTable(report: AuditReport, options: TableOptions = {}): st
   lines.push(
     `${s.files} ELF files, ${s.errors} unreadable, ${s.missingLibraries} with missing libraries${report.require ? `, ${s.violations} violating ${report.require}` : ''}`,
   );
+  if (s.passed === false)
+    lines.push(
+      `gate failed: ${[s.violations > 0 ? `${s.violations} violating` : '', s.errors > 0 ? `${s.errors} could not be checked` : ''].filter(Boolean).join(', ')}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 

@@ -101,12 +101,17 @@ export interface AuditReport {
   readonly require: string | null;
   /** ELF files, sorted by path. */
   readonly files: readonly AuditFile[];
-  /** Files that start like ELF but could not be parsed (typed ElfError code and message). */
+  /** Files that start like ELF but could not be parsed (typed ElfError code and message); each fails a gate. */
   readonly errors: readonly AuditError[];
   readonly summary: {
     readonly files: number;
     readonly errors: number;
     readonly violations: number;
     readonly missingLibraries: number;
+    /**
+     * The `--require` verdict: true when every file was checked and none violates it, false when a file violates it
+     * or could not be checked (an entry of `errors`), null without a gate.
+     */
+    readonly passed: boolean | null;
   };
 }

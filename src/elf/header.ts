@@ -108,10 +108,15 @@ export interface Section {
 /** Size of the identification + header we read first (an ELF64 header is 64 bytes, ELF32 52). */
 export const EHDR_READ = 64;
 
-/** Parses e_ident and the ELF header from the first bytes of a file. Throws ELF_NOT_ELF / ELF_UNSUPPORTED / ELF_HEADER_INVALID. */
+/** Parses e_ident and the ELF header from the first bytes of a file. Throws ELF_NOT_ELF / ELF_TRUNCATED / ELF_UNSUPPORTED / ELF_HEADER_INVALID. */
 export function parseHeader(b: Uint8Array, file: string): ElfHeader {
-  if (b.length < 16 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46)
+  if (b.length < 4 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46)
     fail('ELF_NOT_ELF', file, 'no ELF magic', { field: 'e_ident', offset: 0 });
+  if (b.length < 16)
+    fail('ELF_TRUNCATED', file, `e_ident needs 16 bytes, the file has ${b.length}`, {
+      field: 'e_ident',
+      offset: 0,
+    });
   const cls = b[4];
   const data = b[5];
   if (cls !== 1 && cls !== 2)

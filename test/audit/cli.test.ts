@@ -53,6 +53,49 @@ describe('pare audit', () => {
     expect(r.stdout).toBe(`${join(dir, 'app')}\tgone\t(unresolved)\t-\n`);
   });
 
+  describe('when a file cannot be checked (fail closed)', () => {
+    const bad = mkdtempSync(join(tmpdir(), 'pare-cli-bad-'));
+    const elf = craftElf({ machine: 62, interp: '/lib64/ld-linux-x86-64.so.2', needed: ['libc.so.6'] });
+    // note: cut inside the program headers, and a 10-byte file that is only the magic and a few bytes more
+    writeFileSync(join(bad, 'cut'), elf.subarray(0, 80));
+    writeFileSync(join(bad, 'stub'), elf.subarray(0, 10));
+
+    it.each([
+      ['cut', 'ELF_TRUNCATED'],
+      ['stub', 'ELF_TRUNCATED'],
+    ])('a truncated ELF file (%s) under --require nx exits 1 and is listed', async (name, code) => {
+      const r = await pare('audit', join(bad, name), '--require', 'nx', '--no-color');
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`error: ${join(bad, name)}: ${code}`);
+      expect(r.stdout).toContain('gate failed: 1 could not be checked');
+      const j = await pare('audit', join(bad, name), '--require', 'nx', '--json');
+      expect(j.code).toBe(1);
+      expect(JSON.parse(j.stdout).summary).toMatchObject({ errors: 1, violations: 0, passed: false });
+    });
+
+    it('a directory holding a truncated ELF file fails the gate; without a gate it is listed and exits 0', async () => {
+      expect((await pare('audit', bad, '--require', 'nx')).code).toBe(1);
+      const r = await pare('audit', bad, '--json');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).summary).toMatchObject({ errors: 2, passed: null });
+    });
+
+    it.each([
+      ['script', '#!/bin/sh\necho hi\n', 'a script for "/bin/sh"'],
+      ['lib.a', '!<arch>\nfoo.o/          0           0     0     644     0         `\n', 'an ar archive'],
+      ['empty', '', 'an empty file'],
+      ['text', 'hello, world\n', 'a file of 13 bytes starting with 68 65 6c 6c'],
+    ])('a named %s is refused as such (exit 2), never an empty report', async (name, content, what) => {
+      writeFileSync(join(dir, name), content);
+      for (const args of [[], ['--require', 'nx'], ['--json']]) {
+        const r = await pare('audit', join(dir, name), ...args);
+        expect(r.code).toBe(2);
+        expect(r.stdout).toBe('');
+        expect(r.stderr).toContain(`cannot audit ${JSON.stringify(join(dir, name))}: it is ${what}`);
+      }
+    });
+  });
+
   it('exits 2 for an unknown requirement', async () => {
     const r = await pare('audit', dir, '--require', 'shiny');
     expect(r.code).toBe(2);

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -34,9 +34,17 @@ async function isImageTarget(target: string): Promise<boolean> {
   if (!st) return false;
   if (st.isDirectory())
     return (await stat(resolve(target, 'oci-layout')).catch(() => undefined)) !== undefined;
-  const fh = await readFile(target).catch(() => undefined);
-  // A tar has "ustar" at offset 257; an ELF or a script is audited as a file.
-  return fh !== undefined && fh.subarray(257, 262).toString('latin1') === 'ustar';
+  // Only the header of a regular file is read: a FIFO would block, and a big file need not be in memory.
+  if (!st.isFile() || st.size < 262) return false;
+  const fh = await open(target, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(262), 0, 262, 0);
+    // A tar has "ustar" at offset 257; an ELF or a script is audited as a file.
+    return bytesRead === 262 && buffer.toString('latin1', 257, 262) === 'ustar';
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Runs the audit a CLI target names. */
@@ -117,7 +125,8 @@ export function* reportJson(report: AuditReport): Generator<string> {
 /**
  * `pare audit TARGET`: hardening (checksec columns), library closure and imported functions of every ELF file in a
  * directory, a single file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, an OCI layout
- * directory or an image tar). Exit 1 when `--require` is violated.
+ * directory or an image tar). Exit 1 when `--require` is violated or a file could not be checked against it; exit 2
+ * when the target named is not ELF (a script, an ar archive, an empty file) or not there.
  */
 export function register(program: Command): void {
   program
@@ -125,7 +134,10 @@ export function register(program: Command): void {
     .description('audit ELF hardening, library closure and function usage of a directory, file or image')
     .argument('<target>', 'directory, file, or image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE)')
     .option('--json', 'print the pare.audit/v1 JSON report (see src/audit/README.md)')
-    .option('--require <spec>', 'fail (exit 1) unless every file meets e.g. relro=full,pie,nx,canary')
+    .option(
+      '--require <spec>',
+      'fail (exit 1) unless every file is read and meets e.g. relro=full,pie,nx,canary',
+    )
     .option('--uses <symbol>', 'list the binaries that use SYMBOL[@VERSION] and which library provides it')
     .option('--root <dir>', 'root filesystem for library resolution of host paths (default /)')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
@@ -156,6 +168,7 @@ export function register(program: Command): void {
           }
         }
       } else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
-      if (report.summary.violations > 0) process.exitCode = 1;
+      // A file the gate could not read fails it (summary.passed), as a violation does.
+      if (report.summary.passed === false) process.exitCode = 1;
     });
 }
