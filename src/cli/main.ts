@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander';
-import { BaseError, UsageError } from '../errors.ts';
+import { BaseError } from '../errors.ts';
 import { loadCommands } from './commands/index.ts';
+import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exitCodeOf } from './exit-codes.ts';
 
 /**
  * The `pare` command line. Only this folder prints and sets exit codes:
  *   0 success · 1 a check failed or an operation could not be completed · 2 bad usage or bad input (nothing written).
+ * Which error is which is one table: EXIT_RULES in exit-codes.ts.
  */
 
 export const VERSION = '0.1.0';
@@ -24,12 +26,12 @@ export async function program(only?: string): Promise<Command> {
   return p;
 }
 
-/** Returns the exit code for an error and prints it to stderr. */
+/** Returns the exit code for an error (exitCodeOf) and prints it to stderr. */
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
-      return 0;
-    return 2; // commander already printed the message
+      return EXIT_OK;
+    return EXIT_BAD_INPUT; // commander already printed the message
   }
   const debug = process.env.PARE_DEBUG === '1';
   if (e instanceof BaseError) {
@@ -42,26 +44,13 @@ export function reportError(e: unknown): number {
       }
       process.stderr.write(`${e.stack}\n`);
     }
-    return e instanceof UsageError ? 2 : exitCodeFor(e);
+    return exitCodeOf(e);
   }
   process.stderr.write(
     `pare: internal error: ${e instanceof Error ? (debug ? e.stack : e.message) : String(e)}\n`,
   );
   if (!debug) process.stderr.write('(set PARE_DEBUG=1 for details; please report this)\n');
-  return 1;
-}
-
-function exitCodeFor(e: BaseError): number {
-  // Input that is wrong (rather than an operation that failed) is a usage error: nothing was written.
-  const usage = [
-    'TREE_PATH_ESCAPE',
-    'TREE_PATH_INVALID',
-    'TREE_SYMLINK_LOOP',
-    'LAYOUT_NOT_FOUND',
-    'LAYOUT_REF_NOT_FOUND',
-    'CONTROL_SYNTAX',
-  ];
-  return usage.includes(e.code) ? 2 : 1;
+  return EXIT_FAILED;
 }
 
 /**

@@ -217,10 +217,10 @@ describe('pare build with packages', () => {
     });
   });
 
-  it('refuses an unknown package, naming it', async () => {
+  it('refuses an unknown package, naming it (bad input: exit 2)', async () => {
     const p = project('four', ['base-files', 'no-such-package']);
     const r = await pare(['build', p, '--dry-run'], { env: { XDG_CACHE_HOME: join(dir, 'cache1') } });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('no-such-package');
   });
 });

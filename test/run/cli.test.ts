@@ -204,7 +204,7 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
 
   it('sends registry references to pare pull', async () => {
     const r = await pare(['run', 'docker://registry.invalid/x:1']).done;
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('pare run takes a local image; copy it first');
   });
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { isRunError, UsageError } from '../../errors.ts';
+import { UsageError } from '../../errors.ts';
 import { parsePlatform } from '../../oci/index.ts';
 import {
   type HardenedPrintTarget,
@@ -47,33 +47,11 @@ export interface RunCommandIo {
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** RunError codes that mean a bad flag or argument: reported as usage errors (exit 2). */
-const USAGE_CODES = [
-  'RUN_USER_INVALID',
-  'RUN_VOLUME_INVALID',
-  'RUN_ENV_INVALID',
-  'RUN_WORKDIR_INVALID',
-  'RUN_SIZE_INVALID',
-  'RUN_PUBLISH_INVALID',
-  'RUN_SECRET_INVALID',
-] as const;
-
-/** Runs `pare run` and returns the exit code (the command's, for a sandbox run). Throws pare errors. */
+/**
+ * Runs `pare run` and returns the exit code (the command's, for a sandbox run). Throws pare errors; a bad flag
+ * (RUN_USER_INVALID, RUN_VOLUME_INVALID, …) exits 2 by the CLI's rule (exit-codes.ts).
+ */
 export async function runCommand(
-  image: string,
-  cmd: readonly string[],
-  o: RunCommandOptions,
-  io: RunCommandIo,
-): Promise<number> {
-  try {
-    return await runCommandInner(image, cmd, o, io);
-  } catch (e) {
-    if (isRunError(e, ...USAGE_CODES)) throw new UsageError('USAGE', e.message, { cause: e });
-    throw e;
-  }
-}
-
-async function runCommandInner(
   image: string,
   cmd: readonly string[],
   o: RunCommandOptions,
