@@ -1,15 +1,18 @@
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Compression } from './model.ts';
+import { gzipParallel, zstdParallel } from './parallel.ts';
 
 /**
- * Layer compression with pinned settings, so the same tar gives the same compressed bytes on every machine:
- * gzip level 6 with header mtime 0 and OS byte 255 ("unknown", as Go's compress/gzip writes; zlib would put the
- * build platform there), zstd level 3 with a content checksum, single-threaded.
+ * Layer compression with pinned settings, so the same tar gives the same compressed bytes on every machine and for
+ * any number of threads:
+ * - gzip: level 6 in fixed 1 MiB blocks deflated in parallel, pigz's way, header mtime 0 and OS byte 255
+ *   ("unknown", as Go's compress/gzip writes);
+ * - zstd: level 3 with content size and checksum, in fixed 4 MiB frames compressed in parallel, pzstd's way.
+ * `parallel.ts` has the details. Changing any of these changes every image digest.
  */
 
-export const GZIP_LEVEL = 6;
-export const ZSTD_LEVEL = 3;
+export { GZIP_BLOCK, GZIP_LEVEL, ZSTD_FRAME, ZSTD_LEVEL } from './parallel.ts';
 
 /** Returns the compressed form of a byte stream. */
 export async function* compress(
@@ -20,31 +23,7 @@ export async function* compress(
     yield* source;
     return;
   }
-  const z =
-    c === 'gzip'
-      ? zlib.createGzip({
-          level: GZIP_LEVEL,
-          memLevel: 8,
-          windowBits: 15,
-          strategy: zlib.constants.Z_DEFAULT_STRATEGY,
-        })
-      : zlib.createZstdCompress({
-          params: {
-            [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
-            [zlib.constants.ZSTD_c_checksumFlag]: 1,
-            [zlib.constants.ZSTD_c_nbWorkers]: 0,
-          },
-        });
-  const out = Readable.from(source, { objectMode: false }).pipe(z);
-  let first = true;
-  for await (const chunk of out) {
-    const b = chunk as Buffer;
-    if (first && c === 'gzip' && b.length >= 10) {
-      b[9] = 0xff; // OS field (RFC 1952 §2.3.1)
-      first = false;
-    }
-    yield b;
-  }
+  yield* c === 'gzip' ? gzipParallel(source) : zstdParallel(source);
 }
 
 /** Detects the compression of a stream's first bytes by magic number. */
