@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bufferContent, dumpTree, readHostDir, type Tree, TreeBuilder } from '../../src/fstree/index.ts';
 import { OciLayout, readArchive, writeArchive } from '../../src/layout/index.ts';
 import { buildImage, buildIndex, imageToTree, layerFromTree, validateImage } from '../../src/oci/index.ts';
+import { collect } from '../../src/tar/index.ts';
 import { canonicalHardlinks } from '../helpers/arbitraries.ts';
 import { isRoot, peersOrSkip, runPeer } from '../helpers/peers.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -21,33 +23,42 @@ function sampleTree(): Tree {
     mtime: 1_700_000_000,
     content: bufferContent(data),
   });
-  return new TreeBuilder({ mtime: 1_700_000_000 })
-    .put('/usr/bin/tool', f('#!/bin/true\n', 0o4755))
-    .put('/usr/bin/sgid', f('x', 0o2711, 0, 5))
-    .put('/usr/bin/hard', {
-      kind: 'hardlink',
-      mode: 0o4755,
-      uid: 0,
-      gid: 0,
-      mtime: 1_700_000_000,
-      target: '/usr/bin/tool',
-    })
-    .put('/home/nonroot', { kind: 'dir', mode: 0o700, uid: 65532, gid: 65532, mtime: 1_700_000_000 })
-    .put('/home/nonroot/.profile', f('export A=1\n', 0o600, 65532, 65532))
-    .put('/tmp', { kind: 'dir', mode: 0o1777, uid: 0, gid: 0, mtime: 1_700_000_000 })
-    .put('/lib', { kind: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1_700_000_000, target: 'usr/lib' })
-    .put('/usr/lib/libx.so.1', f('ELF'))
-    .put('/usr/lib/libx.so', {
-      kind: 'symlink',
-      mode: 0o777,
-      uid: 0,
-      gid: 0,
-      mtime: 1_700_000_000,
-      target: 'libx.so.1',
-    })
-    .put(`/srv/${'deep/'.repeat(30)}file-${'n'.repeat(120)}`, f('long'))
-    .put('/srv/ünïcødé-日本語.txt', f('utf8'))
-    .build();
+  return (
+    new TreeBuilder({ mtime: 1_700_000_000 })
+      .put('/usr/bin/tool', f('#!/bin/true\n', 0o4755))
+      .put('/usr/bin/sgid', f('x', 0o2711, 0, 5))
+      .put('/usr/bin/hard', {
+        kind: 'hardlink',
+        mode: 0o4755,
+        uid: 0,
+        gid: 0,
+        mtime: 1_700_000_000,
+        target: '/usr/bin/tool',
+      })
+      .put('/home/nonroot', { kind: 'dir', mode: 0o700, uid: 65532, gid: 65532, mtime: 1_700_000_000 })
+      .put('/home/nonroot/.profile', f('export A=1\n', 0o600, 65532, 65532))
+      .put('/tmp', { kind: 'dir', mode: 0o1777, uid: 0, gid: 0, mtime: 1_700_000_000 })
+      .put('/lib', { kind: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1_700_000_000, target: 'usr/lib' })
+      .put('/usr/lib/libx.so.1', f('ELF'))
+      .put('/usr/lib/libx.so', {
+        kind: 'symlink',
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        mtime: 1_700_000_000,
+        target: 'libx.so.1',
+      })
+      .put(`/srv/${'deep/'.repeat(30)}file-${'n'.repeat(120)}`, f('long'))
+      .put('/srv/ünïcødé-日本語.txt', f('utf8'))
+      // Over 3 MiB, so the layer is several parallel-compressed blocks (gzip) and frames (zstd) joined as one stream.
+      .put('/srv/big.bin', {
+        ...f(''),
+        content: bufferContent(
+          new Uint8Array(3 * (1 << 20) + 4321).map((_, i) => ((i * 2654435761) >>> 27) + (i >> 12)),
+        ),
+      })
+      .build()
+  );
 }
 
 async function built(tree: Tree) {
@@ -81,6 +92,22 @@ describe.skipIf(peers.skip)('OCI layout output, read by real peers', () => {
       expect(await dumpTree(await readHostDir(join(full, 'rootfs'), { keepOwners: true }))).toEqual(want);
     }
   });
+
+  it.each(['gzip', 'zstd'] as const)(
+    'GNU tar lists a %s layer of several blocks whole',
+    async (compression) => {
+      const file = join(dir, `layer.tar.${compression}`);
+      writeFileSync(file, await collect(layerFromTree(tree, { compression }).compressed()));
+      const listed = execFileSync(
+        'tar',
+        [compression === 'gzip' ? '-tvzf' : '--zstd', ...(compression === 'zstd' ? ['-tvf'] : []), file],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(listed).toMatch(new RegExp(`${3 * (1 << 20) + 4321} .*srv/big\\.bin`));
+    },
+  );
 
   it('skopeo inspects the layout and copies it to a layout with the same digest', async () => {
     const img = await built(tree);
