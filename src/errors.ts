@@ -317,7 +317,8 @@ export type RunErrorCode =
   | 'RUN_PUBLISH_INVALID'
   | 'RUN_SECRET_INVALID'
   | 'RUN_NETWORK_MISSING'
-  | 'RUN_NETWORK_FAILED';
+  | 'RUN_NETWORK_FAILED'
+  | 'RUN_REFERENCE_INVALID';
 /**
  * A sandboxed run that cannot start: bubblewrap or user namespaces unavailable (`hint` says how to enable them), an
  * image that cannot be unpacked or has nothing to run, a bad `--user`/`-v`/`-e`.

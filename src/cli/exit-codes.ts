@@ -187,6 +187,8 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   RUN_SIZE_INVALID: 2,
   RUN_PUBLISH_INVALID: 2,
   RUN_SECRET_INVALID: 2,
+  // `run --print` of a local image without --image, or an --image that is not a registry reference.
+  RUN_REFERENCE_INVALID: 2,
   // pasta is not installed, or the private network could not be set up.
   RUN_NETWORK_MISSING: 1,
   RUN_NETWORK_FAILED: 1,

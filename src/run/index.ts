@@ -4,7 +4,15 @@ export { connectNetwork, findPasta, formatPublish, parsePublish, pastaArgs } fro
 export type { PreparedRun, RunOptions, RunSource } from './prepare.ts';
 export { checkPlatform, prepareRun, resolveRootfsUser } from './prepare.ts';
 export type { HardenedPrintTarget, PrintOptions, PrintResult } from './print.ts';
-export { dockerFlags, kubernetesPod, podName, printHardened, shellQuote } from './print.ts';
+export {
+  dockerFlags,
+  kubernetesPod,
+  kubernetesSecretName,
+  podName,
+  printHardened,
+  runnableReference,
+  shellQuote,
+} from './print.ts';
 export type { RootLookup, TopLevelEntry } from './rootfs.ts';
 export { listTopLevel, lookupInRoot, MAX_ROOT_FILE_SIZE, readFileInRoot } from './rootfs.ts';
 export type {

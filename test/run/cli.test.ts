@@ -264,14 +264,23 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
         'run',
         '--print',
         'docker',
-        '--ref',
+        '--image',
         'registry.invalid/hello:1',
         `oci:${layout}:v1`,
       ]).done;
       expect(r.code).toBe(0);
       const flags = r.stdout.replaceAll(' \\\n  ', ' ').trim();
+      const digest = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest;
       expect(flags).toBe(
-        'docker run --rm --read-only --cap-drop=ALL --security-opt=no-new-privileges --user 1000:1000 --tmpfs /tmp:rw,noexec,nosuid,nodev,size=64m --network=none registry.invalid/hello:1',
+        `docker run --rm --read-only --cap-drop=ALL --security-opt=no-new-privileges --user 1000:1000 --tmpfs /tmp:rw,noexec,nosuid,nodev,size=64m --publish 127.0.0.1:8080:8080/tcp --publish 127.0.0.1:9090:9090/udp registry.invalid/hello:1@${digest}`,
+      );
+    });
+
+    it('refuses to print a local reference no other runtime can pull (exit 2), saying to push and give --image', async () => {
+      const r = await pare(['run', '--print', 'podman', `oci:${layout}:v1`]).done;
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `it is a local image, which docker, podman and Kubernetes cannot pull; push it (pare push oci:${layout}:v1 REGISTRY/REPO:TAG) and give --image REGISTRY/REPO:TAG`,
       );
     });
 
@@ -307,7 +316,7 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
           securityContext: { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true },
           containers: [
             {
-              image: 'registry.invalid/hello:1',
+              image: expect.stringMatching(/^registry\.invalid\/hello:1@sha256:[0-9a-f]{64}$/),
               args: ['serve'],
               env: [{ name: 'MODE', value: 'prod' }],
               ports: [

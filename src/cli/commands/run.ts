@@ -5,11 +5,14 @@ import { parsePlatform } from '../../oci/index.ts';
 import {
   type HardenedPrintTarget,
   openRunSource,
+  parsePublish,
+  parseSecret,
   parseSize,
   parseVolume,
   prepareRun,
   printHardened,
   resolveSourceUser,
+  runnableReference,
   startSandbox,
 } from '../../run/index.ts';
 
@@ -30,6 +33,8 @@ export interface RunCommandOptions {
   readonly secret: string[];
   readonly platform?: string;
   readonly print?: HardenedPrintTarget;
+  readonly image?: string;
+  /** Former name of --image. */
   readonly ref?: string;
   readonly seccomp: boolean;
   readonly cacheDir?: string;
@@ -69,16 +74,23 @@ export async function runCommand(
   const source = await openRunSource(image, platform ? { platform } : {});
 
   if (o.print) {
-    if (source.kind === 'rootfs' && !o.ref) {
+    const explicit = o.image ?? o.ref;
+    if (source.kind === 'rootfs' && !explicit) {
       throw new UsageError(
         'USAGE',
-        `cannot print settings for the directory ${JSON.stringify(image)}: give the image reference with --ref`,
+        `cannot print settings for the directory ${JSON.stringify(image)}: give the pushed image's reference with --image`,
       );
     }
     const user = await resolveSourceUser(source, o.user);
     const config = source.kind === 'image' ? await source.image.config() : source.config;
+    const reference = runnableReference(
+      image,
+      explicit,
+      source.kind === 'image' ? await source.image.digest() : undefined,
+      { local: true },
+    );
     const result = printHardened(o.print, {
-      reference: o.ref ?? image,
+      reference,
       config,
       user,
       ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
@@ -88,6 +100,8 @@ export async function runCommand(
       ...(o.hostname ? { hostname: o.hostname } : {}),
       volumes: o.volume.map((v) => parseVolume(v, process.cwd())),
       net: o.net ?? false,
+      publish: o.publish.map(parsePublish),
+      secrets: o.secret.map((s) => parseSecret(s, process.cwd())),
       ...(tmpSize ? { tmpSize } : {}),
     });
     for (const w of result.warnings) io.stderr(`pare: warning: ${w}\n`);
@@ -185,7 +199,11 @@ export function register(program: Command): void {
         'kubernetes',
       ]),
     )
-    .option('--ref <reference>', 'image reference to put in --print output (default: IMAGE as given)')
+    .option(
+      '--image <reference>',
+      'with --print: the registry reference the image was pushed to (pinned to the image digest); required for a local image',
+    )
+    .addOption(new Option('--ref <reference>', 'former name of --image').hideHelp())
     .option('--no-seccomp', 'do not load the seccomp filter (debugging only)')
     .option('--tmp-size <size>', 'size of the in-memory /tmp, e.g. 64m or 1g (default: 64m)')
     .option('--cache-dir <dir>', 'rootfs cache (default: $XDG_CACHE_HOME/pare/rootfs)')
