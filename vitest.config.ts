@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Each test file's TMPDIR is its own directory, removed afterwards (test/helpers/setup-tmp.ts).
+    setupFiles: ['./test/helpers/setup-tmp.ts'],
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts'] } },

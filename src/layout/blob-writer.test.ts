@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/tmp.ts';
 import { sha256 } from '../digest/index.ts';
 import { BlobWriter } from './blob-writer.ts';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'pare-blobwriter-'));
+// Each test's directory lies under one removed when the file finishes (each holds up to ~20 MiB).
+const root = tempDir('pare-blobwriter-');
+const dir = () => mkdtempSync(join(root, 'w-'));
 
 describe('BlobWriter', () => {
   it('writes chunks at their offsets, gives each back when written, and renames after the digest matched', async () => {

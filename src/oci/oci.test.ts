@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { arbTree, canonicalHardlinks } from '../../test/helpers/arbitraries.ts';
@@ -12,6 +16,7 @@ import {
   selectImage,
   validateImage,
 } from './index.ts';
+import { SPOOL_MEMORY_LIMIT } from './spool.ts';
 
 const platform = { os: 'linux', architecture: 'amd64' };
 
@@ -41,10 +46,22 @@ describe('layerFromTree', () => {
     const t = new TreeBuilder()
       .put('/big', { kind: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, content: bufferContent(big) })
       .build();
-    const l = layerFromTree(t, { compression: 'none' });
+    const spoolDir = mkdtempSync(join(tmpdir(), 'spool-'));
+    const l = layerFromTree(t, { compression: 'none', spoolDir });
+    const size = await l.size();
+    // The spill is there to see: one spool directory whose data file holds the whole layer, beyond the memory limit.
+    const spills = readdirSync(spoolDir).filter((d) => d.startsWith('pare-spool-'));
+    expect(spills).toHaveLength(1);
+    expect(statSync(join(spoolDir, spills[0]!, 'data')).size).toBe(size);
+    expect(size).toBeGreaterThan(SPOOL_MEMORY_LIMIT);
+    const h = createHash('sha256');
     let n = 0;
-    for await (const c of l.compressed()) n += c.length;
-    expect(n).toBe(await l.size());
+    for await (const c of l.compressed()) {
+      h.update(c);
+      n += c.length;
+    }
+    expect(n).toBe(size);
+    expect(`sha256:${h.digest('hex')}`).toBe(await l.digest());
   });
 });
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { peersRequired } from '../../test/helpers/peers.ts';
 import {
   AUDIT_ARCH,
   CLONE_NAMESPACE_FLAGS,
@@ -183,8 +184,14 @@ describe('SYSCALLS', () => {
     ['x86_64', '/usr/include/x86_64-linux-gnu/asm/unistd_64.h', /^#define __NR_(\w+)\s+(\d+)$/gm],
     ['aarch64', '/usr/include/asm-generic/unistd.h', /^#define __NR(?:3264)?_(\w+)\s+(\d+)$/gm],
   ];
-  it.each(headers)('agrees with the %s kernel header', (arch, file, re) => {
-    if (!existsSync(file)) return;
+  it.for(headers)('agrees with the %s kernel header', ([arch, file, re], ctx) => {
+    if (!existsSync(file)) {
+      // linux-libc-dev has the headers; CI installs it (with libc6-dev), so there a missing header fails.
+      const reason = `${file} is not installed (Debian linux-libc-dev): cannot compare the ${arch} table with it`;
+      if (peersRequired) throw new Error(`PARE_REQUIRE_PEERS=1 but ${reason}`);
+      console.warn(`[skip] ${reason}`);
+      ctx.skip();
+    }
     const fromHeader = new Map(
       [...readFileSync(file, 'utf8').matchAll(re)].map((m) => [m[1]!, Number(m[2])]),
     );

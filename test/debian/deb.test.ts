@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readDeb, readDebFile } from '../../src/debian/deb.ts';
 import type { Tree } from '../../src/fstree/index.ts';
 import { encodeHeader, type TarHeader } from '../../src/tar/index.ts';
-import { peersOrSkip } from '../helpers/peers.ts';
+import { peersOrSkip, peersRequired } from '../helpers/peers.ts';
 
 /**
  * The .deb reader against dpkg-deb: packages built by the real `dpkg-deb --build` in every compression it offers are
@@ -277,9 +277,10 @@ const downloaded = (() => {
     });
     return readdirSync(debsDir).filter((f) => f.endsWith('.deb'));
   } catch (e) {
-    console.warn(
-      `[skip] cannot download real packages with the host apt: ${(e as Error).message.split('\n')[0]}`,
-    );
+    const reason = `cannot download real packages with the host apt: ${(e as Error).message.split('\n')[0]}`;
+    // CI has apt and the mirror: there a failed download is a failure, not a skip.
+    if (peersRequired) throw new Error(`PARE_REQUIRE_PEERS=1 but ${reason}`);
+    console.warn(`[skip] ${reason}`);
     return [];
   }
 })();
