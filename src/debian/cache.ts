@@ -180,6 +180,8 @@ export class DownloadCache {
     let lastShort: string | undefined;
     for (let attempt = 0; ; attempt++) {
       let have = await fileSize(partial);
+      // An empty file (an empty uncompressed index) needs no request: the partial file is the whole of it.
+      if (size === 0 && have === 0) await writeFile(partial, new Uint8Array(0));
       if (have > size) {
         await truncate(partial, 0);
         have = 0;
@@ -270,7 +272,7 @@ export class DownloadCache {
             url,
           });
         }
-        await backoff(http, attempt);
+        await backoff(http, attempt, e);
       }
     }
   }

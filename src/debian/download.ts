@@ -1,9 +1,22 @@
 import { DebianError } from '../errors.ts';
+import {
+  describeCause,
+  type Env,
+  type HttpPolicy,
+  HttpTransport,
+  isRetryableError,
+  isRetryableStatus,
+  resolvePolicy,
+  retryDelayMs,
+} from '../http/index.ts';
 
 /**
- * HTTP for the archive: GET with retries and exponential backoff on network errors, 5xx and 429; byte limits on every
- * body (sizes come from signed indexes, and a hostile server must not make us buffer without bound); `Range` for
- * resuming. `fetch` is a parameter (undici's by default) so tests can count or fail requests; nothing here prints.
+ * HTTP for the archive, on pare's one HTTP layer (src/http: proxies from the environment, redirects under one policy,
+ * the retry and timeout policy): GET with retries and backoff on network errors, 408/429/5xx (honouring
+ * `Retry-After`); byte limits on every body (sizes come from signed indexes, and a hostile server must not make us
+ * buffer without bound); `Range` for resuming. Bodies are read with the layer's own reader (wire.ts), which copes
+ * with mirrors that close the connection after each response. `fetch` is a parameter so tests can count or fail
+ * requests; nothing here prints.
  */
 
 /** The part of a fetch Response that pare reads. Both undici's and the global fetch satisfy it. */
@@ -24,39 +37,68 @@ export interface HttpOptions {
   readonly fetch?: Fetch;
   /** Attempts after the first for retryable failures; default 4. */
   readonly retries?: number;
-  /** First backoff delay; doubled each attempt, plus up to 50% jitter; default 250 ms. */
+  /** First backoff delay; doubled each attempt, the upper half jittered; default 250 ms. */
   readonly retryDelayMs?: number;
+  /** Connect + response-headers timeout, and the longest pause while reading a body; default 60 s. */
+  readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY come from; default process.env. */
+  readonly env?: Env;
 }
 
 export interface ResolvedHttpOptions {
   readonly fetch: Fetch;
   readonly retries: number;
-  readonly retryDelayMs: number;
+  readonly policy: HttpPolicy;
   readonly signal: AbortSignal | undefined;
 }
 
 /** Returns `options` with defaults filled in. */
 export function normalizeHttpOptions(options: HttpOptions = {}): ResolvedHttpOptions {
+  const policy = resolvePolicy({
+    retries: options.retries,
+    retryBaseMs: options.retryDelayMs,
+    timeoutMs: options.timeoutMs,
+  });
   return {
-    fetch: options.fetch ?? undiciFetch,
-    retries: options.retries ?? 4,
-    retryDelayMs: options.retryDelayMs ?? 250,
+    fetch: options.fetch ?? mirrorFetch(policy, options.env),
+    retries: policy.retries,
+    policy,
     signal: options.signal,
   };
 }
 
-/** undici's fetch, loaded on the first download: a warm build downloads nothing and skips its ~110 modules. */
-const undiciFetch: Fetch = async (url, init) =>
-  ((await import('undici')).fetch as unknown as Fetch)(url, init);
+/**
+ * GETs through the HTTP layer: plain HTTP to any mirror (every file is checked against the signed Release), HTTPS
+ * never redirected to plain HTTP (as apt refuses), bodies read by wire.ts.
+ */
+function mirrorFetch(policy: HttpPolicy, env: Env | undefined): Fetch {
+  const transport = new HttpTransport({
+    plainHttpAnywhere: true,
+    timeoutMs: policy.timeoutMs,
+    ...(env ? { env } : {}),
+  });
+  return (url, init) =>
+    transport.send(url, {
+      method: 'GET',
+      headers: init.headers,
+      wire: true,
+      ...(init.signal ? { signal: init.signal } : {}),
+    });
+}
 
-/** A failure worth retrying (network error, 5xx, 429, a body cut short). */
-export class RetryableError extends Error {}
+/** A failure worth retrying (network error, 5xx, 429, a body cut short); `retryAfter` is the server's wish. */
+export class RetryableError extends Error {
+  readonly retryAfter: string | null;
+  constructor(message: string, options?: { cause?: unknown; retryAfter?: string | null }) {
+    super(message, options);
+    this.retryAfter = options?.retryAfter ?? null;
+  }
+}
 
-/** Returns after the backoff delay for `attempt` (0-based). */
-export async function backoff(options: ResolvedHttpOptions, attempt: number): Promise<void> {
-  const base = options.retryDelayMs * 2 ** attempt;
-  const ms = base + Math.random() * base * 0.5;
+/** Returns after the delay before attempt `attempt + 1` (0-based): `Retry-After`, else the policy's backoff. */
+export async function backoff(options: ResolvedHttpOptions, attempt: number, e?: RetryableError): Promise<void> {
+  const ms = retryDelayMs(options.policy, attempt, e?.retryAfter ?? null);
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
@@ -79,15 +121,19 @@ export async function getOnce(
     });
   } catch (e) {
     if (options.signal?.aborted) throw e;
-    throw new RetryableError(`cannot fetch ${what}: ${describe(e)}`, { cause: e });
+    if (!isRetryableError(e))
+      throw new DebianError('DEBIAN_HTTP', `cannot fetch ${what}: ${describeCause(e)}`, { cause: e, url });
+    throw new RetryableError(`cannot fetch ${what}: ${describeCause(e)}`, { cause: e });
   }
   if (res.status === 404 || res.status === 410) {
     await discard(res);
     throw new DebianError('DEBIAN_NOT_FOUND', `cannot fetch ${what}: ${url} answered ${res.status}`, { url });
   }
-  if (res.status >= 500 || res.status === 429 || res.status === 408) {
+  if (isRetryableStatus(res.status)) {
     await discard(res);
-    throw new RetryableError(`cannot fetch ${what}: ${url} answered ${res.status}`);
+    throw new RetryableError(`cannot fetch ${what}: ${url} answered ${res.status}`, {
+      retryAfter: res.headers.get('retry-after'),
+    });
   }
   if (res.status !== 200 && res.status !== 206 && res.status !== 416) {
     await discard(res);
@@ -135,7 +181,7 @@ export async function fetchBytes(
         }
       } catch (e) {
         if (e instanceof DebianError) throw e;
-        throw new RetryableError(`cannot fetch ${what}: connection lost after ${n} bytes: ${describe(e)}`, {
+        throw new RetryableError(`cannot fetch ${what}: connection lost after ${n} bytes: ${describeCause(e)}`, {
           cause: e,
         });
       }
@@ -148,7 +194,7 @@ export async function fetchBytes(
           url,
         });
       }
-      await backoff(options, attempt);
+      await backoff(options, attempt, e);
     }
   }
 }
@@ -174,12 +220,6 @@ export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array 
     off += c.length;
   }
   return out;
-}
-
-function describe(e: unknown): string {
-  const err = e as { message?: string; cause?: { code?: string; message?: string } };
-  const inner = err.cause?.code ?? err.cause?.message;
-  return inner ? `${err.message ?? String(e)} (${inner})` : (err.message ?? String(e));
 }
 
 /**

@@ -84,7 +84,7 @@ const lockSchema = z
           architecture: z.string().min(1),
           filename: z.string().min(1),
           sha256: digestSchema,
-          size: z.number().int().nonnegative(),
+          size: z.number().int().positive(),
           suite: z.string().min(1),
         })
         .strict(),

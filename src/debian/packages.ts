@@ -167,6 +167,8 @@ function invalidEager(v: readonly (string | undefined)[]): string | undefined {
   }
   if (!SHA256_RE.test(v[5]!) || !SIZE_RE.test(v[4]!))
     return `package ${JSON.stringify(v[0])} has a malformed SHA256 or Size`;
+  // A .deb is an ar archive with at least three members: an index that says it is empty is wrong.
+  if (Number(v[4]) === 0) return `package ${JSON.stringify(v[0])} has Size 0, but a .deb is never empty`;
   if (!isSafePoolPath(v[3]!))
     return `package ${JSON.stringify(v[0])} has unsafe Filename ${JSON.stringify(v[3])}`;
   return undefined;

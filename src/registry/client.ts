@@ -1,44 +1,40 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { isIP } from 'node:net';
-import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls';
-import type { Agent, buildConnector, Dispatcher, RequestInit, Response } from 'undici';
+import type { RequestInit, Response } from 'undici';
 import type { Digest } from '../digest/index.ts';
 import { type RegistryDiagnostic, RegistryError, type RegistryErrorCode } from '../errors.ts';
+import {
+  backoffMs,
+  type BodySink,
+  describeCause,
+  type Env,
+  errorCode,
+  type HttpPolicy,
+  HttpTransport,
+  isLoopbackHost,
+  isRetryableError,
+  isRetryableStatus,
+  parseRetryAfter,
+  resolvePolicy,
+  retryDelayMs,
+  TLS_CERT_CODES,
+  type TlsMode,
+} from '../http/index.ts';
 import { type Challenge, mergeScopes, parseChallenge } from './auth.ts';
 import { type Credential, type CredentialProvider, defaultCredentials } from './credentials.ts';
-import { type BodySink, wireRequest } from './wire.ts';
+
+export { errorCode, isLoopbackHost, parseRetryAfter };
 
 /**
  * The HTTP core of the distribution-spec client (https://github.com/opencontainers/distribution-spec/blob/main/spec.md):
  * per-host scheme and auth discovery through `GET /v2/`, anonymous/basic/bearer auth with a token cache per scope
  * and re-auth on 401, retries with exponential backoff on network errors, 429 and 5xx (honouring `Retry-After`),
- * timeouts, and errors that name host, repository and HTTP status. Runs on undici's `request` (its `fetch` costs a
- * third more CPU per byte through web streams, measured in bench/registry.bench.ts); a `fetch` can be injected so
- * tests answer from memory. Redirects (blob GETs to storage) are followed by hand so that `Authorization` is never
- * sent to another origin and HTTPS is never downgraded. Never prints.
+ * timeouts, and errors that name host, repository and HTTP status. The wire, TLS trust, proxies, redirects (blob GETs
+ * to storage: `Authorization` never sent to another origin, HTTPS never downgraded) and the retry/timeout policy are
+ * pare's one HTTP layer (src/http); a `fetch` can be injected so tests answer from memory. Never prints.
  *
- * Start-up matters (a `pare pull` is one process): undici's package entry loads all of undici (fetch, websockets,
- * caches, mocks: ~110 modules, 0.3 s measured), so the three pieces used here are required by path. The trusted CAs
- * (bundled + system + `--ca-file`, ~900 PEMs) become one TLS context, built on the first HTTPS connection and shared
- * by all (passing `ca` to each connection built a context per connection: 0.1-0.25 s each). A loopback host is
- * probed for TLS with Node's bundled roots first, so a plain-HTTP loopback registry never pays for the context; a
- * certificate the bundled roots cannot verify is retried with the full set before anything fails.
+ * A loopback host is probed for TLS with Node's bundled roots first, so a plain-HTTP loopback registry never pays for
+ * the full trust context; a certificate the bundled roots cannot verify is retried with the full set before anything
+ * fails.
  */
-
-const require = createRequire(import.meta.url);
-// Not `import … from 'node:http'`: the ESM facade of node:http reads every export, and its lazy WebSocket getters load
-// Node's internal copy of undici (22 ms of start-up, measured); the CommonJS module is the same object without that.
-const { STATUS_CODES } = process.getBuiltinModule('node:http');
-const UndiciAgent = require('undici/lib/dispatcher/agent.js') as typeof Agent;
-const undiciRequest = require('undici/lib/api/api-request.js') as (
-  this: Dispatcher,
-  options: Dispatcher.RequestOptions,
-) => Promise<Dispatcher.ResponseData>;
-const undiciConnector = require('undici/lib/core/connect.js') as typeof buildConnector;
-
-/** Which TLS trust a request uses: verified (all CAs), insecure (no verification), or the loopback probe. */
-type TlsMode = 'verify' | 'insecure' | 'probe';
 
 /** A `fetch` (undici's signature) to use instead of the network, for tests. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
@@ -66,10 +62,6 @@ function fromFetch(res: Response): RegistryResponse {
     },
   };
 }
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-/** distribution and S3-style backends redirect once; more hops than this is a loop. */
-const MAX_REDIRECTS = 5;
 
 /** Progress of one blob, for progress bars; the library reports, the CLI draws. */
 export interface BlobProgress {
@@ -110,6 +102,8 @@ export interface RegistryClientOptions {
   readonly onProgress?: (e: BlobProgress) => void;
   /** Replaces the backoff timer (tests). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY come from (default `process.env`). */
+  readonly env?: Env;
 }
 
 /** One request against a registry; `path` starts with `/v2/`, or `url` is absolute (a `Location` header). */
@@ -148,7 +142,6 @@ interface CachedToken {
   readonly expiresAt: number;
 }
 
-const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** Error bodies are for messages only; a hostile registry must not make us buffer gigabytes. */
 const MAX_ERROR_BODY = 64 * 1024;
 /** Token responses are small JSON documents. */
@@ -156,66 +149,6 @@ const MAX_TOKEN_BODY = 1024 * 1024;
 /** Tokens without `expires_in` live 60 s per the token spec; we refresh a little early. */
 const DEFAULT_TOKEN_TTL_S = 60;
 const TOKEN_EARLY_REFRESH_MS = 10_000;
-
-const TLS_CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-/** Returns true for hosts on the loopback interface, where plain HTTP is allowed as docker allows it. */
-export function isLoopbackHost(host: string): boolean {
-  let name = host;
-  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']'));
-  else if (name.includes(':') && isIP(name) !== 6) name = name.slice(0, name.lastIndexOf(':'));
-  if (name === 'localhost' || name.endsWith('.localhost')) return true;
-  if (isIP(name) === 4) return name.startsWith('127.');
-  if (isIP(name) === 6) return name === '::1';
-  return false;
-}
-
-/** Returns the innermost error code of a fetch failure (undici wraps the socket error as `cause`). */
-export function errorCode(e: unknown): string | undefined {
-  let cur: unknown = e;
-  let code: string | undefined;
-  for (let i = 0; i < 5 && cur && typeof cur === 'object'; i++) {
-    const c = (cur as { code?: unknown }).code;
-    if (typeof c === 'string') code = c;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return code;
-}
-
-function describeCause(e: unknown): string {
-  const parts: string[] = [];
-  let cur: unknown = e;
-  for (let i = 0; i < 5 && cur instanceof Error; i++) {
-    const code = (cur as { code?: string }).code;
-    // Node suggests --use-system-ca for certificate errors; the client already trusts the system roots.
-    const message = cur.message.replace(
-      /; if the root CA is installed locally, try running Node\.js with --use-system-ca/,
-      '',
-    );
-    const text = code && !message.includes(code) ? `${message} (${code})` : message;
-    if (!parts.includes(text)) parts.push(text);
-    cur = cur.cause;
-  }
-  return parts.join(': ') || String(e);
-}
-
-/** Returns the delay a `Retry-After` header asks for (seconds or an HTTP date), or undefined. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
-  const t = Date.parse(value);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
 
 /** Reads at most `max` bytes of a body; throws REGISTRY_PROTOCOL naming `what` when it is longer. */
 export async function readLimited(
@@ -284,8 +217,8 @@ export class RegistryClient {
   readonly chunkedThreshold: number;
   readonly chunkSize: number;
   readonly timeoutMs: number;
-  #agents = new Map<TlsMode, Agent>();
-  #secure: SecureContext | undefined;
+  readonly #transport: HttpTransport;
+  readonly #policy: HttpPolicy;
   #credentials: CredentialProvider;
   #credentialCache = new Map<string, Promise<Credential | undefined>>();
   #hosts = new Map<string, Promise<HostState>>();
@@ -303,11 +236,18 @@ export class RegistryClient {
     this.#credentials = options.credentials ?? defaultCredentials();
     this.#insecure = new Set((options.insecureHosts ?? []).map((h) => h.toLowerCase()));
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#policy = resolvePolicy(options);
+    this.#transport = new HttpTransport({
+      ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
+      insecureHosts: [...this.#insecure],
+      timeoutMs: this.timeoutMs,
+      ...(options.env ? { env: options.env } : {}),
+    });
   }
 
   /** Closes pooled connections. */
   async close(): Promise<void> {
-    await Promise.all([...this.#agents.values()].map((a) => a.close()));
+    await this.#transport.close();
   }
 
   /** Reports blob progress to the `onProgress` option. */
@@ -315,51 +255,9 @@ export class RegistryClient {
     this.options.onProgress?.(e);
   }
 
-  /** Returns the TLS context trusting the bundled, system and `caFile` CAs (built once); throws REGISTRY_TLS. */
-  #secureContext(): SecureContext {
-    if (this.#secure) return this.#secure;
-    const ca = new Set([...getCACertificates('default'), ...getCACertificates('system')]);
-    const files =
-      typeof this.options.caFile === 'string' ? [this.options.caFile] : (this.options.caFile ?? []);
-    for (const f of files) {
-      try {
-        ca.add(readFileSync(f, 'utf8'));
-      } catch (e) {
-        throw new RegistryError('REGISTRY_TLS', `cannot read CA file "${f}": ${describeCause(e)}`, {
-          cause: e,
-        });
-      }
-    }
-    this.#secure = createSecureContext({ ca: [...ca] });
-    return this.#secure;
-  }
-
-  #dispatcher(mode: TlsMode): Dispatcher {
-    let agent = this.#agents.get(mode);
-    if (agent) return agent;
-    const timeout = this.timeoutMs;
-    const plain = undiciConnector({ timeout });
-    let tls: buildConnector.connector | undefined;
-    const connect: buildConnector.connector = (opts, cb) => {
-      if (opts.protocol !== 'https:') return plain(opts, cb);
-      tls ??= undiciConnector({
-        timeout,
-        ...(mode === 'insecure'
-          ? { rejectUnauthorized: false }
-          : mode === 'verify'
-            ? { rejectUnauthorized: true, secureContext: this.#secureContext() }
-            : { rejectUnauthorized: true }),
-      });
-      return tls(opts, cb);
-    };
-    agent = new UndiciAgent({ connect, headersTimeout: timeout, bodyTimeout: timeout });
-    this.#agents.set(mode, agent);
-    return agent;
-  }
-
   /** True when `host` may be spoken to over plain HTTP (loopback or listed as insecure). */
   allowsPlainHttp(host: string): boolean {
-    return this.#insecure.has(host.toLowerCase()) || isLoopbackHost(host);
+    return this.#transport.allowsPlainHttp(host);
   }
 
   #credential(host: string, repository?: string): Promise<Credential | undefined> {
@@ -373,10 +271,7 @@ export class RegistryClient {
   }
 
   #backoff(attempt: number): number {
-    const base = this.options.retryBaseMs ?? 250;
-    const max = this.options.maxRetryDelayMs ?? 30_000;
-    const d = Math.min(max, base * 2 ** attempt);
-    return d / 2 + Math.random() * (d / 2);
+    return backoffMs(this.#policy, attempt);
   }
 
   /** One request (following redirects of GET/HEAD) with a deadline for the response headers. */
@@ -387,13 +282,13 @@ export class RegistryClient {
     probe = false,
     wire = false,
   ): Promise<RegistryResponse> {
-    const ac = new AbortController();
-    const timer = setTimeout(
-      () => ac.abort(new RegistryError('REGISTRY_TIMEOUT', `no response within ${this.timeoutMs} ms`)),
-      this.timeoutMs,
-    );
-    try {
-      if (this.options.fetch) {
+    if (this.options.fetch) {
+      const ac = new AbortController();
+      const timer = setTimeout(
+        () => ac.abort(new RegistryError('REGISTRY_TIMEOUT', `no response within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+      try {
         const streaming = init.body && typeof init.body === 'object' && Symbol.asyncIterator in init.body;
         return fromFetch(
           await this.options.fetch(url, {
@@ -402,92 +297,24 @@ export class RegistryClient {
             ...(streaming ? { duplex: 'half' } : {}),
           } as RequestInit),
         );
+      } finally {
+        clearTimeout(timer);
       }
-      const mode: TlsMode = insecure ? 'insecure' : probe ? 'probe' : 'verify';
-      // Built here, not in the connector, so an unreadable --ca-file fails this request with REGISTRY_TLS.
-      if (mode === 'verify' && url.startsWith('https:')) this.#secureContext();
-      let current = new URL(url);
-      let headers = init.headers;
-      for (let hop = 0; ; hop++) {
-        if (wire && (init.method === 'GET' || init.method === 'HEAD')) {
-          const w = await wireRequest({
-            url: current,
-            method: init.method,
-            headers,
-            timeoutMs: this.timeoutMs,
-            signal: ac.signal,
-            tls:
-              mode === 'insecure'
-                ? { rejectUnauthorized: false }
-                : mode === 'verify' && current.protocol === 'https:'
-                  ? { rejectUnauthorized: true, secureContext: this.#secureContext() }
-                  : { rejectUnauthorized: true },
-          });
-          const location = w.headers.get('location');
-          if (REDIRECTS.has(w.status) && location !== null && hop < MAX_REDIRECTS) {
-            await w.cancel();
-            ({ current, headers } = this.#redirect(current, location, headers));
-            continue;
-          }
-          return w;
-        }
-        const r = await undiciRequest.call(this.#dispatcher(mode), {
-          origin: current.origin,
-          path: `${current.pathname}${current.search}`,
-          method: init.method as Dispatcher.HttpMethod,
-          headers,
-          body: (init.body ?? null) as Dispatcher.DispatchOptions['body'],
-          signal: ac.signal,
-        });
-        const location = r.headers.location;
-        if (
-          REDIRECTS.has(r.statusCode) &&
-          typeof location === 'string' &&
-          (init.method === 'GET' || init.method === 'HEAD') &&
-          hop < MAX_REDIRECTS
-        ) {
-          await r.body.dump();
-          ({ current, headers } = this.#redirect(current, location, headers));
-          continue;
-        }
-        const h = r.headers;
-        return {
-          status: r.statusCode,
-          statusText: STATUS_CODES[r.statusCode] ?? '',
-          headers: {
-            get: (name: string) => {
-              const v = h[name.toLowerCase()];
-              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-            },
-          },
-          body: r.body,
-          cancel: async () => {
-            await r.body.dump().catch(() => {});
-          },
-        };
-      }
-    } finally {
-      clearTimeout(timer);
     }
-  }
-
-  /** Returns where a redirect leads and the headers to send there; throws REGISTRY_PROTOCOL for a downgrade. */
-  #redirect(
-    current: URL,
-    location: string,
-    headers: Record<string, string>,
-  ): { current: URL; headers: Record<string, string> } {
-    const next = new URL(location, current);
-    if (next.protocol !== 'https:' && !(next.protocol === 'http:' && this.allowsPlainHttp(next.host)))
-      throw new RegistryError(
-        'REGISTRY_PROTOCOL',
-        `cannot follow redirect from "${current.origin}" to "${next.origin}": only HTTPS, or HTTP to loopback or insecure hosts`,
-        { host: current.host },
-      );
-    // Credentials for the registry must not reach the storage backend it redirects to.
-    if (next.origin === current.origin) return { current: next, headers };
-    const { authorization: _, ...rest } = headers;
-    return { current: next, headers: rest };
+    const mode: TlsMode = insecure ? 'insecure' : probe ? 'probe' : 'verify';
+    try {
+      // Built here, not in the connector, so an unreadable --ca-file fails this request with REGISTRY_TLS.
+      if (mode === 'verify' && url.startsWith('https:')) this.#transport.secureContext();
+    } catch (e) {
+      throw new RegistryError('REGISTRY_TLS', (e as Error).message, { cause: e });
+    }
+    return this.#transport.send(url, {
+      method: init.method as RegistryRequest['method'],
+      headers: init.headers,
+      body: (init.body ?? null) as never,
+      tls: mode,
+      wire,
+    });
   }
 
   #networkError(what: string, host: string, repository: string | undefined, e: unknown, attempts: number) {
@@ -496,7 +323,12 @@ export class RegistryClient {
     const errCode: RegistryErrorCode =
       code && TLS_CERT_CODES.has(code)
         ? 'REGISTRY_TLS'
-        : code === 'REGISTRY_TIMEOUT' ||
+        : code === 'HTTP_REDIRECT_REFUSED' || code === 'HTTP_TOO_MANY_REDIRECTS'
+          ? 'REGISTRY_PROTOCOL'
+          : code === 'HTTP_CA_FILE'
+            ? 'REGISTRY_TLS'
+            : code === 'REGISTRY_TIMEOUT' ||
+                code === 'HTTP_TIMEOUT' ||
             code === 'UND_ERR_HEADERS_TIMEOUT' ||
             code === 'UND_ERR_CONNECT_TIMEOUT'
           ? 'REGISTRY_TIMEOUT'
@@ -527,7 +359,7 @@ export class RegistryClient {
   async #ping(host: string): Promise<HostState> {
     const plain = this.allowsPlainHttp(host);
     const insecure = this.#insecure.has(host.toLowerCase());
-    const retries = this.options.retries ?? 4;
+    const retries = this.#policy.retries;
     for (let attempt = 0; ; attempt++) {
       let res: RegistryResponse;
       let base = `https://${host}`;
@@ -556,7 +388,7 @@ export class RegistryClient {
         }
       } catch (e) {
         const code = errorCode(e) ?? '';
-        if (attempt < retries && !TLS_CERT_CODES.has(code) && code !== 'REGISTRY_TLS') {
+        if (attempt < retries && isRetryableError(e) && code !== 'REGISTRY_TLS') {
           await this.#sleep(this.#backoff(attempt));
           continue;
         }
@@ -574,7 +406,7 @@ export class RegistryClient {
           );
         return { base, insecure, challenge };
       }
-      if (RETRY_STATUS.has(res.status) && attempt < retries) {
+      if (isRetryableStatus(res.status) && attempt < retries) {
         await this.#sleep(this.#retryDelay(res, attempt));
         continue;
       }
@@ -591,9 +423,7 @@ export class RegistryClient {
   }
 
   #retryDelay(res: RegistryResponse, attempt: number): number {
-    const max = this.options.maxRetryDelayMs ?? 30_000;
-    const ra = parseRetryAfter(res.headers.get('retry-after'));
-    return ra === undefined ? this.#backoff(attempt) : Math.min(ra, max);
+    return retryDelayMs(this.#policy, attempt, res.headers.get('retry-after'));
   }
 
   /** Returns the Authorization header value for a request, fetching a token when needed. */
@@ -668,13 +498,13 @@ export class RegistryClient {
       }
       init = { method: 'GET', headers };
     }
-    const retries = this.options.retries ?? 4;
+    const retries = this.#policy.retries;
     let res: RegistryResponse;
     for (let attempt = 0; ; attempt++) {
       try {
         res = await this.#send(realm.href, init, insecure);
       } catch (e) {
-        if (attempt < retries) {
+        if (attempt < retries && isRetryableError(e)) {
           await this.#sleep(this.#backoff(attempt));
           continue;
         }
@@ -686,7 +516,7 @@ export class RegistryClient {
           attempt + 1,
         );
       }
-      if (RETRY_STATUS.has(res.status) && attempt < retries) {
+      if (isRetryableStatus(res.status) && attempt < retries) {
         await drain(res);
         await this.#sleep(this.#retryDelay(res, attempt));
         continue;
@@ -742,7 +572,7 @@ export class RegistryClient {
     const { host, repository } = req;
     let state = await this.#hostState(host);
     const url = req.url ?? `${state.base}${req.path ?? ''}`;
-    const retries = req.retry === false ? 0 : (this.options.retries ?? 4);
+    const retries = req.retry === false ? 0 : (this.#policy.retries);
     let reauthed = false;
     let scopes = req.scopes;
     for (let attempt = 0; ; ) {
@@ -759,7 +589,7 @@ export class RegistryClient {
           req.wire === true,
         );
       } catch (e) {
-        if (attempt < retries && !TLS_CERT_CODES.has(errorCode(e) ?? '')) {
+        if (attempt < retries && isRetryableError(e)) {
           await this.#sleep(this.#backoff(attempt));
           attempt++;
           continue;
@@ -780,7 +610,7 @@ export class RegistryClient {
         continue;
       }
       if (req.expect.includes(res.status)) return res;
-      if (RETRY_STATUS.has(res.status) && attempt < retries) {
+      if (isRetryableStatus(res.status) && attempt < retries) {
         await drain(res);
         await this.#sleep(this.#retryDelay(res, attempt));
         attempt++;
@@ -817,7 +647,7 @@ export class RegistryClient {
     } else if (diagnostics.some((d) => d.code === 'DIGEST_INVALID' || d.code === 'SIZE_INVALID'))
       code = 'REGISTRY_DIGEST';
     const gaveUp =
-      RETRY_STATUS.has(res.status) && attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
+      isRetryableStatus(res.status) && attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
     return new RegistryError(code, `cannot ${req.what} in ${where}: ${status}${diag}${gaveUp}${hint}`, {
       host: req.host,
       ...(req.repository ? { repository: req.repository } : {}),

@@ -22,7 +22,7 @@ import { repositoryScope } from './auth.ts';
 import { drain, errorCode, type RegistryClient, type RegistryResponse, readLimited } from './client.ts';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, type ParsedManifest, parseManifest } from './manifest.ts';
 import { formatReference, type ImageReference, manifestReference, withDigest } from './reference.ts';
-import type { BodySink } from './wire.ts';
+import type { BodySink } from '../http/index.ts';
 
 /**
  * Pulling: manifests with an Accept for OCI and docker schema 2 manifests and lists, checked against the digest

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
+import type { Proxy } from './proxy.ts';
 
 /**
  * A minimal HTTP/1.1 client for the one request that carries nearly all of a pull's bytes: `GET` of a blob. It reads
@@ -17,6 +18,10 @@ import type { SecureContext } from 'node:tls';
  * skipped) or by the connection's close; no body for HEAD, 204 and 304; interim 1xx responses are skipped. Errors
  * carry a `code` like the socket errors they stand for (`ECONNRESET` for a body cut short, `ETIMEDOUT` for a stalled
  * one, `EPROTO` for what is not HTTP/1.1), so callers can resume with `Range`.
+ *
+ * Through a proxy (`proxy`), the request goes through a `CONNECT host:port` tunnel, for `http:` and `https:` alike (as
+ * undici's ProxyAgent does); the tunnel's socket is then read with 'data' events for plain HTTP (it already exists,
+ * so it cannot be given pooled read buffers) and with pooled buffers under TLS.
  */
 
 /** Where a request goes. */
@@ -30,6 +35,8 @@ export interface WireRequest {
   readonly signal?: AbortSignal;
   /** For `https:` URLs: the trust to verify the server with. */
   readonly tls?: { readonly secureContext?: SecureContext; readonly rejectUnauthorized: boolean };
+  /** Tunnel through this proxy (see proxy.ts). */
+  readonly proxy?: Proxy;
 }
 
 /**
@@ -88,6 +95,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
   const head = `${lines.join('\r\n')}\r\n\r\n`;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = Number(url.port || (https ? 443 : 80));
+  const tunnel = req.proxy ? await openTunnel(req, `${url.hostname}:${port}`) : undefined;
 
   const free: Buffer[] = [];
   let out = 0;
@@ -319,12 +327,15 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       }
     };
 
+    /**
+     * The body as copies, for callers that keep chunks (or write them and come back): a pooled buffer goes back when
+     * its copy is taken, so a consumer slower than the network stops the reading (at most MAX_OUT buffers out).
+     */
     async function* copies(): AsyncGenerator<Uint8Array> {
-      const queue: Uint8Array[] = [];
+      const queue: { copy: Buffer; release: () => void }[] = [];
       let wake: (() => void) | undefined;
       const done = response!.pump((chunk, rel) => {
-        queue.push(Buffer.from(chunk));
-        rel();
+        queue.push({ copy: Buffer.from(chunk), release: rel });
         wake?.();
       });
       let over = false;
@@ -340,20 +351,26 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
           wake?.();
         },
       );
-      for (;;) {
-        const c = queue.shift();
-        if (c) {
-          yield c;
-          continue;
+      try {
+        for (;;) {
+          const item = queue.shift();
+          if (item) {
+            item.release();
+            yield item.copy;
+            continue;
+          }
+          if (over) {
+            if (error) throw error;
+            return;
+          }
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          wake = undefined;
         }
-        if (over) {
-          if (error) throw error;
-          return;
-        }
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        wake = undefined;
+      } finally {
+        for (const item of queue.splice(0)) item.release();
+        if (!over) await response!.cancel();
       }
     }
 
@@ -368,7 +385,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         if (!response) {
           headBytes.push(Buffer.from(buf.subarray(0, n)));
           headLength += n;
-          free.push(slot.buf);
+          if (slot.pooled) free.push(slot.buf);
           if (!parseHead() || sink || ended || failed) return true;
           paused = true; // wait for pump() or body
           return false;
@@ -394,15 +411,24 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
     const { connect: netConnect, isIP } = process.getBuiltinModule('node:net');
     socket = https
       ? tlsConnect({
-          ...opts,
+          ...(tunnel ? { socket: tunnel, onread } : opts),
           ...(isIP(host) ? {} : { servername: host }),
           ALPNProtocols: ['http/1.1'],
           rejectUnauthorized: req.tls?.rejectUnauthorized ?? true,
           ...(req.tls?.secureContext ? { secureContext: req.tls.secureContext } : {}),
         })
-      : netConnect(opts);
+      : (tunnel ?? netConnect(opts));
     socket.setNoDelay(true);
-    socket.once(https ? 'secureConnect' : 'connect', () => socket.write(head));
+    if (tunnel && !https) {
+      // The tunnel is connected already and reads into Node's own buffers: hand each one over like a pooled read.
+      socket.setTimeout(req.timeoutMs);
+      socket.on('data', (chunk: Buffer) => {
+        current = { buf: chunk, refs: 0, pooled: false };
+        if (!onread.callback(chunk.length, chunk)) socket.pause();
+      });
+      socket.write(head);
+      socket.resume();
+    } else socket.once(https ? 'secureConnect' : 'connect', () => socket.write(head));
     socket.on('timeout', () =>
       fail(wireError(`no data from ${url.host} for ${req.timeoutMs} ms`, 'ETIMEDOUT')),
     );
@@ -420,6 +446,68 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         ),
       );
     });
+    if (req.signal?.aborted) onAbort();
+    else req.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Returns a socket tunnelled to `authority` (`host:port`) through `req.proxy` with `CONNECT`, paused, with no
+ * listeners left on it. Fails with `EPROXY` when the proxy refuses (its status in the message), like a socket error
+ * otherwise.
+ */
+function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
+  const proxy = req.proxy!;
+  const { connect } = process.getBuiltinModule('node:net');
+  const host = proxy.url.hostname.startsWith('[') ? proxy.url.hostname.slice(1, -1) : proxy.url.hostname;
+  return new Promise<Socket>((resolve, reject) => {
+    const s = connect({ host, port: Number(proxy.url.port || 80), timeout: req.timeoutMs });
+    let head = Buffer.alloc(0);
+    const done = () => {
+      s.removeAllListeners();
+      req.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (e: Error) => {
+      done();
+      s.on('error', () => {});
+      s.destroy();
+      reject(e);
+    };
+    const onAbort = () => {
+      const reason = req.signal?.reason;
+      fail(reason instanceof Error ? reason : wireError('request aborted', 'ABORT_ERR'));
+    };
+    const where = `proxy "${proxy.url.host}"`;
+    s.once('connect', () => {
+      s.write(
+        `CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n${proxy.authorization ? `proxy-authorization: ${proxy.authorization}\r\n` : ''}\r\n`,
+      );
+    });
+    s.on('data', (d: Buffer) => {
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > MAX_HEADER_BYTES) fail(wireError(`${where} sent headers larger than 64 KiB`, 'EPROTO'));
+        return;
+      }
+      const line = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(line)?.[1] ?? Number.NaN);
+      if (status !== 200) {
+        fail(wireError(`${where} answered ${JSON.stringify(line.slice(0, 80))} to CONNECT ${authority}`, 'EPROXY'));
+        return;
+      }
+      if (head.length > end + 4) {
+        fail(wireError(`${where} sent bytes after its CONNECT answer`, 'EPROTO'));
+        return;
+      }
+      s.pause();
+      done();
+      s.setTimeout(0);
+      resolve(s);
+    });
+    s.on('timeout', () => fail(wireError(`no answer from ${where} for ${req.timeoutMs} ms`, 'ETIMEDOUT')));
+    s.on('error', (e) => fail(Object.assign(new Error(`cannot reach ${where}: ${e.message}`, { cause: e }), { code: (e as { code?: string }).code })));
+    s.on('close', () => fail(wireError(`${where} closed the connection before answering CONNECT`, 'ECONNRESET')));
     if (req.signal?.aborted) onAbort();
     else req.signal?.addEventListener('abort', onAbort, { once: true });
   });
