@@ -97,7 +97,11 @@ export class RetryableError extends Error {
 }
 
 /** Returns after the delay before attempt `attempt + 1` (0-based): `Retry-After`, else the policy's backoff. */
-export async function backoff(options: ResolvedHttpOptions, attempt: number, e?: RetryableError): Promise<void> {
+export async function backoff(
+  options: ResolvedHttpOptions,
+  attempt: number,
+  e?: RetryableError,
+): Promise<void> {
   const ms = retryDelayMs(options.policy, attempt, e?.retryAfter ?? null);
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -181,9 +185,12 @@ export async function fetchBytes(
         }
       } catch (e) {
         if (e instanceof DebianError) throw e;
-        throw new RetryableError(`cannot fetch ${what}: connection lost after ${n} bytes: ${describeCause(e)}`, {
-          cause: e,
-        });
+        throw new RetryableError(
+          `cannot fetch ${what}: connection lost after ${n} bytes: ${describeCause(e)}`,
+          {
+            cause: e,
+          },
+        );
       }
       return concat(chunks, n);
     } catch (e) {

@@ -14,7 +14,7 @@ export {
   retryDelayMs,
   TLS_CERT_CODES,
 } from './policy.ts';
-export { describeProxy, type Env, type Proxy, proxyFor } from './proxy.ts';
+export { describeProxy, type Env, type ProxyRoute, proxyFor } from './proxy.ts';
 export {
   describeCause,
   type HttpMethod,

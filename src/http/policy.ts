@@ -23,7 +23,9 @@ export const DEFAULT_POLICY: HttpPolicy = {
 };
 
 /** Returns `options` over the defaults (undefined fields keep the default). */
-export function resolvePolicy(options: Partial<Record<keyof HttpPolicy, number | undefined>> = {}): HttpPolicy {
+export function resolvePolicy(
+  options: Partial<Record<keyof HttpPolicy, number | undefined>> = {},
+): HttpPolicy {
   return {
     retries: options.retries ?? DEFAULT_POLICY.retries,
     retryBaseMs: options.retryBaseMs ?? DEFAULT_POLICY.retryBaseMs,
@@ -143,9 +145,12 @@ export function redirectTarget(
   }
   const target = next;
   const refuse = (why: string) =>
-    Object.assign(new Error(`cannot follow redirect from "${current.origin}" to "${target.origin}": ${why}`), {
-      code: 'HTTP_REDIRECT_REFUSED',
-    });
+    Object.assign(
+      new Error(`cannot follow redirect from "${current.origin}" to "${target.origin}": ${why}`),
+      {
+        code: 'HTTP_REDIRECT_REFUSED',
+      },
+    );
   if (next.protocol !== 'https:' && next.protocol !== 'http:') throw refuse('only HTTP(S) is followed');
   if (next.protocol === 'http:') {
     if (current.protocol === 'https:' && !rules.downgrade(next.host))

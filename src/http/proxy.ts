@@ -12,14 +12,14 @@ export type Env = Readonly<Record<string, string | undefined>>;
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
 
 /** A proxy to use: its URL (`http://[user:pass@]host:port`). */
-export interface Proxy {
+export interface ProxyRoute {
   readonly url: URL;
   /** `Proxy-Authorization` from the URL's user and password, if any. */
   readonly authorization?: string;
 }
 
 /** Returns the proxy for `url` under `env`, or undefined to connect directly. Throws for an unusable proxy URL. */
-export function proxyFor(url: URL, env: Env): Proxy | undefined {
+export function proxyFor(url: URL, env: Env): ProxyRoute | undefined {
   const http = env.http_proxy ?? env.HTTP_PROXY;
   const raw = url.protocol === 'https:' ? (env.https_proxy ?? env.HTTPS_PROXY ?? http) : http;
   if (!raw) return undefined;
@@ -34,7 +34,9 @@ export function proxyFor(url: URL, env: Env): Proxy | undefined {
   }
   if (proxy.protocol !== 'http:')
     throw Object.assign(
-      new Error(`cannot use proxy ${JSON.stringify(raw)}: only http:// proxies are supported (CONNECT tunnels)`),
+      new Error(
+        `cannot use proxy ${JSON.stringify(raw)}: only http:// proxies are supported (CONNECT tunnels)`,
+      ),
       { code: 'HTTP_PROXY_INVALID' },
     );
   const user = decodeURIComponent(proxy.username);
@@ -61,6 +63,6 @@ function shouldProxy(url: URL, noProxy: string): boolean {
 }
 
 /** A short description for messages: `proxy "http://host:port"` (never the password). */
-export function describeProxy(p: Proxy): string {
+export function describeProxy(p: ProxyRoute): string {
   return `proxy "${p.url.protocol}//${p.url.host}"`;
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls';
-import type { Dispatcher, buildConnector } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
 import {
   DEFAULT_POLICY,
   MAX_REDIRECTS,
@@ -10,7 +10,7 @@ import {
   redirectTarget,
   tooManyRedirects,
 } from './policy.ts';
-import { describeProxy, type Env, type Proxy, proxyFor } from './proxy.ts';
+import { describeProxy, type Env, type ProxyRoute, proxyFor } from './proxy.ts';
 import { type BodySink, wireRequest } from './wire.ts';
 
 /**
@@ -175,7 +175,7 @@ export class HttpTransport {
         : { rejectUnauthorized: true };
   }
 
-  async #dispatcher(mode: TlsMode, url: URL, proxy: Proxy | undefined): Promise<Dispatcher> {
+  async #dispatcher(mode: TlsMode, url: URL, proxy: ProxyRoute | undefined): Promise<Dispatcher> {
     const key = proxy ? `${mode}|${proxy.url.href}|${url.protocol}` : mode;
     let agent = this.#agents.get(key);
     if (agent) return agent;
@@ -251,7 +251,7 @@ export class HttpTransport {
     url: URL,
     init: HttpRequest,
     mode: TlsMode,
-    proxy: Proxy | undefined,
+    proxy: ProxyRoute | undefined,
     signal: AbortSignal,
   ): Promise<HttpResponse> {
     if (init.wire && (init.method === 'GET' || init.method === 'HEAD')) {
@@ -305,7 +305,7 @@ export class HttpTransport {
 }
 
 /** Adds "through proxy …" to a failure, keeping its code. */
-function viaProxy(e: unknown, proxy: Proxy): Error {
+function viaProxy(e: unknown, proxy: ProxyRoute): Error {
   const err = e instanceof Error ? e : new Error(String(e));
   if (err.message.includes('proxy')) return err;
   return Object.assign(new Error(`${err.message} (through ${describeProxy(proxy)})`, { cause: err }), {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import type { Proxy } from './proxy.ts';
+import type { ProxyRoute } from './proxy.ts';
 
 /**
  * A minimal HTTP/1.1 client for the one request that carries nearly all of a pull's bytes: `GET` of a blob. It reads
@@ -36,7 +36,7 @@ export interface WireRequest {
   /** For `https:` URLs: the trust to verify the server with. */
   readonly tls?: { readonly secureContext?: SecureContext; readonly rejectUnauthorized: boolean };
   /** Tunnel through this proxy (see proxy.ts). */
-  readonly proxy?: Proxy;
+  readonly proxy?: ProxyRoute;
 }
 
 /**
@@ -487,13 +487,19 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
       head = Buffer.concat([head, d]);
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (head.length > MAX_HEADER_BYTES) fail(wireError(`${where} sent headers larger than 64 KiB`, 'EPROTO'));
+        if (head.length > MAX_HEADER_BYTES)
+          fail(wireError(`${where} sent headers larger than 64 KiB`, 'EPROTO'));
         return;
       }
       const line = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(line)?.[1] ?? Number.NaN);
       if (status !== 200) {
-        fail(wireError(`${where} answered ${JSON.stringify(line.slice(0, 80))} to CONNECT ${authority}`, 'EPROXY'));
+        fail(
+          wireError(
+            `${where} answered ${JSON.stringify(line.slice(0, 80))} to CONNECT ${authority}`,
+            'EPROXY',
+          ),
+        );
         return;
       }
       if (head.length > end + 4) {
@@ -506,8 +512,16 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
       resolve(s);
     });
     s.on('timeout', () => fail(wireError(`no answer from ${where} for ${req.timeoutMs} ms`, 'ETIMEDOUT')));
-    s.on('error', (e) => fail(Object.assign(new Error(`cannot reach ${where}: ${e.message}`, { cause: e }), { code: (e as { code?: string }).code })));
-    s.on('close', () => fail(wireError(`${where} closed the connection before answering CONNECT`, 'ECONNRESET')));
+    s.on('error', (e) =>
+      fail(
+        Object.assign(new Error(`cannot reach ${where}: ${e.message}`, { cause: e }), {
+          code: (e as { code?: string }).code,
+        }),
+      ),
+    );
+    s.on('close', () =>
+      fail(wireError(`${where} closed the connection before answering CONNECT`, 'ECONNRESET')),
+    );
     if (req.signal?.aborted) onAbort();
     else req.signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -12,7 +12,7 @@ const FLUSH_BYTES = 8 << 20;
 
 /**
  * A blob being written into a layout from chunks that arrive one at a time and belong to someone else (the pooled
- * read buffers of registry/wire.ts): each chunk is hashed when it is handed over and written at its offset with a
+ * read buffers of http/wire.ts): each chunk is hashed when it is handed over and written at its offset with a
  * positioned write, and the owner gets the chunk back (`done`) when the write has finished. Writes run on libuv's
  * threads while the main thread receives and hashes the next chunks; nothing is copied.
  *

@@ -2,8 +2,8 @@ import type { RequestInit, Response } from 'undici';
 import type { Digest } from '../digest/index.ts';
 import { type RegistryDiagnostic, RegistryError, type RegistryErrorCode } from '../errors.ts';
 import {
-  backoffMs,
   type BodySink,
+  backoffMs,
   describeCause,
   type Env,
   errorCode,
@@ -329,10 +329,10 @@ export class RegistryClient {
             ? 'REGISTRY_TLS'
             : code === 'REGISTRY_TIMEOUT' ||
                 code === 'HTTP_TIMEOUT' ||
-            code === 'UND_ERR_HEADERS_TIMEOUT' ||
-            code === 'UND_ERR_CONNECT_TIMEOUT'
-          ? 'REGISTRY_TIMEOUT'
-          : 'REGISTRY_NETWORK';
+                code === 'UND_ERR_HEADERS_TIMEOUT' ||
+                code === 'UND_ERR_CONNECT_TIMEOUT'
+              ? 'REGISTRY_TIMEOUT'
+              : 'REGISTRY_NETWORK';
     const hint =
       errCode === 'REGISTRY_TLS'
         ? `; pass the registry's CA with --ca-file, or list ${host} as insecure if you trust the network`
@@ -572,7 +572,7 @@ export class RegistryClient {
     const { host, repository } = req;
     let state = await this.#hostState(host);
     const url = req.url ?? `${state.base}${req.path ?? ''}`;
-    const retries = req.retry === false ? 0 : (this.#policy.retries);
+    const retries = req.retry === false ? 0 : this.#policy.retries;
     let reauthed = false;
     let scopes = req.scopes;
     for (let attempt = 0; ; ) {

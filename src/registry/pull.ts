@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Hasher, parseDigest, verifyStream } from '../digest/index.ts';
 import { isPareError, RegistryError } from '../errors.ts';
+import type { BodySink } from '../http/index.ts';
 import type { BlobWriter, OciLayout } from '../layout/index.ts';
 import {
   type Artifact,
@@ -22,7 +23,6 @@ import { repositoryScope } from './auth.ts';
 import { drain, errorCode, type RegistryClient, type RegistryResponse, readLimited } from './client.ts';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, type ParsedManifest, parseManifest } from './manifest.ts';
 import { formatReference, type ImageReference, manifestReference, withDigest } from './reference.ts';
-import type { BodySink } from '../http/index.ts';
 
 /**
  * Pulling: manifests with an Accept for OCI and docker schema 2 manifests and lists, checked against the digest

@@ -88,19 +88,23 @@ describe('a mirror that closes the connection after each response (HTTP/1.0)', (
   it.each([
     ['with Content-Length', true],
     ['delimited by the close', false],
-  ])('locks and builds through it, %s', async (_, length) => {
-    const { url, server } = await http10Server(archive, length);
-    servers.push(server);
-    const p = project(dir, `close-${length}`, url, archive.keyringAsc, ['app']);
-    const env = { XDG_CACHE_HOME: join(dir, `cache-${length}`) };
-    const lock = await pare(['lock', p], { env });
-    expect(lock.stderr).toBe('');
-    expect(lock.stdout).toContain('pare.lock: 2 packages (written)');
-    expect(lock.code).toBe(0);
-    const build = await pare(['build', p, '-o', join(dir, `out-${length}`)], { env });
-    expect(build.stderr).not.toMatch(/assert|Error/);
-    expect(build.code).toBe(0);
-  }, 180_000);
+  ])(
+    'locks and builds through it, %s',
+    async (_, length) => {
+      const { url, server } = await http10Server(archive, length);
+      servers.push(server);
+      const p = project(dir, `close-${length}`, url, archive.keyringAsc, ['app']);
+      const env = { XDG_CACHE_HOME: join(dir, `cache-${length}`) };
+      const lock = await pare(['lock', p], { env });
+      expect(lock.stderr).toBe('');
+      expect(lock.stdout).toContain('pare.lock: 2 packages (written)');
+      expect(lock.code).toBe(0);
+      const build = await pare(['build', p, '-o', join(dir, `out-${length}`)], { env });
+      expect(build.stderr).not.toMatch(/assert|Error/);
+      expect(build.code).toBe(0);
+    },
+    180_000,
+  );
 });
 
 describe('an index entry with Size: 0', () => {
