@@ -204,8 +204,11 @@ export async function decryptPrivateKey(
 }
 
 export interface LoadPrivateKeyOptions {
-  /** Password for encrypted keys (cosign reads it from COSIGN_PASSWORD). */
-  readonly password?: string;
+  /**
+   * Password for encrypted keys (cosign reads it from COSIGN_PASSWORD), or a function asked for it only when the key
+   * is encrypted (the CLI's terminal prompt).
+   */
+  readonly password?: string | (() => Promise<string>);
   /** File name for messages. */
   readonly source?: string;
 }
@@ -233,7 +236,8 @@ export async function loadPrivateKey(
         'ATTEST_KEY_PASSWORD',
         `cannot decrypt ${source}: it is encrypted and no password was given (set COSIGN_PASSWORD)`,
       );
-    privateKey = await decryptPrivateKey(der, options.password, source);
+    const password = typeof options.password === 'string' ? options.password : await options.password();
+    privateKey = await decryptPrivateKey(der, password, source);
   } else if (type === 'PRIVATE KEY' || type === 'EC PRIVATE KEY') {
     try {
       privateKey = createPrivateKey({

@@ -16,6 +16,7 @@ import { UsageError } from '../../errors.ts';
 import { OciLayout } from '../../layout/index.ts';
 import type { Descriptor } from '../../oci/index.ts';
 import { getManifest, type RegistryClient } from '../../registry/index.ts';
+import { cosignPassword } from '../password.ts';
 import { clientFromFlags, type RegistryFlags, registryArg, withRegistryFlags } from './copy.ts';
 
 /**
@@ -67,10 +68,13 @@ export async function resolveLayoutImage(layout: OciLayout, ref: string | undefi
   return layout.resolve(undefined);
 }
 
-/** Loads a private key file as a Signer (password from COSIGN_PASSWORD for encrypted keys). */
+/**
+ * Loads a private key file as a Signer. An encrypted key takes its password from COSIGN_PASSWORD, else from a prompt
+ * when stdin is a terminal (asked only when the key is encrypted).
+ */
 export async function signerFromFile(path: string): Promise<Signer> {
   const text = await readKeyFile(path);
-  return keySigner(await loadPrivateKey(text, { source: path, password: process.env.COSIGN_PASSWORD }));
+  return keySigner(await loadPrivateKey(text, { source: path, password: () => cosignPassword() }));
 }
 
 /** Loads a PEM public key file as a Verifier. */
