@@ -20,8 +20,8 @@ import type { ProxyRoute } from './proxy.ts';
  * one, `EPROTO` for what is not HTTP/1.1), so callers can resume with `Range`.
  *
  * Through a proxy (`proxy`), the request goes through a `CONNECT host:port` tunnel, for `http:` and `https:` alike (as
- * undici's ProxyAgent does); the tunnel's socket is then read with 'data' events for plain HTTP (it already exists,
- * so it cannot be given pooled read buffers) and with pooled buffers under TLS.
+ * undici's ProxyAgent does); the tunnel (and TLS over it) is then read with 'data' events, its chunks handed over like
+ * pooled reads: a socket that already exists cannot be given pooled read buffers.
  */
 
 /** Where a request goes. */
@@ -411,7 +411,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
     const { connect: netConnect, isIP } = process.getBuiltinModule('node:net');
     socket = https
       ? tlsConnect({
-          ...(tunnel ? { socket: tunnel, onread } : opts),
+          ...(tunnel ? { socket: tunnel } : opts),
           ...(isIP(host) ? {} : { servername: host }),
           ALPNProtocols: ['http/1.1'],
           rejectUnauthorized: req.tls?.rejectUnauthorized ?? true,
@@ -419,14 +419,16 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         })
       : (tunnel ?? netConnect(opts));
     socket.setNoDelay(true);
-    if (tunnel && !https) {
-      // The tunnel is connected already and reads into Node's own buffers: hand each one over like a pooled read.
+    if (tunnel) {
+      // The tunnel is connected already and reads into Node's own buffers (a socket cannot be given pooled read
+      // buffers after it was made, nor can TLS over it): hand each one over like a pooled read.
       socket.setTimeout(req.timeoutMs);
       socket.on('data', (chunk: Buffer) => {
         current = { buf: chunk, refs: 0, pooled: false };
         if (!onread.callback(chunk.length, chunk)) socket.pause();
       });
-      socket.write(head);
+      if (https) socket.once('secureConnect', () => socket.write(head));
+      else socket.write(head);
       socket.resume();
     } else socket.once(https ? 'secureConnect' : 'connect', () => socket.write(head));
     socket.on('timeout', () =>
