@@ -1,9 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { loadConfig } from '../config/index.ts';
 import { bufferContent, dirEntry, fileEntry, type Tree, TreeBuilder } from '../fstree/index.ts';
+import { selectImage } from '../oci/index.ts';
 import { formatWhyKept } from '../slice/index.ts';
 import { build } from './build.ts';
 
@@ -83,5 +84,90 @@ describe('build', () => {
       expect(paths).toContain('/usr/local/share/[b]ig');
       expect(paths).not.toContain('/usr/local/share/big/blob');
     });
+  });
+});
+
+/** Returns the digest of the last (app) layer of each platform's image. */
+async function appLayers(r: Awaited<ReturnType<typeof build>>, archs: string[]) {
+  return Promise.all(
+    archs.map(
+      async (architecture) =>
+        (await (await selectImage(r.artifact, { os: 'linux', architecture })).manifest()).layers.at(-1)!
+          .digest,
+    ),
+  );
+}
+
+describe('build with per-platform files', () => {
+  const dir = tempDir();
+  const YAML = `name: multi
+platforms: [linux/amd64, linux/arm64, linux/arm/v7]
+files:
+  - { src: "dist/{os}-{arch}{variant}/app", dest: /app/app, platforms: [linux/arm/v7] }
+  - { src: "dist/{os}-{arch}/app", dest: /app/app, platforms: [linux/amd64, linux/arm64] }
+  - { content: "all\\n", dest: /etc/motd }
+  - { content: "arm64 only\\n", dest: /etc/arm64, platforms: [linux/arm64] }
+`;
+  const dist = {
+    'dist/linux-amd64/app': 'x86-64 build\n',
+    'dist/linux-arm64/app': 'aarch64 build\n',
+    'dist/linux-armv7/app': 'armv7 build\n',
+  };
+
+  it('expands {os}, {arch}, {variant} with OCI names and limits entries to their platforms', async () => {
+    const loaded = await project(join(dir, 'ok'), YAML, dist);
+    const r = await build(loaded, { output: join(dir, 'ok-out'), layerCache: false });
+    const read = async (platform: string, path: string) => {
+      const t = (await r.tree(platform))!;
+      return t.has(path) ? new TextDecoder().decode(await t.readFile(path)) : undefined;
+    };
+    expect(await read('linux/amd64', '/app/app')).toBe('x86-64 build\n');
+    expect(await read('linux/arm64', '/app/app')).toBe('aarch64 build\n');
+    expect(await read('linux/arm/v7', '/app/app')).toBe('armv7 build\n');
+    expect(await read('linux/arm64', '/etc/arm64')).toBe('arm64 only\n');
+    expect(await read('linux/amd64', '/etc/arm64')).toBeUndefined();
+    expect(await read('linux/arm/v7', '/etc/motd')).toBe('all\n');
+    // note: one app layer per platform here; sharing the first platform's would give arm64 the x86-64 build
+    expect(new Set(await appLayers(r, ['amd64', 'arm64', 'arm'])).size).toBe(3);
+    // The provenance lists every platform's app files, each with the host path it came from.
+    const provenance = readFileSync(join(dir, 'ok-out', 'pare', 'latest', 'provenance.json'), 'utf8');
+    for (const src of Object.keys(dist)) expect(provenance).toContain(src);
+  });
+
+  it('shares one app layer between platforms whose files are the same entries and paths', async () => {
+    const loaded = await project(
+      join(dir, 'same'),
+      'platforms: [linux/amd64, linux/arm64]\nfiles:\n  - { content: "x", dest: /x }\n',
+    );
+    const r = await build(loaded, { dryRun: true, layerCache: false });
+    const layers = await appLayers(r, ['amd64', 'arm64']);
+    expect(new Set(layers).size).toBe(1);
+    expect(layers).toHaveLength(2);
+  });
+
+  it.each([
+    [
+      'a missing per-platform source',
+      'platforms: [linux/amd64, linux/arm64]\nfiles:\n  - { src: "bin/{arch}/app", dest: /app }\n',
+      { 'bin/amd64/app': 'x' },
+      /:3:12: cannot read source "bin\/\{arch\}\/app" \(.*\/bin\/arm64\/app\): no such file/,
+    ],
+    [
+      '{variant} on a platform without one',
+      'platforms: [linux/amd64]\nfiles:\n  - { src: "bin/{variant}", dest: /app }\n',
+      {},
+      /:3:12: src "bin\/\{variant\}" has \{variant\} but linux\/amd64 has no variant; limit the entry with platforms:/,
+    ],
+    [
+      'an entry for a platform the image does not have',
+      'platforms: [linux/amd64]\nfiles:\n  - { content: x, dest: /app, platforms: [linux/arm64] }\n',
+      {},
+      /:3:43: linux\/arm64 is not one of the image's platforms \(linux\/amd64\)/,
+    ],
+  ])('refuses %s', async (_what, yaml, files, message) => {
+    const loaded = await project(join(dir, `bad-${Math.random().toString(36).slice(2)}`), yaml, files);
+    await expect(build(loaded, { dryRun: true, layerCache: false })).rejects.toThrow(
+      expect.objectContaining({ message: expect.stringMatching(message) }),
+    );
   });
 });

@@ -23,7 +23,7 @@ import { collectEntries } from '../tar/index.ts';
 import { withAccounts } from './accounts.ts';
 import { idsFromTree, minimalBase } from './base.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian } from './debian.ts';
-import { checkSymlinkLoops, filesTree, ownerResolver } from './files.ts';
+import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
 import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
 
@@ -146,19 +146,19 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const trees = new Map<string, () => Promise<Tree>>();
   const slices = new Map<string, SliceReport>();
   const cached: string[] = [];
-  let appLayer: Layer | undefined;
   const sliceMode = typeof cfg.slice === 'object' ? cfg.slice.mode : (cfg.slice ?? 'auto');
   const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
     typeof cfg.slice === 'object' ? cfg.slice : {};
   const compression = cfg.output.compression ?? 'gzip';
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
-  // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
-  const filesOptions = { allowOutsideContext: options.allowOutsideContext };
-  // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
-  const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 }), filesOptions))]
-    .filter(([, e]) => e.kind !== 'dir')
-    .map(([p]) => p);
+  const appLayers = new Map<string, Layer>();
   for (const platform of platforms) {
+    const filesOptions = { allowOutsideContext: options.allowOutsideContext, platform };
+    // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
+    // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
+    const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 }), filesOptions))]
+      .filter(([, e]) => e.kind !== 'dir')
+      .map(([p]) => p);
     const key = formatPlatform(platform);
     let base: Tree | undefined;
     let baseLayer: Layer | undefined;
@@ -273,7 +273,13 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       });
     }
     if (appTree.size > 1) {
-      appLayer ??= layerFromTree(appTree, { compression, epoch });
+      // Platforms whose files come from the same entries and host paths share one layer (packed once).
+      const variant = filesVariant(loaded, platform);
+      let appLayer = appLayers.get(variant);
+      if (!appLayer) {
+        appLayer = layerFromTree(appTree, { compression, epoch });
+        appLayers.set(variant, appLayer);
+      }
       layers.push(appLayer);
       history.push({ created, created_by: 'pare build: files' });
     }

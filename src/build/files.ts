@@ -13,6 +13,7 @@ import {
   type Tree,
   TreeBuilder,
 } from '../fstree/index.ts';
+import { formatPlatform, type Platform } from '../oci/index.ts';
 
 /**
  * `files:` → the app tree. Host files are read lazily (only their size is taken now) and normalised so the result
@@ -60,6 +61,62 @@ export interface FilesOptions {
    * `pare build --allow-outside-context` does. Default false: such a source is refused.
    */
   readonly allowOutsideContext?: boolean;
+  /**
+   * The platform the tree is for: entries with `platforms:` not naming it are left out, and `{arch}`, `{os}`,
+   * `{variant}` in `src:` are expanded to its OCI names. Without it, such entries are refused.
+   */
+  readonly platform?: Platform;
+}
+
+/**
+ * Returns `src` with its placeholders expanded for `platform` (OCI names: `amd64`, `arm64`, `arm` + `v7`). Throws
+ * CONFIG_INVALID when the platform has no variant for `{variant}`, or there is no platform.
+ */
+export function expandSource(src: string, platform: Platform | undefined, where: string): string {
+  return src.replace(/\{(arch|os|variant)\}/g, (_m, name: 'arch' | 'os' | 'variant') => {
+    if (!platform)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: src ${JSON.stringify(src)} needs a platform for {${name}}`,
+      );
+    const value = name === 'arch' ? platform.architecture : platform[name];
+    if (!value)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${where}: src ${JSON.stringify(src)} has {variant} but ${formatPlatform(platform)} has no variant; limit the entry with platforms: or drop {variant}`,
+      );
+    return value;
+  });
+}
+
+/** Returns the `files:` entries that apply to `platform` (all without one), by index in the config. */
+export function filesFor(loaded: LoadedConfig, platform: Platform | undefined): number[] {
+  const name = platform && formatPlatform(platform);
+  const all = loaded.config.platforms;
+  const out: number[] = [];
+  for (const [i, f] of loaded.config.files.entries()) {
+    for (const [j, p] of (f.platforms ?? []).entries())
+      if (!all.includes(p))
+        throw new UsageError(
+          'CONFIG_INVALID',
+          `${loaded.locate(['files', i, 'platforms', j])}: ${p} is not one of the image's platforms (${all.join(', ')}); fix it or add it to platforms:`,
+        );
+    if (!f.platforms || name === undefined || f.platforms.includes(name)) out.push(i);
+  }
+  return out;
+}
+
+/**
+ * Returns a key that is equal for two platforms exactly when their `files:` trees come from the same entries and
+ * host paths (so one app layer serves both).
+ */
+export function filesVariant(loaded: LoadedConfig, platform: Platform): string {
+  return JSON.stringify(
+    filesFor(loaded, platform).map((i) => {
+      const src = loaded.config.files[i]!.src;
+      return [i, src === undefined ? null : expandSource(src, platform, loaded.locate(['files', i, 'src']))];
+    }),
+  );
 }
 
 /** Builds the tree of the `files:` section. Throws UsageError naming the config line for every bad entry. */
@@ -82,7 +139,8 @@ export async function filesTree(
       );
     origin.set(p, where);
   };
-  for (const [i, f] of specs.entries()) {
+  for (const i of filesFor(loaded, options.platform)) {
+    const f = specs[i]!;
     const where = loaded.locate(['files', i, 'dest']);
     let dest: string;
     try {
@@ -115,7 +173,7 @@ export async function filesTree(
         claim(dest, where);
         b.put(dest, { ...meta, kind: 'dir', mode: mode ?? 0o755 });
       } else {
-        await addHost(b, loaded, f, i, dest, mode, meta, claim, context);
+        await addHost(b, loaded, f, i, dest, mode, meta, claim, context, options.platform);
       }
     } catch (e) {
       if (e instanceof UsageError) throw e;
@@ -137,9 +195,10 @@ async function addHost(
   meta: { uid: number; gid: number; mtime: number },
   claim: (p: string, where: string) => void,
   context: BuildContext | undefined,
+  platform: Platform | undefined,
 ): Promise<void> {
   const where = loaded.locate(['files', i, 'src']);
-  const src = resolve(loaded.dir, f.src!);
+  const src = resolve(loaded.dir, expandSource(f.src!, platform, where));
   // Refuse what is outside by its name before touching it, then what leaves through a symlink on the way.
   if (context && !isInside(src, context.dir)) throw outsideContext(where, f.src!, src, context);
   const st = await lstat(src).catch((e: NodeJS.ErrnoException) => {

@@ -6,9 +6,10 @@ import type { LoadedConfig } from '../config/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { normalizePath, type Tree } from '../fstree/index.ts';
 import { writeFileAtomic } from '../layout/index.ts';
-import { type Artifact, formatPlatform, type Image, selectImage } from '../oci/index.ts';
+import { type Artifact, formatPlatform, type Image, type Platform, selectImage } from '../oci/index.ts';
 import type { Inventory } from '../sbom/index.ts';
 import type { BuildResult } from './build.ts';
+import { expandSource, filesFor } from './files.ts';
 import { cacheKey, type LayerCache } from './layer-cache.ts';
 
 /**
@@ -130,13 +131,14 @@ async function rootfsFacts(
 }
 
 /**
- * Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). With the first platform's
- * root filesystem facts, the app files come from them and no tree is read.
+ * Returns the provenance input of a build (no I/O beyond hashing the app files' bytes). The app files are the first
+ * platform's, or every platform's when `files:` differ by platform. With those platforms' root filesystem facts (by
+ * `os/arch[/variant]`), the app files come from them and no tree is read.
  */
 export async function provenanceInput(
   loaded: LoadedConfig,
   r: BuildResult,
-  firstFacts?: RootfsFacts,
+  facts?: ReadonlyMap<string, RootfsFacts>,
 ): Promise<ProvenanceInput> {
   const name = loaded.config.name ?? 'image';
   const debs = (r.debian?.lock.packages ?? []).map((p) => ({
@@ -151,7 +153,7 @@ export async function provenanceInput(
     sha256: s.inRelease.replace(/^sha256:/, ''),
     name: s.codename ?? s.suite,
   }));
-  const appFiles = firstFacts ? appFilesOf(loaded, firstFacts) : await appFilesFromTree(loaded, r);
+  const appFiles = facts ? appFilesOf(loaded, facts, r) : await appFilesFromTree(loaded, r);
   return {
     subjects: [{ name, digest: r.digest }],
     config: { path: relative(loaded.dir, loaded.path) || 'pare.yaml', digest: sha256(loaded.bytes) },
@@ -222,7 +224,9 @@ export async function writeBuildRecords(
   const cache = options.cache;
   const artifact: Artifact = r.artifact;
   let first = true;
-  let firstFacts: RootfsFacts | undefined;
+  // Provenance reads the facts only for the user's files, of the platforms it lists them for.
+  const appFacts = new Map<string, RootfsFacts>();
+  const forApp = new Set(loaded.config.files.length > 0 ? appPlatforms(loaded, r) : []);
   let distro: string | undefined;
   for (const platform of r.platforms) {
     const key = formatPlatform(platform);
@@ -261,11 +265,10 @@ export async function writeBuildRecords(
       };
       if (sk && cache) await cache.putRecord(sk, `${JSON.stringify(sboms)}\n`);
     }
-    if (platform === r.platforms[0]) {
-      distro = sboms.distro;
-      // Provenance reads the facts only for the user's files.
-      if (loaded.config.files.length > 0)
-        firstFacts = facts ?? (await rootfsFacts(fk, () => r.tree(key), cache));
+    if (platform === r.platforms[0]) distro = sboms.distro;
+    if (forApp.has(platform)) {
+      const f = facts ?? (await rootfsFacts(fk, () => r.tree(key), cache));
+      if (f) appFacts.set(key, f);
     }
     const s = suffix(key, first);
     await put(`sbom${s}.spdx.json`, sboms.spdx);
@@ -274,7 +277,7 @@ export async function writeBuildRecords(
     if (slice) await put(`slice-report${s}.json`, `${JSON.stringify(slice, null, 2)}\n`);
     first = false;
   }
-  const input = await provenanceInput(loaded, r, firstFacts);
+  const input = await provenanceInput(loaded, r, forApp.size > 0 ? appFacts : undefined);
   const statement = provenanceStatement({ ...input, debs: input.debs.map((d) => ({ ...d, distro })) });
   await put('provenance.json', `${JSON.stringify(statement, null, 2)}\n`);
   await writeFileAtomic(
@@ -306,60 +309,100 @@ function decodeSboms(text: string | undefined): Sboms | undefined {
 
 type AppFile = ProvenanceInput['appFiles'][number];
 
-function appSources(loaded: LoadedConfig, paths: readonly string[]): Map<string, string> {
+/** True when some `files:` entry differs by platform (`platforms:` or a placeholder in `src:`). */
+function filesPerPlatform(loaded: LoadedConfig): boolean {
+  return loaded.config.files.some(
+    (f) => f.platforms !== undefined || /\{(arch|os|variant)\}/.test(f.src ?? ''),
+  );
+}
+
+/** The platforms whose app files the provenance lists: every one when files differ by platform, else the first. */
+function appPlatforms(loaded: LoadedConfig, r: BuildResult): readonly Platform[] {
+  return filesPerPlatform(loaded) ? r.platforms : r.platforms.slice(0, 1);
+}
+
+/** Where each path of the app tree of `platform` came from: the entry's src (expanded), or pare.yaml. */
+function appSources(loaded: LoadedConfig, platform: Platform, paths: readonly string[]): Map<string, string> {
   const sources = new Map<string, string>();
-  for (const f of loaded.config.files) {
+  for (const i of filesFor(loaded, platform)) {
+    const f = loaded.config.files[i]!;
     const dest = normalizePath(f.dest);
-    sources.set(dest, f.src ?? 'pare.yaml');
-    if (f.src)
+    const src =
+      f.src === undefined ? undefined : expandSource(f.src, platform, loaded.locate(['files', i, 'src']));
+    sources.set(dest, src ?? 'pare.yaml');
+    if (src)
       for (const p of paths)
-        if (p.startsWith(`${dest}/`)) sources.set(p, join(f.src, p.slice(dest.length + 1)));
+        if (p.startsWith(`${dest}/`)) sources.set(p, join(src, p.slice(dest.length + 1)));
   }
   return sources;
 }
 
-function underDests(loaded: LoadedConfig): (p: string) => boolean {
-  const dests = loaded.config.files.map((f) => normalizePath(f.dest));
+function underDests(loaded: LoadedConfig, platform: Platform): (p: string) => boolean {
+  const dests = filesFor(loaded, platform).map((i) => normalizePath(loaded.config.files[i]!.dest));
   return (p) => dests.some((d) => p === d || p.startsWith(`${d}/`));
 }
 
+/** Adds `files` to `out`, skipping one already listed with the same path, source and digest (another platform's). */
+function addAppFiles(out: AppFile[], files: readonly AppFile[]): void {
+  const seen = new Set(out.map((f) => `${f.path}\0${f.source}\0${f.sha256}`));
+  for (const f of files) if (!seen.has(`${f.path}\0${f.source}\0${f.sha256}`)) out.push(f);
+}
+
 /**
- * The regular files of the first platform's root filesystem at or below a `files:` destination (the user's files and
- * whatever the packages put there), in tree order, with their source and sha256.
+ * The regular files of each app platform's root filesystem (appPlatforms) at or below a `files:` destination (the
+ * user's files and whatever the packages put there), in tree order, with their source and sha256.
  */
 async function appFilesFromTree(loaded: LoadedConfig, r: BuildResult): Promise<AppFile[]> {
   if (loaded.config.files.length === 0) return [];
-  const first = r.platforms[0] ? await r.tree(formatPlatform(r.platforms[0])) : undefined;
-  if (!first) return [];
-  const under = underDests(loaded);
-  // filter() turns a hardlink whose target it drops into a regular file: appFilesOf mirrors that.
-  const appTree = first.filter((p) => under(p));
-  const sources = appSources(loaded, appTree.paths());
   const out: AppFile[] = [];
-  for (const [p, e] of appTree) {
-    if (e.kind !== 'file') continue;
-    out.push({
-      path: p,
-      source: sources.get(p) ?? 'pare.yaml',
-      sha256: sha256(await e.content.bytes()).slice(7),
-    });
+  for (const platform of appPlatforms(loaded, r)) {
+    const tree = await r.tree(formatPlatform(platform));
+    if (!tree) continue;
+    const under = underDests(loaded, platform);
+    // filter() turns a hardlink whose target it drops into a regular file: appFilesOf mirrors that.
+    const appTree = tree.filter((p) => under(p));
+    const sources = appSources(loaded, platform, appTree.paths());
+    const files: AppFile[] = [];
+    for (const [p, e] of appTree) {
+      if (e.kind !== 'file') continue;
+      files.push({
+        path: p,
+        source: sources.get(p) ?? 'pare.yaml',
+        sha256: sha256(await e.content.bytes()).slice(7),
+      });
+    }
+    addAppFiles(out, files);
   }
   return out;
 }
 
-/** Like appFilesFromTree, from the root filesystem facts (the inventory lists every file in tree order). */
-function appFilesOf(loaded: LoadedConfig, facts: RootfsFacts): AppFile[] {
+/** Like appFilesFromTree, from the root filesystem facts of each app platform (the inventory lists every file in tree order). */
+function appFilesOf(
+  loaded: LoadedConfig,
+  facts: ReadonlyMap<string, RootfsFacts>,
+  r: BuildResult,
+): AppFile[] {
   if (loaded.config.files.length === 0) return [];
-  const under = underDests(loaded);
-  const links = new Map(facts.hardlinks);
-  const files = facts.inventory.files.filter((f) => {
-    if (!under(f.path)) return false;
-    const target = links.get(f.path);
-    return target === undefined || !under(target);
-  });
-  const sources = appSources(
-    loaded,
-    files.map((f) => f.path),
-  );
-  return files.map((f) => ({ path: f.path, source: sources.get(f.path) ?? 'pare.yaml', sha256: f.sha256 }));
+  const out: AppFile[] = [];
+  for (const platform of appPlatforms(loaded, r)) {
+    const f = facts.get(formatPlatform(platform));
+    if (!f) continue;
+    const under = underDests(loaded, platform);
+    const links = new Map(f.hardlinks);
+    const files = f.inventory.files.filter((x) => {
+      if (!under(x.path)) return false;
+      const target = links.get(x.path);
+      return target === undefined || !under(target);
+    });
+    const sources = appSources(
+      loaded,
+      platform,
+      files.map((x) => x.path),
+    );
+    addAppFiles(
+      out,
+      files.map((x) => ({ path: x.path, source: sources.get(x.path) ?? 'pare.yaml', sha256: x.sha256 })),
+    );
+  }
+  return out;
 }

@@ -84,6 +84,20 @@ describe('parseConfigText', () => {
         /3:12: image.env.UMASK: 0022 is read as the number 22; .*quote it \("0022"\)/,
       ],
       ['image:\n  env:\n    DEBUG: True\n', /image.env.DEBUG: True is read as the boolean true/],
+      // per-platform sources
+      [
+        'files:\n  - { src: "dist/{platform}/app", dest: /app }\n',
+        /2:12: files.0.src: unknown placeholder "\{platform\}"; src can hold \{arch\}, \{os\} and \{variant\}/,
+      ],
+      [
+        'files:\n  - { src: "dist/{arch/app", dest: /app }\n',
+        /files.0.src: unknown placeholder "\{arch\/app"/,
+      ],
+      [
+        'files:\n  - { content: x, dest: /app, platforms: [arm64] }\n',
+        /files.0.platforms.0: want a platform/,
+      ],
+      ['files:\n  - { content: x, dest: /app, platforms: [] }\n', /files.0.platforms: /],
       // paths
       ['image:\n  workdir: app\n', /image.workdir: want an absolute path/],
       ['image:\n  workdir: /app/../etc\n', /image.workdir: want a path without "." or ".." segments/],

@@ -112,10 +112,27 @@ const port = checked<number | string>((v) => {
 /** The latest epoch pare accepts (2242-03-16): the largest mtime a tar header's 11 octal digits hold. */
 export const EPOCH_MAX = 8 ** 11 - 1;
 
+const platform = z
+  .string()
+  .regex(/^linux\/[a-z0-9]+(\/v[0-9]+)?$/, 'want a platform such as linux/amd64 or linux/arm64');
+
+/** The placeholders `src:` may hold, expanded per platform with OCI names (build/files.ts). */
+export const SRC_PLACEHOLDERS = ['arch', 'os', 'variant'] as const;
+
+const hostSource = checked<string>((v) => {
+  if (typeof v !== 'string' || v === '') return 'want a host path relative to pare.yaml';
+  for (const m of v.matchAll(/\{([^}]*)\}?/g))
+    if (!(SRC_PLACEHOLDERS as readonly string[]).includes(m[1]!) || !m[0].endsWith('}'))
+      return `unknown placeholder ${JSON.stringify(m[0])}; src can hold {arch}, {os} and {variant}`;
+  return undefined;
+});
+
 const fileEntry = z
   .strictObject({
-    /** Host path (file or directory), relative to pare.yaml's directory. */
-    src: z.string().min(1).optional(),
+    /** Host path (file or directory), relative to pare.yaml's directory; {arch}, {os}, {variant} per platform. */
+    src: hostSource.optional(),
+    /** Only for these platforms (each one of the top-level platforms). */
+    platforms: z.array(platform).min(1).optional(),
     /** Inline file content. */
     content: z.string().optional(),
     /** Make a symlink with this target. */
@@ -205,14 +222,7 @@ export const configSchema = z.strictObject({
     .optional(),
   /** `minimal` adds /etc/passwd, /etc/group, /tmp and /home/nonroot; `scratch` adds nothing. Debian builds always assemble a full base. */
   base: z.enum(['minimal', 'scratch']).default('minimal'),
-  platforms: z
-    .array(
-      z
-        .string()
-        .regex(/^linux\/[a-z0-9]+(\/v[0-9]+)?$/, 'want a platform such as linux/amd64 or linux/arm64'),
-    )
-    .min(1)
-    .default(['linux/amd64']),
+  platforms: z.array(platform).min(1).default(['linux/amd64']),
   debian: debianSection.optional(),
   packages: z.array(z.string().min(1)).optional(),
   shell: z.boolean().default(false),
