@@ -35,8 +35,8 @@ describe('package-lock.json', () => {
       packages: Record<string, { optionalDependencies?: Record<string, string> }>;
     };
     const missing: string[] = [];
+    // resolved as Node does: nested under the dependent first, then at the top
     for (const [path, entry] of Object.entries(lock.packages))
-      // resolved as Node does: nested under the dependent first, then at the top
       for (const name of Object.keys(entry.optionalDependencies ?? {}))
         if (
           !lock.packages[`${path ? `${path}/` : ''}node_modules/${name}`] &&
