@@ -45,7 +45,7 @@ try {
     created: '2024-01-01T00:00:00Z',
   });
   const src = join(work, 'src');
-  await writeLocal({ transport: 'oci', path: src, ref: 'latest' }, { kind: 'image', image });
+  await writeLocal({ transport: 'oci', path: src, tag: 'latest' }, { kind: 'image', image });
   const mb = (await Promise.all(layers.map((l) => l.size()))).reduce((a, b) => a + b, 0) / 2 ** 20;
   process.stdout.write(`input: ${LAYERS} layers, ${mb.toFixed(0)} MiB, registry ${registry.host}\n`);
 

@@ -58,7 +58,7 @@ export {
 export type { LocalRef } from './layout/index.ts';
 export {
   OciLayout,
-  parseLocalRef,
+  parseLocalTransport,
   readArchive,
   readLocal,
   writeArchive,

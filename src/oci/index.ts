@@ -31,6 +31,6 @@ export type {
 export { formatPlatform, isImageManifestType, isIndexType, MediaType, parsePlatform } from './model.ts';
 export { parseConfig, parseIndex, parseManifest, sniffMediaType } from './parse.ts';
 export { Spool } from './spool.ts';
-export { hostPlatform, imageToTree, selectImage } from './to-tree.ts';
+export { hostPlatform, imageToTree, platformMatches, selectImage } from './to-tree.ts';
 export type { Issue } from './validate.ts';
 export { assertValidImage, validateImage, validateIndex } from './validate.ts';

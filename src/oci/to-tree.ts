@@ -34,7 +34,7 @@ export function hostPlatform(): Platform {
   };
 }
 
-function platformMatches(want: Platform, got: Platform | undefined): boolean {
+export function platformMatches(want: Platform, got: Platform | undefined): boolean {
   if (!got) return false;
   if (want.os !== got.os || want.architecture !== got.architecture) return false;
   // arm64 images are often published without a variant; v8 is implied.

@@ -1,4 +1,4 @@
-import { type LocalRef, OciLayout, readLocal, writeLocal } from '../layout/index.ts';
+import { OciLayout, readLocal, writeLocal } from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -33,16 +33,10 @@ export interface CopyOptions {
   readonly tags?: readonly string[];
 }
 
-function toLocal(t: Exclude<TransportReference, { transport: 'docker' }>): LocalRef {
-  return t.tag === undefined
-    ? { transport: t.transport, path: t.path }
-    : { transport: t.transport, path: t.path, ref: t.tag };
-}
-
 /** Returns the artifact a transport reference names (lazy: blobs are read when a sink pulls). */
 export async function openSource(client: RegistryClient, src: TransportReference): Promise<Artifact> {
   if (src.transport === 'docker') return pull(client, src.ref);
-  return readLocal(toLocal(src));
+  return readLocal(src);
 }
 
 /** Writes an artifact to a transport reference and returns the descriptor of what was written. */
@@ -57,10 +51,10 @@ export async function writeSink(
   if (dst.transport === 'docker-archive' && artifact.kind === 'index') {
     // A docker-archive holds single images; narrow here so the error names the platform, not the archive format.
     const image = await selectImage(artifact, options.platform);
-    return writeLocal(toLocal(dst), { kind: 'image', image });
+    return writeLocal(dst, { kind: 'image', image });
   }
   if (dst.transport === 'oci') await prefetchLayers(client, await OciLayout.create(dst.path), artifact);
-  return writeLocal(toLocal(dst), artifact, options.platform ? { platform: options.platform } : {});
+  return writeLocal(dst, artifact, options.platform ? { platform: options.platform } : {});
 }
 
 async function imagesOf(index: ImageIndex): Promise<Image[]> {

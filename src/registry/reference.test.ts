@@ -90,12 +90,12 @@ describe('parseTransportReference', () => {
   });
 
   it.each([
-    ['oci:', 'needs a path'],
-    ['ftp://h/app', 'unknown transport "ftp"'],
-    ['oci:/x:', 'empty tag'],
-  ])('rejects %s', (input, why) => {
+    ['oci:', 'INPUT_INVALID', 'no path after "oci:"'],
+    ['ftp://h/app', 'REGISTRY_REFERENCE', 'unknown transport "ftp"'],
+    ['oci:/x:', 'INPUT_INVALID', 'empty tag'],
+  ])('rejects %s', (input, code, why) => {
     expect(() => parseTransportReference(input, { env: {} })).toThrow(
-      expect.objectContaining({ code: 'REGISTRY_REFERENCE', message: expect.stringContaining(why) }),
+      expect.objectContaining({ code, message: expect.stringContaining(why) }),
     );
   });
 });

@@ -1,5 +1,6 @@
 import { type Digest, isDigest } from '../digest/index.ts';
 import { RegistryError } from '../errors.ts';
+import { formatLocalRef, LOCAL_TRANSPORTS, type LocalRef, parseLocalTransport } from '../layout/index.ts';
 
 /**
  * Image references as docker and skopeo users write them: `host[:port]/path/name[:tag][@digest]`, after the grammar
@@ -20,12 +21,8 @@ export interface ImageReference {
   readonly digest?: Digest;
 }
 
-/** Where an artifact lives, as a skopeo transport. */
-export type TransportReference =
-  | { readonly transport: 'docker'; readonly ref: ImageReference }
-  | { readonly transport: 'oci'; readonly path: string; readonly tag?: string }
-  | { readonly transport: 'oci-archive'; readonly path: string; readonly tag?: string }
-  | { readonly transport: 'docker-archive'; readonly path: string; readonly tag?: string };
+/** Where an artifact lives, as a skopeo transport: a registry, or a local layout or archive (layout/ref.ts). */
+export type TransportReference = { readonly transport: 'docker'; readonly ref: ImageReference } | LocalRef;
 
 export interface ParseReferenceOptions {
   /** Registry for references without a host; defaults to `PARE_DEFAULT_REGISTRY` from the environment. */
@@ -160,25 +157,12 @@ export function withDigest(ref: ImageReference, digest: Digest): ImageReference 
   return Object.freeze({ ...ref, digest });
 }
 
-const TRANSPORTS = ['docker', 'oci', 'oci-archive', 'docker-archive'] as const;
-
-/**
- * Splits `PATH[:TAG]` as src/layout does: the last `:` not followed by a `/` starts the tag, and `PATH:sha256:<hex>`
- * names a digest, so paths may contain `:` earlier.
- */
-function splitPathAndTag(rest: string): { path: string; tag?: string } {
-  const i = rest.lastIndexOf(':');
-  if (i < 0 || rest.slice(i + 1).includes('/')) return { path: rest };
-  const j = rest.lastIndexOf(':', i - 1);
-  if (j >= 0 && /^sha(256|512)$/.test(rest.slice(j + 1, i)))
-    return { path: rest.slice(0, j), tag: rest.slice(j + 1) };
-  return { path: rest.slice(0, i), tag: rest.slice(i + 1) };
-}
+const TRANSPORTS = ['docker', ...LOCAL_TRANSPORTS] as const;
 
 /**
  * Returns the transport and location of `docker://REF`, `oci:DIR[:tag]`, `oci-archive:FILE[:tag]` or
  * `docker-archive:FILE[:ref]`; a string without a transport prefix is a registry reference. The tag of a local
- * transport follows the path's last `:` (see splitPathAndTag).
+ * transport follows the path's last `:` (layout's splitPathAndTag).
  */
 export function parseTransportReference(
   input: string,
@@ -186,22 +170,8 @@ export function parseTransportReference(
 ): TransportReference {
   if (input.startsWith('docker://'))
     return { transport: 'docker', ref: parseReference(input.slice('docker://'.length), options) };
-  const colon = input.indexOf(':');
-  const prefix = colon > 0 ? input.slice(0, colon) : '';
-  if (prefix === 'oci' || prefix === 'oci-archive' || prefix === 'docker-archive') {
-    const { path, tag } = splitPathAndTag(input.slice(colon + 1));
-    if (path === '')
-      throw new RegistryError(
-        'REGISTRY_REFERENCE',
-        `cannot parse ${JSON.stringify(input)}: ${prefix}: needs a path, as in ${prefix}:./image${prefix === 'oci' ? ':tag' : ''}`,
-      );
-    if (tag === '')
-      throw new RegistryError(
-        'REGISTRY_REFERENCE',
-        `cannot parse ${JSON.stringify(input)}: empty tag after ":"`,
-      );
-    return tag === undefined ? { transport: prefix, path } : { transport: prefix, path, tag };
-  }
+  const local = parseLocalTransport(input);
+  if (local) return local;
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(input);
   if (scheme) {
     throw new RegistryError(
@@ -215,5 +185,5 @@ export function parseTransportReference(
 /** Returns the transport reference in its canonical string form. */
 export function formatTransportReference(t: TransportReference): string {
   if (t.transport === 'docker') return `docker://${formatReference(t.ref)}`;
-  return `${t.transport}:${t.path}${t.tag !== undefined ? `:${t.tag}` : ''}`;
+  return formatLocalRef(t);
 }

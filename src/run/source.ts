@@ -1,43 +1,23 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RunError } from '../errors.ts';
-import { parseLocalRef, readLocal } from '../layout/index.ts';
-import { imageToTree, type Platform, selectImage } from '../oci/index.ts';
+import { type Image, imageToTree } from '../oci/index.ts';
 import type { RunSource } from './prepare.ts';
 import { resolveRootfsUser } from './prepare.ts';
 import { type ExecUser, resolveUser } from './user.ts';
 
 /**
- * Turns the IMAGE argument of `pare run` into a RunSource: `oci:DIR[:tag]`, `oci-archive:FILE[:tag]`,
- * `docker-archive:FILE[:tag]`, a bare path to an OCI layout directory or an archive (layout.parseLocalRef rules), or a
- * directory without an `oci-layout` file, taken as an unpacked root filesystem.
+ * Turns the IMAGE argument of `pare run` into a RunSource: a directory without an `oci-layout` file is an unpacked root
+ * filesystem; anything else is an image reference, opened by `openImage` (the CLI's one reference opener, which
+ * knows every transport and narrows an index to one platform).
  */
-
-const REMOTE = /^(docker:\/\/|[a-z0-9.-]+\.[a-z]+(:\d+)?\/)/;
-
-/** Opens `arg` (see module comment); an index resolves to the image for `platform` (default: this host). */
-export async function openRunSource(arg: string, options: { platform?: Platform } = {}): Promise<RunSource> {
-  // A registry reference, unless a file or directory of that name exists (`my.dir/layout` is a path).
-  if (
-    arg.startsWith('docker://') ||
-    (REMOTE.test(arg) && !(await stat(arg.replace(/:[^/]*$/, '')).catch(() => undefined)))
-  ) {
-    throw new RunError(
-      'RUN_IMAGE_UNSUPPORTED',
-      `cannot run ${JSON.stringify(arg)}: pare run takes a local image; copy it first (pare pull ${arg} oci:DIR:tag) and run oci:DIR:tag`,
-    );
-  }
-  if (!/^(oci|oci-archive|docker-archive):/.test(arg)) {
-    const st = await stat(arg).catch(() => undefined);
-    if (st?.isDirectory() && !(await stat(join(arg, 'oci-layout')).catch(() => undefined))) {
-      return { kind: 'rootfs', path: arg };
-    }
-  }
-  const artifact = await readLocal(await parseLocalRef(arg));
-  return {
-    kind: 'image',
-    image: await selectImage(artifact, ...(options.platform ? [options.platform] : [])),
-  };
+export async function openRunSource(
+  arg: string,
+  openImage: (reference: string) => Promise<Image>,
+): Promise<RunSource> {
+  const st = await stat(arg).catch(() => undefined);
+  if (st?.isDirectory() && !(await stat(join(arg, 'oci-layout')).catch(() => undefined)))
+    return { kind: 'rootfs', path: arg };
+  return { kind: 'image', image: await openImage(arg) };
 }
 
 /**

@@ -141,7 +141,7 @@ describe.skipIf(p.skip)('registry interop with skopeo and crane', () => {
     it('sends the blob files as they are, and the registry refuses one changed on disk (REGISTRY_DIGEST, not committed)', async () => {
       const image = randomImage({ layers: 2, size: 200_000 });
       const dir = join(tmp(), 'oci');
-      await writeLocal({ transport: 'oci', path: dir, ref: 'v1' }, { kind: 'image', image });
+      await writeLocal({ transport: 'oci', path: dir, tag: 'v1' }, { kind: 'image', image });
       const src = { transport: 'oci', path: dir, tag: 'v1' } as const;
       const good = parseReference(`${plain.host}/from-layout/app:v1`);
       const desc = await copy(client(), src, { transport: 'docker', ref: good });
@@ -169,7 +169,7 @@ describe.skipIf(p.skip)('registry interop with skopeo and crane', () => {
     it('reads what skopeo pushed, with the same digests, into an OCI layout', async () => {
       const src = join(tmp(), 'src');
       const image = randomImage({ layers: 2 });
-      await writeLocal({ transport: 'oci', path: src, ref: 'latest' }, { kind: 'image', image });
+      await writeLocal({ transport: 'oci', path: src, tag: 'latest' }, { kind: 'image', image });
       skopeo([
         'copy',
         '--dest-tls-verify=false',
@@ -515,7 +515,7 @@ describe.skipIf(cli.skip)('pare CLI (push, digest, tags, pull, referrers)', () =
     try {
       const dir = tmp();
       const index = randomIndex();
-      await writeLocal({ transport: 'oci', path: join(dir, 'img'), ref: 'latest' }, { kind: 'index', index });
+      await writeLocal({ transport: 'oci', path: join(dir, 'img'), tag: 'latest' }, { kind: 'index', index });
       const pare = (...args: string[]) =>
         execFileSync(process.execPath, ['bin/pare.js', ...args], {
           encoding: 'utf8',

@@ -84,7 +84,7 @@ describe.skipIf(p.skip)('push reuses read buffers without corrupting uploads', (
       platform: { os: 'linux', architecture: 'amd64' },
       created: '2024-01-01T00:00:00Z',
     });
-    const ref = { transport: 'oci', path: join(dir, 'layout'), ref: 'latest' } as const;
+    const ref = { transport: 'oci', path: join(dir, 'layout'), tag: 'latest' } as const;
     await writeLocal(ref, { kind: 'image', image: built });
     const a = await readLocal(ref);
     if (a.kind !== 'image') throw new Error('expected an image');

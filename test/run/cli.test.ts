@@ -202,10 +202,10 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
     expect(r.stderr).toContain(why);
   });
 
-  it('sends registry references to pare pull', async () => {
-    const r = await pare(['run', 'docker://registry.invalid/x:1']).done;
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('pare run takes a local image; copy it first');
+  it('opens registry references through the one reference opener', async () => {
+    const r = await pare(['run', '--retries', '0', 'docker://registry.invalid/x:1']).done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot reach registry at "registry.invalid"');
   });
 
   it('says how to fix a missing bwrap', async () => {

@@ -173,7 +173,7 @@ describe.skipIf(skip)('slicing a C program on libc6, libssl3, libgcc-s1, libstdc
       platform: { os: 'linux', architecture: 'amd64' },
       config: { Entrypoint: ['/usr/local/bin/tlsprobe'], Env: ['PATH=/usr/bin:/bin'] },
     });
-    await writeLocal({ transport: 'oci', path: layout, ref: 'latest' }, { kind: 'image', image });
+    await writeLocal({ transport: 'oci', path: layout, tag: 'latest' }, { kind: 'image', image });
     const fromImage = pare(['why-kept', '/lib/x86_64-linux-gnu/libcrypto.so.3', `oci:${layout}:latest`]);
     expect(fromImage.stderr).toBe('');
     expect(fromImage.stdout).toBe(

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { attestImage, predicateTypeFor } from '../../attest/index.ts';
 import { UsageError } from '../../errors.ts';
-import { type RegistryFlags, withRegistryFlags } from './copy.ts';
-import { createdTime, openTarget, signerFromFile } from './sign.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
+import { createdTime, openTarget, signerFromFile } from '../signing.ts';
 
 /**
  * `pare attest REF --key cosign.key --type slsaprovenance1|spdxjson|cyclonedx|openvex|URI --predicate FILE [--legacy]`:
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     program
       .command('attest')
       .description('attach a signed in-toto attestation to an image')
-      .argument('<reference>', 'HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]')
+      .argument('<reference>', 'HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG] or a layout directory')
       .requiredOption('--key <file>', 'private key (cosign encrypted format or PKCS#8 PEM)')
       .requiredOption(
         '--type <type>',
@@ -44,8 +44,9 @@ export function register(program: Command): void {
       if (typeof p?._type === 'string' && p._type.startsWith('https://in-toto.io/Statement/'))
         predicate = p.predicate;
       const signer = await signerFromFile(opts.key);
-      const t = await openTarget(reference, opts);
+      const client = lazyClient({ ...opts, quiet: true });
       try {
+        const t = await openTarget(reference, client, 'attest');
         const r = await attestImage(t.store, t.subject, predicateType, predicate, signer, {
           created: createdTime(),
           format: opts.legacy ? 'legacy' : 'bundle',
@@ -54,7 +55,7 @@ export function register(program: Command): void {
           `attested ${predicateType} for ${t.store.name}@${t.subject.digest} (${r.format}): ${r.manifest.digest}\n`,
         );
       } finally {
-        await t.close();
+        await client.close();
       }
     },
   );

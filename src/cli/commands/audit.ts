@@ -14,8 +14,9 @@ import {
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
 import { printJson, useColor } from '../format.ts';
+import { type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
-interface AuditFlags {
+interface AuditFlags extends Partial<RegistryFlags> {
   json?: boolean;
   require?: string;
   uses?: string;
@@ -27,21 +28,24 @@ interface AuditFlags {
   color?: boolean;
 }
 
-/** True when `target` names an image (a transport prefix, an OCI layout directory, or a tar archive). */
-async function isImageTarget(target: string): Promise<boolean> {
-  if (/^(oci|oci-archive|docker-archive):/.test(target)) return true;
+/**
+ * True when `target` is a host file or directory to audit in place: it exists and is neither an OCI layout directory
+ * nor a tar archive. Everything else (transports, `PATH:TAG`, registry references) is an image for openReference.
+ */
+async function isHostTarget(target: string): Promise<boolean> {
+  if (/^(oci|oci-archive|docker-archive):|^[a-z][a-z0-9+.-]*:\/\//.test(target)) return false;
   const st = await stat(target).catch(() => undefined);
   if (!st) return false;
   if (st.isDirectory())
-    return (await stat(resolve(target, 'oci-layout')).catch(() => undefined)) !== undefined;
+    return (await stat(resolve(target, 'oci-layout')).catch(() => undefined)) === undefined;
   // Only the header of a regular file is read: a FIFO would block, and a big file need not be in memory.
-  if (!st.isFile() || st.size < 262) return false;
+  if (!st.isFile() || st.size < 262) return true;
   const fh = await open(target, 'r').catch(() => undefined);
-  if (!fh) return false;
+  if (!fh) return true;
   try {
     const { buffer, bytesRead } = await fh.read(Buffer.alloc(262), 0, 262, 0);
     // A tar has "ustar" at offset 257; an ELF or a script is audited as a file.
-    return bytesRead === 262 && buffer.toString('latin1', 257, 262) === 'ustar';
+    return !(bytesRead === 262 && buffer.toString('latin1', 257, 262) === 'ustar');
   } finally {
     await fh.close();
   }
@@ -63,26 +67,24 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
     packages: !table,
     scanCode: flags.scanCode !== false && wanted,
   };
-  if (await isImageTarget(target)) {
-    // Loaded only for image targets: the image readers (and the registry code behind --platform parsing) cost more
-    // start-up time than auditing a small directory.
-    const [{ parseLocalRef, readLocal }, { imageToTree, selectImage }, { platformFlag }] = await Promise.all([
-      import('../../layout/index.ts'),
+  if (!(await isHostTarget(target))) {
+    // Loaded only for image targets: the image readers and the registry client cost more start-up time than
+    // auditing a small directory.
+    const [{ imageToTree }, { openReference }, { lazyClient, platformFlag }] = await Promise.all([
       import('../../oci/index.ts'),
-      import('./copy.ts'),
+      import('../reference.ts'),
+      import('../registry-flags.ts'),
     ]);
-    const image = await selectImage(
-      await readLocal(await parseLocalRef(target)),
-      platformFlag(flags.platform),
-    );
-    return auditTree(await imageToTree(image), { ...options, name: target });
+    const platform = platformFlag(flags.platform);
+    const client = lazyClient({ ...flags, quiet: true });
+    try {
+      const image = await (await openReference(target, client)).image(platform);
+      return auditTree(await imageToTree(image), { ...options, name: target });
+    } finally {
+      await client.close();
+    }
   }
   const abs = resolve(target);
-  if (!(await stat(abs).catch(() => undefined)))
-    throw new UsageError(
-      'INPUT_NOT_FOUND',
-      `cannot audit ${JSON.stringify(target)}: no such file, directory or image`,
-    );
   const root = resolve(flags.root ?? '/');
   const rel = relative(root, abs);
   if (rel.startsWith('..') || isAbsolute(rel))
@@ -129,46 +131,50 @@ export function* reportJson(report: AuditReport): Generator<string> {
  * when the target named is not ELF (a script, an ar archive, an empty file) or not there.
  */
 export function register(program: Command): void {
-  program
-    .command('audit')
-    .description('audit ELF hardening, library closure and function usage of a directory, file or image')
-    .argument('<target>', 'directory, file, or image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE)')
-    .option('--json', 'print the pare.audit/v1 JSON report (see src/audit/README.md)')
-    .option(
-      '--require <spec>',
-      'fail (exit 1) unless every file is read and meets e.g. relro=full,pie,nx,canary',
-    )
-    .option('--uses <symbol>', 'list the binaries that use SYMBOL[@VERSION] and which library provides it')
-    .option('--root <dir>', 'root filesystem for library resolution of host paths (default /)')
-    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
-    .option('--no-closure', 'skip library resolution (and function usage)')
-    .option('--no-imports', 'skip function usage')
-    .option(
-      '--no-scan-code',
-      'do not scan code for stack-clash probes (the table skips it anyway unless --require stack-clash)',
-    )
-    .option('--color', 'force colours')
-    .option('--no-color', 'no colours')
-    .action(async (target: string, flags: AuditFlags) => {
-      const report = await runAudit(target, flags);
-      if (flags.uses) {
-        const users = symbolUsers(report, flags.uses);
-        if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
-        else process.stdout.write(renderUsers(users));
-      } else if (flags.json) {
-        // Wait for the pipe to drain when it is full: otherwise a slow reader makes Node queue the whole report.
-        for (const chunk of reportJson(report)) {
-          if (process.stdout.write(chunk)) continue;
-          try {
-            await once(process.stdout, 'drain');
-          } catch (e) {
-            // The reader went away (`pare audit --json | head`): stop writing, as other tools do.
-            if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-            throw e;
-          }
+  withRegistryFlags(
+    program
+      .command('audit')
+      .description('audit ELF hardening, library closure and function usage of a directory, file or image')
+      .argument(
+        '<target>',
+        'directory, file, or image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, [docker://]HOST/REPO[:TAG])',
+      )
+      .option('--json', 'print the pare.audit/v1 JSON report (see src/audit/README.md)')
+      .option(
+        '--require <spec>',
+        'fail (exit 1) unless every file is read and meets e.g. relro=full,pie,nx,canary',
+      )
+      .option('--uses <symbol>', 'list the binaries that use SYMBOL[@VERSION] and which library provides it')
+      .option('--root <dir>', 'root filesystem for library resolution of host paths (default /)')
+      .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
+      .option('--no-closure', 'skip library resolution (and function usage)')
+      .option('--no-imports', 'skip function usage')
+      .option(
+        '--no-scan-code',
+        'do not scan code for stack-clash probes (the table skips it anyway unless --require stack-clash)',
+      )
+      .option('--color', 'force colours')
+      .option('--no-color', 'no colours'),
+  ).action(async (target: string, flags: AuditFlags) => {
+    const report = await runAudit(target, flags);
+    if (flags.uses) {
+      const users = symbolUsers(report, flags.uses);
+      if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
+      else process.stdout.write(renderUsers(users));
+    } else if (flags.json) {
+      // Wait for the pipe to drain when it is full: otherwise a slow reader makes Node queue the whole report.
+      for (const chunk of reportJson(report)) {
+        if (process.stdout.write(chunk)) continue;
+        try {
+          await once(process.stdout, 'drain');
+        } catch (e) {
+          // The reader went away (`pare audit --json | head`): stop writing, as other tools do.
+          if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+          throw e;
         }
-      } else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
-      // A file the gate could not read fails it (summary.passed), as a violation does.
-      if (report.summary.passed === false) process.exitCode = 1;
-    });
+      }
+    } else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
+    // A file the gate could not read fails it (summary.passed), as a violation does.
+    if (report.summary.passed === false) process.exitCode = 1;
+  });
 }

@@ -1,69 +1,86 @@
 import type { Command } from 'commander';
-import { parseLocalRef, readLocal } from '../../layout/index.ts';
-import { type Artifact, formatPlatform } from '../../oci/index.ts';
+import { formatPlatform, type Image } from '../../oci/index.ts';
 import { formatBytes, printJson, table } from '../format.ts';
+import { openReference } from '../reference.ts';
+import { lazyClient, platformFlag, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
-/** Returns the artifact a CLI image argument names (local transports; `docker://` once the registry client is wired). */
-export async function openArtifact(ref: string): Promise<Artifact> {
-  return readLocal(await parseLocalRef(ref));
-}
-
-/** `pare inspect REF`: what an image is and how it runs. */
+/** `pare inspect REF`: what an image is and how it runs; an index lists its images unless --platform picks one. */
 export function register(program: Command): void {
-  program
-    .command('inspect')
-    .description(
-      'show an image: digest, platforms, run config, layers (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, or a path)',
-    )
-    .argument('<image>', 'image reference')
-    .option('--json', 'print manifest and config as JSON')
-    .option('--raw', 'print the raw manifest bytes')
-    .action(async (ref: string, opts: { json?: boolean; raw?: boolean }) => {
-      const a = await openArtifact(ref);
-      const top = a.kind === 'image' ? a.image : a.index;
-      if (opts.raw) {
-        process.stdout.write(new TextDecoder().decode(await top.rawManifest()));
-        return;
-      }
-      if (a.kind === 'index') {
-        const m = await a.index.manifest();
-        if (opts.json) {
-          printJson({ digest: await a.index.digest(), mediaType: await a.index.mediaType(), index: m });
+  withRegistryFlags(
+    program
+      .command('inspect')
+      .description(
+        'show an image: digest, platforms, run config, labels, layers (any transport: oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, a path, or [docker://]HOST/REPO[:TAG])',
+      )
+      .argument('<image>', 'image reference')
+      .option('--platform <os/arch[/variant]>', 'show this image of an index instead of the index')
+      .option('--json', 'print manifest and config as JSON')
+      .option('--raw', 'print the raw manifest bytes'),
+  ).action(
+    async (ref: string, opts: RegistryFlags & { json?: boolean; raw?: boolean; platform?: string }) => {
+      const platform = platformFlag(opts.platform);
+      const client = lazyClient({ ...opts, quiet: true });
+      try {
+        const opened = await openReference(ref, client);
+        const a = await opened.artifact();
+        if (a.kind === 'index' && !platform) {
+          if (opts.raw) {
+            process.stdout.write(new TextDecoder().decode(await a.index.rawManifest()));
+            return;
+          }
+          const m = await a.index.manifest();
+          if (opts.json) {
+            printJson({ digest: await a.index.digest(), mediaType: await a.index.mediaType(), index: m });
+            return;
+          }
+          process.stdout.write(
+            `Digest:     ${await a.index.digest()}\nMediaType:  ${await a.index.mediaType()}\nManifests:\n`,
+          );
+          process.stdout.write(
+            `${table(m.manifests.map((d) => ['  ', d.platform ? formatPlatform(d.platform) : '(no platform)', d.digest, formatBytes(d.size)]))}\n`,
+          );
           return;
         }
-        process.stdout.write(
-          `Digest:     ${await a.index.digest()}\nMediaType:  ${await a.index.mediaType()}\nManifests:\n`,
-        );
-        process.stdout.write(
-          `${table(m.manifests.map((d) => ['  ', d.platform ? formatPlatform(d.platform) : '(no platform)', d.digest, formatBytes(d.size)]))}\n`,
-        );
-        return;
+        await printImage(await opened.image(platform), opts);
+      } finally {
+        await client.close();
       }
-      const img = a.image;
-      const [m, c] = [await img.manifest(), await img.config()];
-      if (opts.json) {
-        printJson({ digest: await img.digest(), mediaType: await img.mediaType(), manifest: m, config: c });
-        return;
-      }
-      const rc = c.config ?? {};
-      const rows: string[][] = [
-        ['Digest:', await img.digest()],
-        ['MediaType:', await img.mediaType()],
-        ['Platform:', formatPlatform(c)],
-        ['Created:', c.created ?? ''],
-        ['User:', rc.User ?? '(root)'],
-        ['Entrypoint:', JSON.stringify(rc.Entrypoint ?? [])],
-        ['Cmd:', JSON.stringify(rc.Cmd ?? [])],
-        ['WorkingDir:', rc.WorkingDir ?? ''],
-        ['Env:', (rc.Env ?? []).join(' ')],
-        ['Ports:', Object.keys(rc.ExposedPorts ?? {}).join(' ')],
-        ['Size:', formatBytes(m.layers.reduce((n, l) => n + l.size, 0))],
-      ];
-      process.stdout.write(`${table(rows)}\nLayers:\n`);
-      process.stdout.write(
-        `${table(m.layers.map((l, i) => ['  ', l.digest, formatBytes(l.size), c.history?.filter((h) => !h.empty_layer)[i]?.created_by ?? '']))}\n`,
-      );
-      const ann = Object.entries(m.annotations ?? {});
-      if (ann.length) process.stdout.write(`Annotations:\n${table(ann.map(([k, v]) => ['  ', k, v]))}\n`);
-    });
+    },
+  );
+}
+
+async function printImage(img: Image, opts: { json?: boolean; raw?: boolean }): Promise<void> {
+  if (opts.raw) {
+    process.stdout.write(new TextDecoder().decode(await img.rawManifest()));
+    return;
+  }
+  const [m, c] = [await img.manifest(), await img.config()];
+  if (opts.json) {
+    printJson({ digest: await img.digest(), mediaType: await img.mediaType(), manifest: m, config: c });
+    return;
+  }
+  const rc = c.config ?? {};
+  const rows: string[][] = [
+    ['Digest:', await img.digest()],
+    ['MediaType:', await img.mediaType()],
+    ['Platform:', formatPlatform(c)],
+    ['Created:', c.created ?? ''],
+    ['User:', rc.User ?? '(root)'],
+    ['Entrypoint:', JSON.stringify(rc.Entrypoint ?? [])],
+    ['Cmd:', JSON.stringify(rc.Cmd ?? [])],
+    ['WorkingDir:', rc.WorkingDir ?? ''],
+    ['Env:', (rc.Env ?? []).join(' ')],
+    ['Ports:', Object.keys(rc.ExposedPorts ?? {}).join(' ')],
+    ['StopSignal:', rc.StopSignal ?? ''],
+    ['Size:', formatBytes(m.layers.reduce((n, l) => n + l.size, 0))],
+  ];
+  process.stdout.write(`${table(rows)}\n`);
+  const labels = Object.entries(rc.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (labels.length) process.stdout.write(`Labels:\n${table(labels.map(([k, v]) => ['  ', k, v]))}\n`);
+  process.stdout.write('Layers:\n');
+  process.stdout.write(
+    `${table(m.layers.map((l, i) => ['  ', l.digest, formatBytes(l.size), c.history?.filter((h) => !h.empty_layer)[i]?.created_by ?? '']))}\n`,
+  );
+  const ann = Object.entries(m.annotations ?? {});
+  if (ann.length) process.stdout.write(`Annotations:\n${table(ann.map(([k, v]) => ['  ', k, v]))}\n`);
 }

@@ -6,7 +6,7 @@ import {
   staticCredentials,
   storeCredential,
 } from '../../registry/index.ts';
-import { clientFromFlags, type RegistryFlags, withRegistryFlags } from './copy.ts';
+import { clientFromFlags, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
  * `pare login HOST -u USER --password-stdin`: checks the credentials against the registry (as `docker login` does)

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
+import { localRef, parseLocalTransport } from '../../layout/index.ts';
 import type { TransportReference } from '../../registry/index.ts';
-import { type CopyFlags, copyAndPrint, registryArg, transportArg, withRegistryFlags } from './copy.ts';
+import { parseImageArgument } from '../reference.ts';
+import { withRegistryFlags } from '../registry-flags.ts';
+import { type CopyFlags, copyAndPrint } from '../transfer.ts';
 
 /**
  * `pare pull HOST/REPO[:TAG|@DIGEST] DST`: downloads an image into an OCI layout (a plain path is a layout directory)
- * or archive. Like `docker pull`, an index is narrowed to this host's platform (or `--platform`); `--all` keeps the
- * whole index. Every blob is verified before it is stored; prints the stored digest.
+ * or archive. Like `docker pull`, an index is narrowed to this host's platform (or `--platform`), with a note on
+ * stderr; `--all` keeps the whole index. Every blob is verified before it is stored; prints the stored digest.
  */
 export function register(program: Command): void {
   withRegistryFlags(
@@ -18,15 +21,18 @@ export function register(program: Command): void {
       .option('--all', 'keep every platform of an index', false)
       .option('--platform <os/arch[/variant]>', 'the image to take from an index (default: this host)'),
   ).action(async (src: string, dst: string, opts: CopyFlags) => {
-    const from = registryArg(src);
-    let to: TransportReference;
-    if (/^(oci|oci-archive|docker-archive):/.test(dst)) to = await transportArg(dst);
-    else if (dst.startsWith('docker://'))
+    const from = await parseImageArgument(src);
+    if (from.transport !== 'docker')
+      throw new UsageError(
+        'USAGE',
+        `cannot pull ${JSON.stringify(src)}: it is a local image; pull takes a registry image (HOST[:PORT]/REPO[:TAG]); use pare copy`,
+      );
+    if (dst.startsWith('docker://'))
       throw new UsageError(
         'USAGE',
         `cannot pull into ${JSON.stringify(dst)}: it is a registry; use pare copy`,
       );
-    else to = await transportArg(`oci:${dst}`);
-    await copyAndPrint({ transport: 'docker', ref: from }, to, opts);
+    const to: TransportReference = parseLocalTransport(dst) ?? localRef('oci', dst, dst);
+    await copyAndPrint(src, from, to, opts);
   });
 }

@@ -1,31 +1,30 @@
 import type { Command } from 'commander';
-import { listReferrers, resolveDigest } from '../../registry/index.ts';
-import { clientFromFlags, type RegistryFlags, registryArg, withRegistryFlags } from './copy.ts';
+import { openReference } from '../reference.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
- * `pare referrers HOST/REPO[:TAG|@DIGEST]`: lists the artifacts (signatures, SBOMs, attestations) that refer to the
- * image, through the OCI 1.1 referrers API or, where the registry lacks it, the `sha256-<hex>` tag index. One line per
- * referrer (`digest artifactType size`), or the OCI index with `--json`.
+ * `pare referrers REF`: lists the artifacts (signatures, SBOMs, attestations) that refer to an image in a registry
+ * (the OCI 1.1 referrers API or, where the registry lacks it, the `sha256-<hex>` tag index) or an OCI layout (the
+ * tag index). One line per referrer (`digest artifactType size`), or the OCI index with `--json`.
  */
 export function register(program: Command): void {
   withRegistryFlags(
     program
       .command('referrers')
       .description('list the artifacts that refer to an image (OCI 1.1 referrers)')
-      .argument('<reference>', 'HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// optional)')
+      .argument(
+        '<reference>',
+        'HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// optional), oci:DIR[:TAG] or a layout directory',
+      )
       .option('--artifact-type <type>', 'only referrers of this artifact type')
       .option('--json', 'print the referrers as an OCI image index', false),
   ).action(async (reference: string, opts: RegistryFlags & { artifactType?: string; json: boolean }) => {
-    const ref = registryArg(reference);
-    const client = clientFromFlags({ ...opts, quiet: true });
+    const client = lazyClient({ ...opts, quiet: true });
     try {
-      const subject = ref.digest ?? (await resolveDigest(client, ref));
-      const r = await listReferrers(
-        client,
-        ref,
-        subject,
-        opts.artifactType ? { artifactType: opts.artifactType } : {},
-      );
+      const opened = await openReference(reference, client);
+      const store = await opened.store('list referrers of');
+      const all = await store.listReferrers((await opened.subject()).digest);
+      const r = { manifests: all.filter((d) => !opts.artifactType || d.artifactType === opts.artifactType) };
       if (opts.json) {
         const index = {
           schemaVersion: 2,

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../../errors.ts';
-import { parsePlatform } from '../../oci/index.ts';
 import {
   type HardenedPrintTarget,
   openRunSource,
@@ -11,17 +10,26 @@ import {
   parseVolume,
   prepareRun,
   printHardened,
+  type RunSource,
   resolveSourceUser,
   runnableReference,
   startSandbox,
 } from '../../run/index.ts';
+import { openReference } from '../reference.ts';
+import {
+  collect,
+  lazyClient,
+  platformFlag,
+  type RegistryFlags,
+  withRegistryFlags,
+} from '../registry-flags.ts';
 
 /**
  * `pare run IMAGE [-- CMD…]`: run an image in the bubblewrap sandbox (src/run), or `--print docker|podman|kubernetes`
  * the same hardening for another runtime. Only argument handling and output live here.
  */
 
-export interface RunCommandOptions {
+export interface RunCommandOptions extends Partial<RegistryFlags> {
   readonly user?: string;
   readonly entrypoint?: string;
   readonly env: string[];
@@ -62,17 +70,32 @@ export async function runCommand(
   o: RunCommandOptions,
   io: RunCommandIo,
 ): Promise<number> {
-  let platform: ReturnType<typeof parsePlatform> | undefined;
-  if (o.platform) {
-    try {
-      platform = parsePlatform(o.platform);
-    } catch (e) {
-      throw new UsageError('USAGE', (e as Error).message, { cause: e });
-    }
-  }
+  const platform = platformFlag(o.platform);
   const tmpSize = o.tmpSize ? parseSize(o.tmpSize) : undefined;
-  const source = await openRunSource(image, platform ? { platform } : {});
+  const client = lazyClient({ ...o, quiet: true });
+  try {
+    let remote = false;
+    const source = await openRunSource(image, async (ref) => {
+      const opened = await openReference(ref, client, { note: (s) => io.stderr(`${s}\n`) });
+      remote = opened.reference.transport === 'docker';
+      return opened.image(platform);
+    });
+    return await runSource(image, cmd, o, io, tmpSize, source, remote);
+  } finally {
+    await client.close();
+  }
+}
 
+/** Prints or runs an opened source; `remote` when it came from a registry (its name is pullable as it is). */
+async function runSource(
+  image: string,
+  cmd: readonly string[],
+  o: RunCommandOptions,
+  io: RunCommandIo,
+  tmpSize: number | undefined,
+  source: RunSource,
+  remote: boolean,
+): Promise<number> {
   if (o.print) {
     const explicit = o.image ?? o.ref;
     if (source.kind === 'rootfs' && !explicit) {
@@ -87,7 +110,7 @@ export async function runCommand(
       image,
       explicit,
       source.kind === 'image' ? await source.image.digest() : undefined,
-      { local: true },
+      { local: !remote },
     );
     const result = printHardened(o.print, {
       reference,
@@ -150,68 +173,67 @@ export async function runCommand(
   }
 }
 
-const collect = (v: string, acc: string[]) => [...acc, v];
-
 /** Registers `pare run`. */
 export function register(program: Command): void {
-  program
-    .command('run')
-    .description(
-      'run an image in a hardened bubblewrap sandbox (read-only root, no capabilities, seccomp, no network), or print the same hardening for docker, podman or Kubernetes',
-    )
-    .argument(
-      '<image>',
-      'oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:tag], a layout or archive path, or an unpacked rootfs directory',
-    )
-    .argument('[command...]', 'command and arguments after "--"; replace the image Cmd')
-    .option(
-      '-u, --user <user[:group]>',
-      'user to run as, names resolved in the image (default: the image User, else 65532:65532)',
-    )
-    .option('--entrypoint <path>', 'replace the image Entrypoint (and clear its Cmd); "" clears it')
-    .option(
-      '-e, --env <NAME=VALUE>',
-      'set an environment variable (NAME alone copies it from the host); repeatable',
-      collect,
-      [],
-    )
-    .option('-v, --volume <HOST:CONTAINER[:ro]>', 'bind a host path; repeatable', collect, [])
-    .option('-w, --workdir <dir>', 'working directory inside the sandbox')
-    .option('--hostname <name>', 'hostname inside the sandbox (default: pare)')
-    .option('--net', "share the host's network (default: only a private loopback)")
-    .option(
-      '-p, --publish <[IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]>',
-      'publish a port from a private network connected by pasta (Debian package passt), as rootless podman does; repeatable',
-      collect,
-      [],
-    )
-    .option(
-      '--secret <NAME=FILE>',
-      'make FILE readable at /run/secrets/NAME (read-only, owned by the run user, never in the image, environment or cache); repeatable',
-      collect,
-      [],
-    )
-    .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this host)')
-    .addOption(
-      new Option('--print <runtime>', 'print hardened settings instead of running').choices([
-        'docker',
-        'podman',
-        'kubernetes',
-      ]),
-    )
-    .option(
-      '--image <reference>',
-      'with --print: the registry reference the image was pushed to (pinned to the image digest); required for a local image',
-    )
-    .addOption(new Option('--ref <reference>', 'former name of --image').hideHelp())
-    .option('--no-seccomp', 'do not load the seccomp filter (debugging only)')
-    .option('--tmp-size <size>', 'size of the in-memory /tmp, e.g. 64m or 1g (default: 64m)')
-    .option('--cache-dir <dir>', 'rootfs cache (default: $XDG_CACHE_HOME/pare/rootfs)')
-    .action(async (image: string, command: string[], opts: RunCommandOptions) => {
-      const code = await runCommand(image, command, opts, {
-        stdout: (s) => process.stdout.write(s),
-        stderr: (s) => process.stderr.write(s),
-      });
-      process.exitCode = code;
+  withRegistryFlags(
+    program
+      .command('run')
+      .description(
+        'run an image in a hardened bubblewrap sandbox (read-only root, no capabilities, seccomp, no network), or print the same hardening for docker, podman or Kubernetes',
+      )
+      .argument(
+        '<image>',
+        'oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:tag], a layout or archive path, [docker://]HOST/REPO[:TAG], or an unpacked rootfs directory',
+      )
+      .argument('[command...]', 'command and arguments after "--"; replace the image Cmd')
+      .option(
+        '-u, --user <user[:group]>',
+        'user to run as, names resolved in the image (default: the image User, else 65532:65532)',
+      )
+      .option('--entrypoint <path>', 'replace the image Entrypoint (and clear its Cmd); "" clears it')
+      .option(
+        '-e, --env <NAME=VALUE>',
+        'set an environment variable (NAME alone copies it from the host); repeatable',
+        collect,
+        [],
+      )
+      .option('-v, --volume <HOST:CONTAINER[:ro]>', 'bind a host path; repeatable', collect, [])
+      .option('-w, --workdir <dir>', 'working directory inside the sandbox')
+      .option('--hostname <name>', 'hostname inside the sandbox (default: pare)')
+      .option('--net', "share the host's network (default: only a private loopback)")
+      .option(
+        '-p, --publish <[IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]>',
+        'publish a port from a private network connected by pasta (Debian package passt), as rootless podman does; repeatable',
+        collect,
+        [],
+      )
+      .option(
+        '--secret <NAME=FILE>',
+        'make FILE readable at /run/secrets/NAME (read-only, owned by the run user, never in the image, environment or cache); repeatable',
+        collect,
+        [],
+      )
+      .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this host)')
+      .addOption(
+        new Option('--print <runtime>', 'print hardened settings instead of running').choices([
+          'docker',
+          'podman',
+          'kubernetes',
+        ]),
+      )
+      .option(
+        '--image <reference>',
+        'with --print: the registry reference the image was pushed to (pinned to the image digest); required for a local image',
+      )
+      .addOption(new Option('--ref <reference>', 'former name of --image').hideHelp())
+      .option('--no-seccomp', 'do not load the seccomp filter (debugging only)')
+      .option('--tmp-size <size>', 'size of the in-memory /tmp, e.g. 64m or 1g (default: 64m)')
+      .option('--cache-dir <dir>', 'rootfs cache (default: $XDG_CACHE_HOME/pare/rootfs)'),
+  ).action(async (image: string, command: string[], opts: RunCommandOptions) => {
+    const code = await runCommand(image, command, opts, {
+      stdout: (s) => process.stdout.write(s),
+      stderr: (s) => process.stderr.write(s),
     });
+    process.exitCode = code;
+  });
 }

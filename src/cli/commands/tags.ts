@@ -1,19 +1,21 @@
 import type { Command } from 'commander';
-import { listTags } from '../../registry/index.ts';
-import { clientFromFlags, type RegistryFlags, registryArg, withRegistryFlags } from './copy.ts';
+import { openReference } from '../reference.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
-/** `pare tags HOST/REPO`: prints the repository's tags, one per line, as `crane ls` does. */
+/**
+ * `pare tags REPO`: prints the tags of a registry repository (as `crane ls` does) or of an OCI layout, one per line.
+ */
 export function register(program: Command): void {
   withRegistryFlags(
     program
       .command('tags')
-      .description('list the tags of a repository')
-      .argument('<repository>', 'HOST[:PORT]/REPO (docker:// optional)'),
+      .description('list the tags of a repository or OCI layout')
+      .argument('<repository>', 'HOST[:PORT]/REPO (docker:// optional), oci:DIR or a layout directory'),
   ).action(async (repo: string, opts: RegistryFlags) => {
-    const ref = registryArg(repo);
-    const client = clientFromFlags({ ...opts, quiet: true });
+    const client = lazyClient({ ...opts, quiet: true });
     try {
-      for (const t of await listTags(client, ref)) process.stdout.write(`${t}\n`);
+      const r = await openReference(repo, client);
+      for (const t of await r.tags()) process.stdout.write(`${t}\n`);
     } finally {
       await client.close();
     }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { predicateTypeFor, verifyImageAttestations } from '../../attest/index.ts';
-import { type RegistryFlags, withRegistryFlags } from './copy.ts';
-import { openTarget, verifierFromFile } from './sign.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
+import { openTarget, verifierFromFile } from '../signing.ts';
 
 /**
  * `pare verify-attestation REF --key cosign.pub [--type slsaprovenance1|spdxjson|cyclonedx|openvex|URI]`: checks the
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     program
       .command('verify-attestation')
       .description('verify in-toto attestations on an image against a public key')
-      .argument('<reference>', 'HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]')
+      .argument('<reference>', 'HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG] or a layout directory')
       .requiredOption('--key <file>', 'PEM public key (cosign.pub)')
       .option(
         '--type <type>',
@@ -22,8 +22,9 @@ export function register(program: Command): void {
       ),
   ).action(async (reference: string, opts: RegistryFlags & { key: string; type?: string }) => {
     const verifier = await verifierFromFile(opts.key);
-    const t = await openTarget(reference, opts);
+    const client = lazyClient({ ...opts, quiet: true });
     try {
+      const t = await openTarget(reference, client, 'verify attestations of');
       const got = await verifyImageAttestations(
         t.store,
         t.subject.digest,
@@ -33,7 +34,7 @@ export function register(program: Command): void {
       process.stderr.write(`verified ${got.length} attestation(s) on ${t.store.name}@${t.subject.digest}\n`);
       for (const v of got) process.stdout.write(`${new TextDecoder().decode(v.payload)}\n`);
     } finally {
-      await t.close();
+      await client.close();
     }
   });
 }

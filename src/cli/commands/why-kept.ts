@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
-import { imageToTree, selectImage } from '../../oci/index.ts';
+import { type Image, imageToTree } from '../../oci/index.ts';
 import {
   formatWhyKept,
   parseSliceReport,
@@ -12,12 +12,20 @@ import {
   sliceTree,
 } from '../../slice/index.ts';
 import { printJson } from '../format.ts';
-import { openArtifact } from './inspect.ts';
+import { openReference } from '../reference.ts';
+import {
+  collect,
+  lazyClient,
+  platformFlag,
+  type RegistryFlags,
+  withRegistryFlags,
+} from '../registry-flags.ts';
 
 /** The file name a build stores its slice report under (next to the project or the layout). */
 export const SLICE_REPORT_FILE = 'slice-report.json';
 
-interface Opts {
+interface Opts extends Partial<RegistryFlags> {
+  platform?: string;
   report?: string;
   entrypoint?: string;
   cmd?: string[];
@@ -27,8 +35,6 @@ interface Opts {
   locale?: string[];
   json?: boolean;
 }
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 async function isDir(p: string): Promise<boolean> {
   try {
@@ -68,7 +74,17 @@ async function reportFor(source: string, o: Opts): Promise<SliceReport> {
         `cannot explain: ${JSON.stringify(source)} has no ${SLICE_REPORT_FILE} yet; run pare build there first, or name an image`,
       );
   }
-  const image = await selectImage(await openArtifact(source));
+  const platform = platformFlag(o.platform);
+  const client = lazyClient({ ...o, quiet: true });
+  try {
+    return await sliceImage(await (await openReference(source, client)).image(platform), o);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Slices `image` again from its own Entrypoint/Cmd/Env/WorkingDir, or the roots the options name. */
+async function sliceImage(image: Image, o: Opts): Promise<SliceReport> {
   const config = (await image.config()).config ?? {};
   const options: SliceOptions = {
     ...(o.entrypoint !== undefined
@@ -86,45 +102,43 @@ async function reportFor(source: string, o: Opts): Promise<SliceReport> {
 
 /** `pare why-kept PATH [SOURCE]`: the chain of reasons from a root (entrypoint, executable, glob) to a kept file. */
 export function register(program: Command): void {
-  program
-    .command('why-kept')
-    .description(
-      'explain why a file is in a sliced image: the chain from a root (entrypoint, executable, keep glob, probe) to it',
-    )
-    .argument('<path>', 'absolute path inside the image')
-    .argument(
-      '[source]',
-      `a project or layout directory with ${SLICE_REPORT_FILE}, a report file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE)`,
-      '.',
-    )
-    .option('--report <file>', 'read this slice report')
-    .option('--entrypoint <cmd>', "slice an image from this command instead of the image's Entrypoint")
-    .option('--cmd <arg>', 'an argument (repeatable), replaces the Cmd', collect)
-    .option('--executable <name>', 'another root program (repeatable)', collect)
-    .option('--keep <glob>', 'a path glob to keep (repeatable)', collect)
-    .option('--locale <name>', 'a locale to keep (repeatable)', collect)
-    .option('--shell', 'keep shells and package-manager tooling')
-    .option('--json', 'print the reasons as JSON')
-    .action(async (path: string, source: string, o: Opts) => {
-      if (!path.startsWith('/'))
-        throw new UsageError(
-          'USAGE',
-          `cannot explain ${JSON.stringify(path)}: want an absolute path in the image`,
-        );
-      const report = await reportFor(source, o);
-      if (o.json) {
-        const chain: { path: string; why: string; from?: string; detail?: string }[] = [];
-        const seen = new Set<string>();
-        for (
-          let p: string | undefined = path;
-          p && report.kept[p] && !seen.has(p);
-          p = report.kept[p]!.from
-        ) {
-          seen.add(p);
-          chain.push({ path: p, ...report.kept[p]! });
-        }
-        printJson({ path, kept: chain.length > 0, chain });
-      } else process.stdout.write(formatWhyKept(report, path));
-      if (!report.kept[path] && !formatWhyKept(report, path).includes('←')) process.exitCode = 1;
-    });
+  withRegistryFlags(
+    program
+      .command('why-kept')
+      .description(
+        'explain why a file is in a sliced image: the chain from a root (entrypoint, executable, keep glob, probe) to it',
+      )
+      .argument('<path>', 'absolute path inside the image')
+      .argument(
+        '[source]',
+        `a project or layout directory with ${SLICE_REPORT_FILE}, a report file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, [docker://]HOST/REPO[:TAG])`,
+        '.',
+      )
+      .option('--report <file>', 'read this slice report')
+      .option('--entrypoint <cmd>', "slice an image from this command instead of the image's Entrypoint")
+      .option('--cmd <arg>', 'an argument (repeatable), replaces the Cmd', collect)
+      .option('--executable <name>', 'another root program (repeatable)', collect)
+      .option('--keep <glob>', 'a path glob to keep (repeatable)', collect)
+      .option('--locale <name>', 'a locale to keep (repeatable)', collect)
+      .option('--shell', 'keep shells and package-manager tooling')
+      .option('--platform <os/arch[/variant]>', 'the image of an index to slice (default: this host)')
+      .option('--json', 'print the reasons as JSON'),
+  ).action(async (path: string, source: string, o: Opts) => {
+    if (!path.startsWith('/'))
+      throw new UsageError(
+        'USAGE',
+        `cannot explain ${JSON.stringify(path)}: want an absolute path in the image`,
+      );
+    const report = await reportFor(source, o);
+    if (o.json) {
+      const chain: { path: string; why: string; from?: string; detail?: string }[] = [];
+      const seen = new Set<string>();
+      for (let p: string | undefined = path; p && report.kept[p] && !seen.has(p); p = report.kept[p]!.from) {
+        seen.add(p);
+        chain.push({ path: p, ...report.kept[p]! });
+      }
+      printJson({ path, kept: chain.length > 0, chain });
+    } else process.stdout.write(formatWhyKept(report, path));
+    if (!report.kept[path] && !formatWhyKept(report, path).includes('←')) process.exitCode = 1;
+  });
 }

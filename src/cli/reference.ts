@@ -1,0 +1,208 @@
+import { stat } from 'node:fs/promises';
+import { type ArtifactStore, layoutStore, registryStore } from '../attest/index.ts';
+import { isRegistryError, OciError, UsageError } from '../errors.ts';
+import { formatLocalRef, type LocalRef, localTags, readLocal, splitPathAndTag } from '../layout/index.ts';
+import {
+  type Artifact,
+  type Descriptor,
+  formatPlatform,
+  type Image,
+  type Platform,
+  platformMatches,
+  selectImage,
+} from '../oci/index.ts';
+import {
+  formatReference,
+  type ImageReference,
+  listTags,
+  parseReference,
+  parseTransportReference,
+  pull,
+  type TransportReference,
+} from '../registry/index.ts';
+import type { LazyClient } from './registry-flags.ts';
+
+/**
+ * The one way every command turns an image argument into something it can read: `openReference(arg, client)`.
+ *
+ * Forms (containers-transports(5) plus what docker and crane users type):
+ * - `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, or the same without `docker://`;
+ * - `oci:DIR[:TAG|@DIGEST]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`;
+ * - a bare path: a directory is an OCI layout, a file an archive (`PATH:TAG` picks a tag). A path that exists wins
+ *   over a registry reference of the same spelling (`localhost/app` as a directory is a directory).
+ */
+
+/** An image argument, parsed and opened lazily: nothing is read until a method asks. */
+export interface OpenedReference {
+  /** The argument as given. */
+  readonly input: string;
+  readonly reference: TransportReference;
+  /** For messages: `HOST/REPO:TAG` or `oci:DIR:TAG`. */
+  readonly name: string;
+  /** The image or index the reference names. */
+  artifact(): Promise<Artifact>;
+  /** The descriptor of that manifest (what signatures and referrers refer to). */
+  subject(): Promise<Descriptor>;
+  /**
+   * The one image to read: the image itself, or the index's image for `platform` (default: this host's), with a
+   * note on stderr that the index was narrowed. With `platform` and a single image of another platform: an error.
+   */
+  image(platform?: Platform): Promise<Image>;
+  /** The tags of the repository, layout or archive. */
+  tags(): Promise<string[]>;
+  /** Where signatures and referrers of this image are read and written; `verb` is for the refusal of archives. */
+  store(verb: string): Promise<ArtifactStore>;
+}
+
+export interface OpenReferenceOptions {
+  /** Where notes (an index narrowed to one platform) go; default stderr. */
+  readonly note?: (line: string) => void;
+}
+
+function displayName(t: TransportReference): string {
+  return t.transport === 'docker' ? formatReference(t.ref) : formatLocalRef(t);
+}
+
+/** Runs a parser and turns a bad registry reference into a UsageError (exit 2: nothing was done). */
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isRegistryError(e, 'REGISTRY_REFERENCE'))
+      throw new UsageError('INPUT_INVALID', e.message, { cause: e });
+    throw e;
+  }
+}
+
+const FORMS = 'oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or [docker://]HOST[:PORT]/REPO[:TAG]';
+
+async function local(path: string, tag: string | undefined): Promise<LocalRef | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return undefined;
+  const transport = st.isDirectory() ? 'oci' : 'oci-archive';
+  return tag === undefined ? { transport, path } : { transport, path, tag };
+}
+
+/**
+ * Returns the transport reference an image argument names (see the module comment). Throws INPUT_INVALID for a
+ * malformed reference and INPUT_NOT_FOUND for a bare name that is neither a path nor a registry reference.
+ */
+export async function parseImageArgument(input: string): Promise<TransportReference> {
+  if (
+    input.startsWith('docker://') ||
+    /^[a-z][a-z0-9+.-]*:\/\//.test(input) ||
+    /^(oci|oci-archive|docker-archive):/.test(input)
+  )
+    return asUsage(() => parseTransportReference(input));
+  const whole = await local(input, undefined);
+  if (whole) return whole;
+  const { path, tag } = splitPathAndTag(input);
+  if (tag !== undefined) {
+    const withTag = await local(path, tag);
+    if (withTag) return withTag;
+  }
+  if (/^\.{0,2}\//.test(input))
+    throw new UsageError(
+      'INPUT_NOT_FOUND',
+      `cannot open image ${JSON.stringify(input)}: no such file or directory (write ${FORMS})`,
+    );
+  try {
+    return { transport: 'docker', ref: parseReference(input) };
+  } catch (e) {
+    if (!isRegistryError(e, 'REGISTRY_REFERENCE')) throw e;
+    const why = e.message.replace(/^cannot parse image reference "[^"]*": /, '');
+    throw new UsageError(
+      'INPUT_NOT_FOUND',
+      `cannot open image ${JSON.stringify(input)}: no such file or directory, and not a registry reference (${why}); write ${FORMS}`,
+      { cause: e },
+    );
+  }
+}
+
+/** Returns the registry reference an argument names (`docker://` optional); local forms are a usage error. */
+export function registryArg(input: string, what = 'a registry repository'): ImageReference {
+  const t = asUsage(() => parseTransportReference(input));
+  if (t.transport !== 'docker')
+    throw new UsageError(
+      'USAGE',
+      `cannot use ${JSON.stringify(input)} here: want ${what} (HOST[:PORT]/REPO[:TAG])`,
+    );
+  return t.ref;
+}
+
+/** Opens an image argument; `client` is used (and made) only for registry references. */
+export async function openReference(
+  input: string,
+  client: LazyClient,
+  options: OpenReferenceOptions = {},
+): Promise<OpenedReference> {
+  const reference = await parseImageArgument(input);
+  return openTransport(input, reference, client, options);
+}
+
+/** Opens an already parsed transport reference (see openReference). */
+export function openTransport(
+  input: string,
+  reference: TransportReference,
+  client: LazyClient,
+  options: OpenReferenceOptions = {},
+): OpenedReference {
+  const name = displayName(reference);
+  const note = options.note ?? ((s: string) => process.stderr.write(`${s}\n`));
+  let artifact: Promise<Artifact> | undefined;
+  const open = () => {
+    artifact ??= reference.transport === 'docker' ? pull(client.get(), reference.ref) : readLocal(reference);
+    return artifact;
+  };
+  const opened: OpenedReference = {
+    input,
+    reference,
+    name,
+    artifact: open,
+    async subject() {
+      const a = await open();
+      const top = a.kind === 'image' ? a.image : a.index;
+      const [mediaType, digest, raw] = await Promise.all([top.mediaType(), top.digest(), top.rawManifest()]);
+      return { mediaType, digest, size: raw.length };
+    },
+    async image(platform) {
+      const a = await open();
+      if (a.kind === 'image') {
+        if (platform) {
+          const c = await a.image.config();
+          const got: Platform = {
+            os: c.os,
+            architecture: c.architecture,
+            ...(c.variant ? { variant: c.variant } : {}),
+          };
+          if (!platformMatches(platform, got))
+            throw new OciError(
+              'OCI_PLATFORM_NOT_FOUND',
+              `cannot find an image for ${formatPlatform(platform)} in ${JSON.stringify(name)}: it is a single ${formatPlatform(got)} image`,
+            );
+        }
+        return a.image;
+      }
+      const image = await selectImage(a, platform);
+      const count = (await a.index.manifest()).manifests.length;
+      const c = await image.config();
+      note(
+        `pare: note: ${name} is an index of ${count} manifests; using ${formatPlatform(c)} (${await image.digest()})${platform ? '' : '; --platform picks another'}`,
+      );
+      return image;
+    },
+    async tags() {
+      if (reference.transport === 'docker') return listTags(client.get(), reference.ref);
+      return localTags(reference);
+    },
+    async store(verb) {
+      if (reference.transport === 'docker') return registryStore(client.get(), reference.ref);
+      if (reference.transport === 'oci') return layoutStore(reference.path);
+      throw new UsageError(
+        'USAGE',
+        `cannot ${verb} ${JSON.stringify(input)}: an archive holds no signatures or referrers; copy it into a layout first (pare copy ${input} oci:DIR) and use oci:DIR`,
+      );
+    },
+  };
+  return opened;
+}

@@ -1,0 +1,122 @@
+import type { Command } from 'commander';
+import { UsageError } from '../errors.ts';
+import { type Platform, parsePlatform } from '../oci/index.ts';
+import { type BlobProgress, RegistryClient } from '../registry/index.ts';
+import { formatBytes } from './format.ts';
+
+/**
+ * The flags every command that may reach a registry shares (--ca-file, --insecure-registry, --retries, --timeout,
+ * --quiet), the client made from them, the blob progress display, and `--platform`.
+ */
+
+export interface RegistryFlags {
+  readonly caFile: string[];
+  readonly insecureRegistry: string[];
+  readonly retries?: string;
+  readonly timeout?: string;
+  readonly quiet?: boolean;
+}
+
+/** commander's accumulator for repeatable options. */
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+/** Adds --ca-file, --insecure-registry, --retries, --timeout and --quiet to a command. */
+export function withRegistryFlags(cmd: Command): Command {
+  return cmd
+    .option('--ca-file <file>', 'trust this PEM CA certificate too (repeatable)', collect, [])
+    .option(
+      '--insecure-registry <host[:port]>',
+      'allow plain HTTP and unverified TLS for this registry (repeatable; loopback is always allowed HTTP)',
+      collect,
+      [],
+    )
+    .option('--retries <n>', 'retries for network errors, 429 and 5xx', '4')
+    .option('--timeout <seconds>', 'connect/response timeout and longest pause in a transfer', '60')
+    .option('-q, --quiet', 'no progress on stderr', false);
+}
+
+function wholeNumber(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError('USAGE', `cannot use ${name} ${JSON.stringify(v)}: want a whole number`);
+  return n;
+}
+
+/**
+ * Returns a progress sink drawing one line per blob on stderr: on a terminal a live line for the blobs in flight
+ * (redrawn at most every 100 ms), elsewhere one line when each blob finishes.
+ */
+export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e: BlobProgress) => void {
+  const live = new Map<string, BlobProgress>();
+  let last = 0;
+  const tty = stream.isTTY === true;
+  const short = (d: string) => d.slice(7, 19);
+  return (e) => {
+    const verb = e.direction === 'push' ? 'pushed' : 'pulled';
+    if (e.state === 'exists' || e.state === 'mounted' || e.state === 'done') {
+      live.delete(e.digest);
+      const what = e.state === 'exists' ? 'already there' : e.state === 'mounted' ? 'mounted' : verb;
+      const line = `${short(e.digest)}: ${what}${e.total !== undefined ? ` (${formatBytes(e.total)})` : ''}`;
+      stream.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+      return;
+    }
+    live.set(e.digest, e);
+    const now = Date.now();
+    if (!tty || now - last < 100) return;
+    last = now;
+    const parts = [...live.values()].map(
+      (p) => `${short(p.digest)} ${formatBytes(p.bytes)}${p.total ? `/${formatBytes(p.total)}` : ''}`,
+    );
+    stream.write(`\r\x1b[K${parts.join('  ').slice(0, (stream.columns ?? 100) - 1)}`);
+  };
+}
+
+/** Returns a client configured from the shared flags (defaults when a command has none of them). */
+export function clientFromFlags(flags: Partial<RegistryFlags> = {}): RegistryClient {
+  return new RegistryClient({
+    caFile: flags.caFile ?? [],
+    insecureHosts: [
+      ...(flags.insecureRegistry ?? []),
+      ...(process.env.PARE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean),
+    ],
+    retries: wholeNumber('--retries', flags.retries, 4),
+    timeoutMs: wholeNumber('--timeout', flags.timeout, 60) * 1000,
+    userAgent: 'pare',
+    ...(flags.quiet ? {} : { onProgress: progressPrinter() }),
+  });
+}
+
+/** A registry client made on first use (local references never make one), closed once. */
+export interface LazyClient {
+  get(): RegistryClient;
+  close(): Promise<void>;
+}
+
+/** Returns a LazyClient configured from the shared flags. */
+export function lazyClient(flags: Partial<RegistryFlags> = {}): LazyClient {
+  let client: RegistryClient | undefined;
+  return {
+    get: () => {
+      client ??= clientFromFlags(flags);
+      return client;
+    },
+    close: async () => {
+      const c = client;
+      client = undefined;
+      await c?.close();
+    },
+  };
+}
+
+/** Returns the platform of `--platform`, or undefined; a bad value is a usage error. */
+export function platformFlag(v: string | undefined): Platform | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parsePlatform(v);
+  } catch (e) {
+    throw new UsageError('USAGE', (e as Error).message, { cause: e });
+  }
+}
