@@ -9,6 +9,8 @@ export {
   verifyDsseBundle,
   verifyMessageBundle,
 } from './bundle.ts';
+export type { CopiedReferrer } from './copy.ts';
+export { copyReferrers, MAX_REFERRER_BLOB_BYTES } from './copy.ts';
 export type { LegacyLayer } from './cosign.ts';
 export { COSIGN_SIGN_PREDICATE, legacyTag, simpleSigningPayload } from './cosign.ts';
 export type { Envelope, EnvelopeSignature } from './dsse.ts';

@@ -5,7 +5,8 @@ import { type CopyFlags, copyAndPrint } from '../transfer.ts';
 
 /**
  * `pare copy SRC DST`: any transport to any (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`, a bare path or
- * `HOST/REPO:TAG`), like `skopeo copy`; an index is narrowed to one platform unless `--all`, and says so on stderr.
+ * `HOST/REPO:TAG`), like `skopeo copy`; an index is narrowed to one platform unless `--all`, and says so on stderr. The image's referrers (signatures,
+ * attestations, SBOMs: OCI 1.1 referrers and cosign v2 tags) are copied too unless `--no-referrers`.
  */
 export function register(program: Command): void {
   withRegistryFlags(
@@ -22,8 +23,9 @@ export function register(program: Command): void {
         '--platform <os/arch[/variant]>',
         'the image to take from an index without --all (default: this host)',
       )
-      .option('--tag <tag>', 'also tag the copy with this (registry destinations; repeatable)', collect, []),
+      .option('--tag <tag>', 'also tag the copy with this (registry destinations; repeatable)', collect, [])
+      .option('--no-referrers', 'do not copy the signatures, attestations and SBOMs that refer to the image'),
   ).action(async (src: string, dst: string, opts: CopyFlags) =>
-    copyAndPrint(src, await parseImageArgument(src), await parseImageArgument(dst), opts),
+    copyAndPrint(src, await parseImageArgument(src), dst, await parseImageArgument(dst), opts),
   );
 }

@@ -9,7 +9,8 @@ import { type CopyFlags, copyAndPrint } from '../transfer.ts';
 /**
  * `pare pull HOST/REPO[:TAG|@DIGEST] DST`: downloads an image into an OCI layout (a plain path is a layout directory)
  * or archive. Like `docker pull`, an index is narrowed to this host's platform (or `--platform`), with a note on
- * stderr; `--all` keeps the whole index. Every blob is verified before it is stored; prints the stored digest.
+ * stderr; `--all` keeps the whole index. Every blob is verified before it is stored; the image's referrers come along into a layout unless
+ * `--no-referrers`; prints the stored digest.
  */
 export function register(program: Command): void {
   withRegistryFlags(
@@ -19,7 +20,8 @@ export function register(program: Command): void {
       .argument('<src>', 'HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// optional)')
       .argument('<dst>', 'DIR[:TAG] or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]')
       .option('--all', 'keep every platform of an index', false)
-      .option('--platform <os/arch[/variant]>', 'the image to take from an index (default: this host)'),
+      .option('--platform <os/arch[/variant]>', 'the image to take from an index (default: this host)')
+      .option('--no-referrers', 'do not copy the signatures, attestations and SBOMs that refer to the image'),
   ).action(async (src: string, dst: string, opts: CopyFlags) => {
     const from = await parseImageArgument(src);
     if (from.transport !== 'docker')
@@ -33,6 +35,6 @@ export function register(program: Command): void {
         `cannot pull into ${JSON.stringify(dst)}: it is a registry; use pare copy`,
       );
     const to: TransportReference = parseLocalTransport(dst) ?? localRef('oci', dst, dst);
-    await copyAndPrint(src, from, to, opts);
+    await copyAndPrint(src, from, dst, to, opts);
   });
 }

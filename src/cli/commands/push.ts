@@ -6,7 +6,8 @@ import { type CopyFlags, copyAndPrint } from '../transfer.ts';
 
 /**
  * `pare push SRC HOST/REPO[:TAG]`: uploads a local image or index (OCI layout, oci-archive, docker-archive) to a
- * registry — every platform of an index unless `--platform` picks one — and prints the pushed digest.
+ * registry — every platform of an index unless `--platform` picks one — with its signatures, attestations and SBOMs
+ * (unless `--no-referrers`), and prints the pushed digest.
  */
 export function register(program: Command): void {
   withRegistryFlags(
@@ -16,7 +17,8 @@ export function register(program: Command): void {
       .argument('<src>', 'oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or a layout directory')
       .argument('<dst>', 'HOST[:PORT]/REPO[:TAG] (docker:// optional)')
       .option('--platform <os/arch[/variant]>', 'push only this image of an index')
-      .option('--tag <tag>', 'also tag the pushed manifest with this (repeatable)', collect, []),
+      .option('--tag <tag>', 'also tag the pushed manifest with this (repeatable)', collect, [])
+      .option('--no-referrers', 'do not copy the signatures, attestations and SBOMs that refer to the image'),
   ).action(async (src: string, dst: string, opts: Omit<CopyFlags, 'all'>) => {
     const from = await parseImageArgument(src);
     if (from.transport === 'docker')
@@ -29,6 +31,7 @@ export function register(program: Command): void {
     await copyAndPrint(
       src,
       from,
+      dst,
       { transport: 'docker', ref: to },
       { ...opts, all: opts.platform === undefined },
     );
