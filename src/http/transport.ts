@@ -272,36 +272,142 @@ export class HttpTransport {
       return { ...w, url: url.href };
     }
     const dispatcher = await this.#dispatcher(mode, url, proxy);
-    let r: Dispatcher.ResponseData;
     try {
-      r = await dispatcher.request({
+      return await dispatchUnpaused(dispatcher, url, init, signal);
+    } catch (e) {
+      throw proxy ? viaProxy(e, proxy) : e;
+    }
+  }
+}
+
+/**
+ * Bodies read through undici are held, unread, up to this many bytes; beyond it the request fails (HTTP_BODY_UNREAD).
+ * Only small bodies travel this way (manifests ≤ 4 MiB, configs ≤ 16 MiB, tokens, tag lists, error bodies): every
+ * big one is a wire.ts GET.
+ */
+const MAX_UNREAD = 64 << 20;
+
+/**
+ * Sends a request through undici's public `dispatch` with a handler that never pauses the connection: undici 7 throws
+ * an uncatchable `assert(!this.paused)` when a server closes the connection (HTTP/1.0, close-delimited body) while the
+ * parser is paused under backpressure (nodejs/undici#5360). Chunks queue here until the caller reads them, bounded by
+ * MAX_UNREAD.
+ */
+function dispatchUnpaused(
+  dispatcher: Dispatcher,
+  url: URL,
+  init: HttpRequest,
+  signal: AbortSignal,
+): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let started = false;
+    const queue: Buffer[] = [];
+    let unread = 0;
+    let ended = false;
+    let failed: Error | undefined;
+    let wake: (() => void) | undefined;
+    const onAbort = () => {
+      const reason = signal.reason instanceof Error ? signal.reason : new Error('request aborted');
+      controller?.abort(reason);
+      if (!controller) fail(reason);
+    };
+    const fail = (e: Error) => {
+      signal.removeEventListener('abort', onAbort);
+      if (!started) reject(e);
+      else {
+        failed ??= e;
+        wake?.();
+      }
+    };
+    const body: AsyncIterable<Uint8Array> = {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            const c = queue.shift();
+            if (c) {
+              unread -= c.length;
+              yield c;
+              continue;
+            }
+            if (failed) throw failed;
+            if (ended) return;
+            await new Promise<void>((r) => {
+              wake = r;
+            });
+            wake = undefined;
+          }
+        } finally {
+          if (!ended && !failed)
+            controller?.abort(Object.assign(new Error('response cancelled'), { code: 'ABORT_ERR' }));
+        }
+      },
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    dispatcher.dispatch(
+      {
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method: init.method,
         headers: init.headers,
         body: init.body ?? null,
-        signal,
-      });
-    } catch (e) {
-      throw proxy ? viaProxy(e, proxy) : e;
-    }
-    const h = r.headers;
-    return {
-      status: r.statusCode,
-      statusText: STATUS_CODES[r.statusCode] ?? '',
-      headers: {
-        get: (name: string) => {
-          const v = h[name.toLowerCase()];
-          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+      {
+        onRequestStart(c) {
+          controller = c;
+        },
+        onResponseStart(_c, statusCode, headers) {
+          started = true;
+          resolve({
+            status: statusCode,
+            statusText: STATUS_CODES[statusCode] ?? '',
+            headers: {
+              get: (name: string) => {
+                const v = headers[name.toLowerCase()];
+                return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+              },
+            },
+            body,
+            cancel: async () => {
+              queue.length = 0;
+              if (!ended && !failed) {
+                failed = Object.assign(new Error('response cancelled'), { code: 'ABORT_ERR' });
+                controller?.abort(failed);
+              }
+            },
+            url: url.href,
+          });
+        },
+        onResponseData(c, chunk) {
+          if (failed) return;
+          unread += chunk.length;
+          if (unread > MAX_UNREAD) {
+            const e = Object.assign(
+              new Error(`response body from ${url.origin} left unread beyond ${MAX_UNREAD} bytes`),
+              { code: 'HTTP_BODY_UNREAD' },
+            );
+            c.abort(e);
+            fail(e);
+            return;
+          }
+          queue.push(chunk);
+          wake?.();
+        },
+        onResponseEnd() {
+          ended = true;
+          signal.removeEventListener('abort', onAbort);
+          wake?.();
+        },
+        onResponseError(_c, e) {
+          fail(e);
         },
       },
-      body: r.body,
-      cancel: async () => {
-        await r.body.dump().catch(() => {});
-      },
-      url: url.href,
-    };
-  }
+    );
+  });
 }
 
 /** Adds "through proxy …" to a failure, keeping its code. */

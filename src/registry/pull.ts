@@ -256,7 +256,8 @@ async function* rawBlobStream(
   let offset = 0;
   client.progress({ ...base, state: 'start', bytes: 0, total: desc.size });
   for (;;) {
-    const got = await requestBlob(client, ref, desc, offset, false);
+    // wire.ts: blobs are big, and it copes with servers that close the connection after the body.
+    const got = await requestBlob(client, ref, desc, offset, true);
     const res = got.res;
     let skip = got.skip;
     const before = offset;
