@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { Readable, type Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { lzma } from '@napi-rs/lzma';
 import { DebianError, isPareError, TarError } from '../errors.ts';
 import { Tree } from '../fstree/index.ts';
 import { readTar, tarToTree } from '../tar/index.ts';
@@ -17,9 +16,11 @@ import { xzDecompress } from './xz.ts';
  * tarball is streamed straight into an FsTree (src/tar refuses `..`, absolute names, links out of the root and writes
  * through symlinked directories); nothing is extracted to disk.
  *
- * gzip and zstd are streamed through node:zlib. @napi-rs/lzma has no streaming API, so an xz/lzma member is read into
- * memory (bounded by its ar size) and decompressed in one call off the main thread; Debian members are at most a few
- * hundred MiB, so this is acceptable.
+ * gzip and zstd are streamed through node:zlib, xz and lzma through the system `xz` (src/debian/xz.ts). The files of
+ * data.tar are held in memory, so decompression is bounded as it runs (DebLimits): a member may not decompress to
+ * more than `dataBytes`, nor to more than `ratio` times the compressed bytes read so far (plus `ratioSlack`), so a
+ * bomb is refused after at most ratioSlack + ratio × its size, never after it has filled memory. Every message names
+ * the package (and version and architecture when known) and the member, never the cache file it was read from.
  */
 
 export type DebCompression = 'none' | 'gzip' | 'xz' | 'zstd' | 'lzma';
@@ -46,12 +47,43 @@ export interface ReadDebOptions {
   readonly expect?: { readonly name?: string; readonly version?: string; readonly architecture?: string };
   /** Stop after control.tar: the result's tree is empty (for reading a package's relations without its files). */
   readonly controlOnly?: boolean;
+  /** Decompression limits; each field defaults to the DEB_LIMITS one. */
+  readonly limits?: Partial<DebLimits>;
+}
+
+/** Bounds on what a .deb may decompress to (its data.tar is held in memory). */
+export interface DebLimits {
+  /** Most bytes control.tar may decompress to. */
+  readonly controlBytes: number;
+  /** Most bytes data.tar may decompress to. */
+  readonly dataBytes: number;
+  /** Most decompressed bytes per compressed byte read, counted as the member streams (after ratioSlack). */
+  readonly ratio: number;
+  /** Decompressed bytes allowed before the ratio applies (small members of zeros compress very well). */
+  readonly ratioSlack: number;
 }
 
 /** control.tar holds a few KiB of text; 64 MiB (decompressed) bounds a hostile one. */
 export const MAX_CONTROL_TAR = 64 * 1024 * 1024;
-/** Largest decompressed data.tar accepted (the largest Debian packages unpack to a few GiB). */
-export const MAX_DATA_TAR = 16 * 1024 ** 3;
+/**
+ * Largest decompressed data.tar accepted: the whole tree is held in memory. The largest Debian packages unpack to
+ * a few GiB (game and TeX data); an image made from such packages needs the limit raised (limits.dataBytes).
+ */
+export const MAX_DATA_TAR = 4 * 1024 ** 3;
+/**
+ * Most decompressed bytes per compressed byte, past DEB_LIMITS.ratioSlack. Code and text compress 3–10×, tar headers
+ * of tiny files and zero-filled files much better; zeros reach ~1000× with gzip, ~6900× with xz and ~32000× with zstd.
+ * At 200× a bomb is refused after ratioSlack + 200 × its compressed size.
+ */
+export const MAX_DEB_RATIO = 200;
+
+/** Defaults of DebLimits. */
+export const DEB_LIMITS: DebLimits = {
+  controlBytes: MAX_CONTROL_TAR,
+  dataBytes: MAX_DATA_TAR,
+  ratio: MAX_DEB_RATIO,
+  ratioSlack: 16 * 1024 * 1024,
+};
 
 const CONTROL_NAMES: Record<string, DebCompression> = {
   'control.tar': 'none',
@@ -76,7 +108,8 @@ export async function readDeb(
   input: AsyncIterable<Uint8Array>,
   options: ReadDebOptions = {},
 ): Promise<DebPackage> {
-  const source = options.source ?? (options.expect?.name ? `package ${options.expect.name}` : '.deb');
+  const source = options.source ?? debLabel(options.expect) ?? '.deb';
+  const limits: DebLimits = { ...DEB_LIMITS, ...options.limits };
   const bad = (why: string, cause?: unknown) =>
     new DebianError('DEBIAN_DEB_INVALID', `cannot read ${source}: ${why}`, {
       cause,
@@ -104,7 +137,7 @@ export async function readDeb(
       if (stage === 'control') {
         const compression = CONTROL_NAMES[m.name];
         if (compression === undefined) throw bad(`want a control.tar member, got ${JSON.stringify(m.name)}`);
-        control = await readControlTar(m, compression, source, bad);
+        control = await readControlTar(m, compression, source, bad, limits);
         stage = 'data';
         if (options.controlOnly) break;
         continue;
@@ -113,7 +146,7 @@ export async function readDeb(
         const compression = DATA_NAMES[m.name];
         if (compression === undefined) throw bad(`want a data.tar member, got ${JSON.stringify(m.name)}`);
         const pkgName = control?.paragraph.get('Package') ?? options.expect?.name ?? source;
-        data = { tree: await readDataTar(m, compression, source, pkgName), compression };
+        data = { tree: await readDataTar(m, compression, source, pkgName, limits), compression };
         stage = 'done';
         continue;
       }
@@ -152,59 +185,99 @@ export async function readDeb(
   };
 }
 
-/** Reads a .deb file from disk (see readDeb). */
-export function readDebFile(path: string, options: ReadDebOptions = {}): Promise<DebPackage> {
-  return readDeb(createReadStream(path, { highWaterMark: 1 << 20 }), { source: path, ...options });
+/** Returns `package NAME_VERSION_ARCH` (what is known of it) for messages, or undefined without a name. */
+function debLabel(expect: ReadDebOptions['expect']): string | undefined {
+  if (!expect?.name) return undefined;
+  return `package ${[expect.name, expect.version, expect.architecture].filter(Boolean).join('_')}`;
 }
 
-/** Returns the decompressed bytes of an ar member as a stream, refusing more than `limit` bytes of output. */
+/**
+ * Reads a .deb file from disk (see readDeb). Messages name the package from `options.expect` (the file is often a
+ * cache blob whose name means nothing to the user), or the file when nothing is expected.
+ */
+export function readDebFile(path: string, options: ReadDebOptions = {}): Promise<DebPackage> {
+  return readDeb(createReadStream(path, { highWaterMark: 1 << 20 }), {
+    source: debLabel(options.expect) ?? path,
+    ...options,
+  });
+}
+
+/** xz members up to this size are decoded in-process: their output is at most ~7000× (56 MiB), checked after. */
+const SMALL_XZ = 8 * 1024;
+
+/**
+ * Returns the decompressed bytes of an ar member as a stream, refusing (DEBIAN_DEB_LIMIT) more than `limit` bytes
+ * of output or more than `ratio` times the compressed bytes read so far (after `ratioSlack`), and wrapping the
+ * decompressor's own errors (DEBIAN_DEB_INVALID) with `what` (package and member).
+ */
 async function* decompress(
   m: ArMember,
   c: DebCompression,
   limit: number,
+  limits: DebLimits,
   what: string,
 ): AsyncGenerator<Uint8Array> {
+  // Compressed bytes the decoder has taken in: zlib counts its own (bytesWritten), so bytes still queued in front
+  // of it do not raise the allowance.
+  let fed = 0;
+  let consumed = () => fed;
+  const counted = async function* (): AsyncGenerator<Uint8Array> {
+    for await (const chunk of m.body()) {
+      fed += chunk.length;
+      yield chunk;
+    }
+  };
   let total = 0;
-  const over = () =>
-    new DebianError('DEBIAN_DEB_LIMIT', `cannot read ${what}: it decompresses to more than ${limit} bytes`, {
-      path: what,
-    });
-  if (c === 'xz') {
-    for await (const chunk of xzDecompress(m.body(), what, { small: limit === MAX_CONTROL_TAR })) {
-      total += chunk.length;
-      if (total > limit) throw over();
+  const check = (n: number) => {
+    total += n;
+    if (total > limit)
+      throw new DebianError(
+        'DEBIAN_DEB_LIMIT',
+        `cannot read ${what}: it decompresses to more than ${limit} bytes (the limit)`,
+        { path: what },
+      );
+    if (c !== 'none' && total > limits.ratioSlack + limits.ratio * consumed())
+      throw new DebianError(
+        'DEBIAN_DEB_LIMIT',
+        `cannot read ${what}: ${consumed()} compressed bytes decompress to more than ${total} bytes, over the ${limits.ratio}:1 ratio limit (a decompression bomb?)`,
+        { path: what },
+      );
+  };
+  if (c === 'xz' || c === 'lzma') {
+    const small = m.size <= SMALL_XZ;
+    for await (const chunk of xzDecompress(counted(), what, { small, format: c })) {
+      check(chunk.length);
       yield chunk;
     }
     return;
   }
-  if (c === 'lzma') {
-    const out = await lzma.decompress(await m.bytes());
-    if (out.length > limit) throw over();
-    yield out;
-    return;
-  }
-  let stream: AsyncIterable<Uint8Array> = m.body();
   if (c === 'gzip' || c === 'zstd') {
-    const z: Transform = c === 'gzip' ? createGunzip() : createZstdDecompress();
-    const done = pipeline(Readable.from(m.body()), z).catch((e: unknown) => {
+    const z = c === 'gzip' ? createGunzip() : createZstdDecompress();
+    consumed = () => z.bytesWritten;
+    const done = pipeline(Readable.from(counted()), z).catch((e: unknown) => {
       z.destroy(e as Error);
     });
-    stream = z;
     try {
-      for await (const chunk of stream) {
-        total += (chunk as Uint8Array).length;
-        if (total > limit) throw over();
+      for await (const chunk of z) {
+        check((chunk as Uint8Array).length);
         yield chunk as Uint8Array;
       }
+    } catch (e) {
+      if (isPareError(e)) throw e;
+      // zlib's and zstd's own words ("incorrect header check", "Frame requires too much memory for decoding").
+      throw new DebianError(
+        'DEBIAN_DEB_INVALID',
+        `cannot decompress ${what}: ${c === 'gzip' ? 'gzip' : 'zstd'} says ${(e as Error).message}`,
+        { cause: e, path: what },
+      );
     } finally {
       z.destroy();
       await done;
     }
     return;
   }
-  for await (const chunk of stream) {
-    total += chunk.length;
-    if (total > limit) throw over();
+  for await (const chunk of counted()) {
+    check(chunk.length);
     yield chunk;
   }
 }
@@ -214,9 +287,12 @@ async function readControlTar(
   compression: DebCompression,
   source: string,
   bad: (why: string, cause?: unknown) => DebianError,
+  limits: DebLimits,
 ): Promise<{ paragraph: Paragraph; files: Map<string, Uint8Array>; compression: DebCompression }> {
   const files = new Map<string, Uint8Array>();
-  for await (const t of readTar(decompress(m, compression, MAX_CONTROL_TAR, `${source} control.tar`))) {
+  for await (const t of readTar(
+    decompress(m, compression, limits.controlBytes, limits, `${source} ${m.name}`),
+  )) {
     const name = t.header.path.replace(/^(\.\/)+/, '').replace(/\/$/, '');
     if (name === '' || name === '.') continue;
     if (t.header.type === 'dir') throw bad(`control.tar has a directory ${JSON.stringify(t.header.path)}`);
@@ -249,10 +325,11 @@ async function readDataTar(
   compression: DebCompression,
   source: string,
   pkg: string,
+  limits: DebLimits,
 ): Promise<Tree> {
   try {
-    return await tarToTree(decompress(m, compression, MAX_DATA_TAR, `${source} data.tar`), {
-      source: `${source} data.tar`,
+    return await tarToTree(decompress(m, compression, limits.dataBytes, limits, `${source} ${m.name}`), {
+      source: `${source} ${m.name}`,
     });
   } catch (e) {
     if (e instanceof TarError && e.code === 'TAR_UNSAFE_PATH') {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { xz } from '@napi-rs/lzma';
+import { lzma, xz } from '@napi-rs/lzma';
 import { DebianError } from '../errors.ts';
 
 /**
@@ -16,18 +16,25 @@ function haveSystemXz(): boolean {
   return systemXz;
 }
 
-/** Yields the decompressed bytes of an xz stream; throws DEBIAN_DEB_INVALID naming `what` when the data is corrupt. */
+/**
+ * Yields the decompressed bytes of an xz (or legacy lzma, `format: 'lzma'`) stream; throws DEBIAN_DEB_INVALID
+ * naming `what` when the data is corrupt. The system `xz` streams, so the caller bounds memory by how much it reads;
+ * the in-process library decodes the whole input at once, so it is used only for `small` inputs (the caller's
+ * promise that the compressed size bounds the output) or when there is no `xz` on the host.
+ */
 export async function* xzDecompress(
   source: AsyncIterable<Uint8Array>,
   what: string,
-  options: { small?: boolean } = {},
+  options: { small?: boolean; format?: 'xz' | 'lzma' } = {},
 ): AsyncGenerator<Uint8Array> {
+  const format = options.format ?? 'xz';
   // A process start costs more than decoding a few KiB in-process (control.tar is tiny).
   if (options.small || !haveSystemXz()) {
     const parts: Uint8Array[] = [];
     for await (const c of source) parts.push(c);
     try {
-      yield await xz.decompress(Buffer.concat(parts));
+      const input = Buffer.concat(parts);
+      yield await (format === 'lzma' ? lzma.decompress(input) : xz.decompress(input));
     } catch (e) {
       throw new DebianError('DEBIAN_DEB_INVALID', `cannot decompress ${what}: ${(e as Error).message}`, {
         cause: e,
@@ -36,9 +43,13 @@ export async function* xzDecompress(
     }
     return;
   }
-  const child = spawn('xz', ['--decompress', '--stdout', '--quiet', '--single-stream'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'xz',
+    ['--decompress', '--stdout', '--quiet', '--single-stream', `--format=${format}`],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();

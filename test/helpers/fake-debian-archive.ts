@@ -357,7 +357,8 @@ export function buildDeb(p: FakePackage): Uint8Array {
   ]);
 }
 
-function ar(members: { name: string; data: Buffer }[]): Buffer {
+/** An ar archive of the members, as dpkg-deb writes one (for hand-made .debs). */
+export function ar(members: { name: string; data: Buffer }[]): Buffer {
   const parts: Buffer[] = [Buffer.from('!<arch>\n')];
   for (const m of members) {
     const header =
@@ -374,7 +375,7 @@ function ar(members: { name: string; data: Buffer }[]): Buffer {
   return Buffer.concat(parts);
 }
 
-interface TarMember {
+export interface TarMember {
   readonly path: string;
   readonly type?: 'file' | 'dir';
   readonly data?: Buffer;
@@ -382,7 +383,7 @@ interface TarMember {
 }
 
 /** A ustar archive of short-named members (enough for test packages). */
-function tar(members: TarMember[]): Buffer {
+export function tar(members: TarMember[]): Buffer {
   const parts: Buffer[] = [];
   for (const m of members) {
     const h = Buffer.alloc(512);
