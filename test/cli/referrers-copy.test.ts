@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, pare } from '../helpers/cli.ts';
+import { type CliResult, pare, pareAsync } from '../helpers/cli.ts';
 import { peersOrSkip, runPeer } from '../helpers/peers.ts';
+import { type ReferrersApiProxy, startReferrersApi } from '../helpers/referrers-api.ts';
 import { type RegistryServer, startRegistry } from '../helpers/registry-server.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -106,5 +109,45 @@ describe.skipIf(p.skip)('pare copy/push/pull carry signatures', () => {
     ]);
     expect(r.stderr).toContain('not copied: oci-archive:');
     expect(r.stderr).toContain('is an archive, which holds none');
+  });
+
+  describe('through the OCI 1.1 referrers API', () => {
+    // The proxy runs in this process: pare and cosign must run without blocking the event loop.
+    let api: ReferrersApiProxy;
+    const runAsync = (args: readonly string[]) => pareAsync(args, { cwd: dir, env });
+    const cosignAsync = (args: string[]) => promisify(execFile)(p.paths.cosign!, args, { cwd: dir, env });
+    beforeAll(async () => {
+      api = await startReferrersApi(reg.host);
+    });
+    afterAll(async () => {
+      await api?.stop();
+    });
+
+    it('push attaches through the API (no sha256-<hex> index tag), cosign v3 verifies, copy back reads the API', async () => {
+      const up = await runAsync(['push', '-q', `oci:${layout}:hello`, `${api.host}/viaapi:1`]);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stderr).toContain('copied 3 referrer(s)');
+      const tagIndexPut = api.log.filter(
+        (e) => e.method === 'PUT' && /\/manifests\/sha256-[0-9a-f]{64}$/.test(e.url),
+      );
+      expect(tagIndexPut).toEqual([]);
+      await cosignAsync(['verify', '--key', 'carry.pub', ...verifyFlags, `${api.host}/viaapi@${index}`]);
+      const back = await runAsync([
+        'copy',
+        '-q',
+        '--all',
+        `docker://${api.host}/viaapi:1`,
+        `oci:${dir}/fromapi:x`,
+      ]);
+      expect(back.code, back.stderr).toBe(0);
+      expect(
+        api.log.some(
+          (e) => e.method === 'GET' && e.url === `/v2/viaapi/referrers/${index}` && e.status === 200,
+        ),
+      ).toBe(true);
+      const v = await runAsync(['verify', '--key', 'carry.pub', `oci:${dir}/fromapi:x`]);
+      expect(v.code, v.stderr).toBe(0);
+      expect(v.stderr).toContain('verified 2 signature(s)');
+    });
   });
 });
