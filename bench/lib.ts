@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 /**
@@ -99,4 +99,21 @@ export const PARE_NODE_FLAGS: readonly string[] =
 /** The arguments that run pare as its bin runs: `[...PARE_NODE_FLAGS, PARE_BIN, ...args]` (with process.execPath). */
 export function pareArgs(...args: string[]): string[] {
   return [...PARE_NODE_FLAGS, PARE_BIN, ...args];
+}
+
+/** One row of `npm run bench`'s closing summary: what was measured against its goal. */
+export interface SummaryRow {
+  readonly work: string;
+  readonly measured: string;
+  readonly goal: string;
+  readonly met: boolean;
+}
+
+/**
+ * Adds a row to the summary `npm run bench` prints at the end (bench/run.ts names the file in PARE_BENCH_SUMMARY;
+ * a bench run alone prints only its own report).
+ */
+export function summarize(row: SummaryRow): void {
+  const file = process.env.PARE_BENCH_SUMMARY;
+  if (file) appendFileSync(file, `${JSON.stringify(row)}\n`);
 }
