@@ -2,12 +2,12 @@ import type { RequestInit, Response } from 'undici';
 import type { Digest } from '../digest/index.ts';
 import { type RegistryDiagnostic, RegistryError, type RegistryErrorCode } from '../errors.ts';
 import {
-  type BodySink,
   backoffMs,
   describeCause,
   type Env,
   errorCode,
   type HttpPolicy,
+  type HttpResponse,
   HttpTransport,
   isLoopbackHost,
   isRetryableError,
@@ -39,17 +39,8 @@ export { errorCode, isLoopbackHost, parseRetryAfter };
 /** A `fetch` (undici's signature) to use instead of the network, for tests. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
-/** The part of an HTTP response the client uses, whichever transport produced it. */
-export interface RegistryResponse {
-  readonly status: number;
-  readonly statusText: string;
-  readonly headers: { get(name: string): string | null };
-  readonly body: AsyncIterable<Uint8Array> | null;
-  /** Discards the rest of the body so the connection can be reused or closed. */
-  cancel(): Promise<void>;
-  /** For `wire` requests: streams the body into pooled buffers (wire.ts) instead of `body`. */
-  readonly pump?: (sink: BodySink) => Promise<void>;
-}
+/** The part of an HTTP response the client uses, whichever transport produced it (an injected fetch too). */
+export type RegistryResponse = Omit<HttpResponse, 'url'>;
 
 function fromFetch(res: Response): RegistryResponse {
   return {
@@ -218,7 +209,8 @@ export class RegistryClient {
   readonly chunkSize: number;
   readonly timeoutMs: number;
   readonly #transport: HttpTransport;
-  readonly #policy: HttpPolicy;
+  /** Retries, backoff and timeouts (src/http/policy.ts defaults under this client's options). */
+  readonly policy: HttpPolicy;
   #credentials: CredentialProvider;
   #credentialCache = new Map<string, Promise<Credential | undefined>>();
   #hosts = new Map<string, Promise<HostState>>();
@@ -232,11 +224,11 @@ export class RegistryClient {
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.chunkedThreshold = options.chunkedThreshold ?? 64 * 1024 * 1024;
     this.chunkSize = Math.max(1, options.chunkSize ?? 16 * 1024 * 1024);
-    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.policy = resolvePolicy(options);
+    this.timeoutMs = this.policy.timeoutMs;
     this.#credentials = options.credentials ?? defaultCredentials();
     this.#insecure = new Set((options.insecureHosts ?? []).map((h) => h.toLowerCase()));
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.#policy = resolvePolicy(options);
     this.#transport = new HttpTransport({
       ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
       insecureHosts: [...this.#insecure],
@@ -271,7 +263,7 @@ export class RegistryClient {
   }
 
   #backoff(attempt: number): number {
-    return backoffMs(this.#policy, attempt);
+    return backoffMs(this.policy, attempt);
   }
 
   /** One request (following redirects of GET/HEAD) with a deadline for the response headers. */
@@ -359,7 +351,7 @@ export class RegistryClient {
   async #ping(host: string): Promise<HostState> {
     const plain = this.allowsPlainHttp(host);
     const insecure = this.#insecure.has(host.toLowerCase());
-    const retries = this.#policy.retries;
+    const retries = this.policy.retries;
     for (let attempt = 0; ; attempt++) {
       let res: RegistryResponse;
       let base = `https://${host}`;
@@ -423,7 +415,7 @@ export class RegistryClient {
   }
 
   #retryDelay(res: RegistryResponse, attempt: number): number {
-    return retryDelayMs(this.#policy, attempt, res.headers.get('retry-after'));
+    return retryDelayMs(this.policy, attempt, res.headers.get('retry-after'));
   }
 
   /** Returns the Authorization header value for a request, fetching a token when needed. */
@@ -498,7 +490,7 @@ export class RegistryClient {
       }
       init = { method: 'GET', headers };
     }
-    const retries = this.#policy.retries;
+    const retries = this.policy.retries;
     let res: RegistryResponse;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -572,7 +564,7 @@ export class RegistryClient {
     const { host, repository } = req;
     let state = await this.#hostState(host);
     const url = req.url ?? `${state.base}${req.path ?? ''}`;
-    const retries = req.retry === false ? 0 : this.#policy.retries;
+    const retries = req.retry === false ? 0 : this.policy.retries;
     let reauthed = false;
     let scopes = req.scopes;
     for (let attempt = 0; ; ) {

@@ -226,7 +226,7 @@ function stallCounter(
   ref: ImageReference,
   desc: Pick<Descriptor, 'digest' | 'size'>,
 ) {
-  const max = client.options.retries ?? 4;
+  const max = client.policy.retries;
   let stalls = 0;
   return (e: unknown, before: number, offset: number): void => {
     if (!isCut(e)) throw e;
