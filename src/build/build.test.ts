@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pare } from '../../test/helpers/cli.ts';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { loadConfig } from '../config/index.ts';
 import { bufferContent, dirEntry, fileEntry, type Tree, TreeBuilder } from '../fstree/index.ts';
@@ -168,6 +169,55 @@ files:
     const loaded = await project(join(dir, `bad-${Math.random().toString(36).slice(2)}`), yaml, files);
     await expect(build(loaded, { dryRun: true, layerCache: false })).rejects.toThrow(
       expect.objectContaining({ message: expect.stringMatching(message) }),
+    );
+  });
+});
+
+describe('build with slice.drop', () => {
+  const dir = tempDir();
+  const YAML =
+    'packages: [interp]\nfiles:\n  - src: tool\n    dest: /usr/local/bin/tool\nimage:\n  entrypoint: [/usr/local/bin/tool]\n';
+
+  it('removes what the closure wants and why-kept names the glob and what wanted it', async () => {
+    const loaded = await project(join(dir, 'ok'), `${YAML}slice:\n  drop: [/usr/bin/interp]\n`, {
+      tool: '#!/usr/bin/interp\n',
+    });
+    const r = await build(loaded, { dryRun: true, layerCache: false, packagesRoot: async () => packages() });
+    expect((await r.tree('linux/amd64'))!.has('/usr/bin/interp')).toBe(false);
+    const report = r.slices.get('linux/amd64')!;
+    expect(report.dropped?.['/usr/bin/interp']).toMatchObject({
+      glob: '/usr/bin/interp',
+      wanted: { why: 'shebang', from: '/usr/local/bin/tool' },
+    });
+    const file = join(dir, 'slice-report.json');
+    writeFileSync(file, JSON.stringify(report));
+    const why = pare(['why-kept', '/usr/bin/interp', file]);
+    expect(why.stdout).toBe(
+      '/usr/bin/interp: dropped by slice.drop "/usr/bin/interp"\n  ← wanted as #! interpreter of /usr/local/bin/tool (#!/usr/bin/interp)\n    ← root (entrypoint "/usr/local/bin/tool")\n',
+    );
+    expect(why.code).toBe(1);
+  });
+
+  it.each([
+    ['in a files-only build', 'slice:\n  drop: [/x]\n', /:2:9: slice.drop needs a sliced packages: build/],
+    [
+      'matching nothing',
+      `${YAML}slice:\n  drop: [/opt/**]\n`,
+      /:8:10: cannot slice: drop glob "\/opt\/\*\*" matches nothing/,
+    ],
+    [
+      "removing the user's own file",
+      `${YAML}slice:\n  drop: [/usr/local/**]\n`,
+      /:8:10: cannot slice: "\/usr\/local\/bin\/tool" is a root and drop glob "\/usr\/local\/\*\*" removes it/,
+    ],
+  ])('refuses a drop %s at its line', async (_what, yaml, message) => {
+    const loaded = await project(join(dir, `bad-${Math.random().toString(36).slice(2)}`), yaml, {
+      tool: '#!/usr/bin/interp\n',
+    });
+    await expect(
+      build(loaded, { dryRun: true, layerCache: false, packagesRoot: async () => packages() }),
+    ).rejects.toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(message) }),
     );
   });
 });

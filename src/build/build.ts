@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { NONROOT_ID } from '../accounts/index.ts';
 import { EPOCH_MAX, type LoadedConfig } from '../config/index.ts';
 import type { Digest } from '../digest/index.ts';
-import { UsageError } from '../errors.ts';
+import { SliceError, UsageError } from '../errors.ts';
 import { applyLayer, conflictReplace, merge, Tree } from '../fstree/index.ts';
 import { OciLayout, writeArchive } from '../layout/index.ts';
 import {
@@ -123,6 +123,26 @@ export function runConfig(
   };
 }
 
+/**
+ * Returns `e` located in pare.yaml when it is a slicing error about one of the `slice.keep`/`slice.drop` globs (the
+ * slicer does not know the file), else `e` itself.
+ */
+function atGlob(
+  e: unknown,
+  loaded: LoadedConfig,
+  slice: { keep?: readonly string[]; drop?: readonly string[] },
+): unknown {
+  if (!(e instanceof SliceError) || e.path === undefined) return e;
+  for (const field of ['drop', 'keep'] as const) {
+    const i = slice[field]?.indexOf(e.path) ?? -1;
+    if (i >= 0)
+      return new UsageError('CONFIG_INVALID', `${loaded.locate(['slice', field, i])}: ${e.message}`, {
+        cause: e,
+      });
+  }
+  return e;
+}
+
 /** Runs the build described by a loaded pare.yaml. */
 export async function build(loaded: LoadedConfig, options: BuildOptions = {}): Promise<BuildResult> {
   const cfg = loaded.config;
@@ -151,6 +171,11 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     typeof cfg.slice === 'object' ? cfg.slice : {};
   const compression = cfg.output.compression ?? 'gzip';
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
+  if (sliceCfg.drop?.length && !(cfg.packages?.length && sliceMode === 'auto'))
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['slice', 'drop'])}: slice.drop needs a sliced packages: build (a files-only image or slice mode none is not sliced); remove it`,
+    );
   const appLayers = new Map<string, Layer>();
   for (const platform of platforms) {
     const filesOptions = { allowOutsideContext: options.allowOutsideContext, platform };
@@ -216,11 +241,14 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
           workingDir: rcForSlice.WorkingDir,
           executables: sliceCfg.executables,
           keep: sliceCfg.keep,
+          drop: sliceCfg.drop,
           files: keepFiles,
           shell: cfg.shell,
           locales: sliceCfg.locales,
           probe: sliceCfg.probe,
           owners: assembled?.owners,
+        }).catch((e: unknown) => {
+          throw atGlob(e, loaded, sliceCfg);
         });
         slices.set(key, sliceReport(r));
         // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.

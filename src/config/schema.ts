@@ -195,6 +195,8 @@ const sliceSection = z.union([
     mode: z.enum(['auto', 'none']).default('auto'),
     executables: z.array(z.string()).optional(),
     keep: z.array(z.string()).optional(),
+    /** Globs removed even when something needs them (wins over every rule; why-kept shows the drop). */
+    drop: z.array(z.string().min(1)).optional(),
     probe: z.array(stringOrList).optional(),
     locales: z.array(z.string()).optional(),
   }),

@@ -1,5 +1,5 @@
 import { SliceError } from '../errors.ts';
-import type { PackageSummary, Reason, SliceResult, SliceRoot, SliceTotals, Why } from './slice.ts';
+import type { Dropped, PackageSummary, Reason, SliceResult, SliceRoot, SliceTotals, Why } from './slice.ts';
 
 /**
  * The slice report: what was kept and why, as JSON a build stores next to its output (`pare.slice/v1`), and the two
@@ -18,6 +18,8 @@ export interface SliceReport {
   readonly packages: Readonly<Record<string, PackageSummary>>;
   /** Path → reason, in tree order. */
   readonly kept: Readonly<Record<string, Reason>>;
+  /** Paths `drop:` removed although something wanted them (absent when none). */
+  readonly dropped?: Readonly<Record<string, Dropped>>;
   readonly notes: readonly string[];
 }
 
@@ -30,6 +32,8 @@ export function sliceReport(result: SliceResult): SliceReport {
     after: result.after,
     packages: Object.fromEntries(result.summary),
     kept: Object.fromEntries(result.kept),
+    // Only when there are drops: reports of slices without drop: stay byte-identical.
+    ...(result.dropped.size > 0 ? { dropped: Object.fromEntries(result.dropped) } : {}),
     notes: result.notes,
   };
 }
@@ -77,6 +81,20 @@ export function parseSliceReport(text: string, source = 'slice report'): SliceRe
     if (!p.startsWith('/') || typeof reason !== 'object' || reason === null || !WHYS.has(reason.why))
       throw fail(`bad entry for ${JSON.stringify(p)} in "kept"`);
   }
+  if (r.dropped !== undefined) {
+    if (typeof r.dropped !== 'object' || r.dropped === null) throw fail('"dropped" must be an object');
+    for (const [p, d] of Object.entries(r.dropped)) {
+      const w = (d as Partial<Dropped> | null)?.wanted;
+      if (
+        !p.startsWith('/') ||
+        typeof d?.glob !== 'string' ||
+        typeof w !== 'object' ||
+        w === null ||
+        !WHYS.has(w.why)
+      )
+        throw fail(`bad entry for ${JSON.stringify(p)} in "dropped"`);
+    }
+  }
   if (!Array.isArray(r.roots) || typeof r.packages !== 'object' || !Array.isArray(r.notes))
     throw fail('"roots", "packages" and "notes" are required');
   return r as SliceReport;
@@ -114,13 +132,28 @@ const MAX_CHAIN = 64;
 export function formatWhyKept(result: SliceResult | SliceReport, path: string): string {
   const kept: ReadonlyMap<string, Reason> =
     'version' in result ? new Map(Object.entries(result.kept)) : result.kept;
+  const dropped: ReadonlyMap<string, Dropped> =
+    'version' in result ? new Map(Object.entries(result.dropped ?? {})) : result.dropped;
   const candidates = [path, path.replace(/^\/(bin|sbin|lib|lib64|lib32)\//, '/usr/$1/')];
   const start = candidates.find((c) => kept.has(c));
-  if (!start) return `${path}: not kept (nothing in the image needs it)\n`;
   const lines: string[] = [];
   const seen = new Set<string>();
   let p: string | undefined = start;
   let indent = '';
+  if (!start) {
+    const gone = candidates.find((c) => dropped.has(c));
+    if (!gone) return `${path}: not kept (nothing in the image needs it)\n`;
+    // A dropped path: say which glob removed it, then the chain that wanted it.
+    const d = dropped.get(gone)!;
+    const detail = d.wanted.detail ? ` (${d.wanted.detail})` : '';
+    lines.push(`${gone}: dropped by slice.drop ${JSON.stringify(d.glob)}`);
+    lines.push(
+      `  ← wanted as ${LABEL[d.wanted.why]}${d.wanted.from !== undefined ? ` ${d.wanted.from}` : ''}${detail}`,
+    );
+    seen.add(gone);
+    p = d.wanted.from;
+    indent = '  ';
+  }
   while (p !== undefined && lines.length < MAX_CHAIN) {
     const r = kept.get(p);
     if (!r || seen.has(p)) break;

@@ -245,6 +245,62 @@ describe('sliceTree', () => {
     });
   });
 
+  describe('when drop: globs are given', () => {
+    it('removes what the closure wants, records why it was wanted, and why-kept says so', async () => {
+      const r = await sliceTree(fixture(), { ...base, drop: [`${LIB}/gconv/**`, `${LIB}/libfoo.so.1.0`] });
+      expect(r.tree.has(`${LIB}/gconv/UTF-16.so`)).toBe(false);
+      expect(r.tree.has(`${LIB}/gconv`)).toBe(false);
+      expect(r.tree.has(`${LIB}/libfoo.so.1.0`)).toBe(false);
+      expect(r.tree.has(`${LIB}/libc.so.6`)).toBe(true);
+      expect(r.dropped.get(`${LIB}/gconv/UTF-16.so`)).toEqual({
+        glob: `${LIB}/gconv/**`,
+        wanted: { why: 'gconv', from: '/usr/bin/app', detail: 'iconv_open' },
+      });
+      expect(r.dropped.get(`${LIB}/libfoo.so.1.0`)?.wanted).toMatchObject({ from: '/usr/bin/app' });
+      expect(r.notes).toContain(
+        `slice.drop "${LIB}/libfoo.so.1.0" removed ${LIB}/libfoo.so.1.0 needed by /usr/bin/app`,
+      );
+      expect(r.notes).toContain(
+        `slice.drop "${LIB}/gconv/**" removed 3 paths (${LIB}/gconv, …) needed by /usr/bin/app`,
+      );
+      const report = parseSliceReport(JSON.stringify(sliceReport(r)));
+      for (const source of [r, report])
+        expect(formatWhyKept(source, `${LIB}/gconv/UTF-16.so`)).toBe(
+          `${LIB}/gconv/UTF-16.so: dropped by slice.drop "${LIB}/gconv/**"\n  ← wanted as gconv module (iconv_open) for /usr/bin/app (iconv_open)\n    ← root (entrypoint "app")\n`,
+        );
+    });
+
+    it('wins over a keep glob, and leaves reports of slices without drops as they were', async () => {
+      const r = await sliceTree(fixture(), {
+        ...base,
+        keep: ['/usr/share/doc/libfoo1/**'],
+        drop: ['/usr/share/doc/libfoo1/README'],
+      });
+      expect(r.tree.has('/usr/share/doc/libfoo1/README')).toBe(false);
+      expect(r.dropped.get('/usr/share/doc/libfoo1/README')?.wanted.why).toBe('keep-glob');
+      expect('dropped' in sliceReport(await sliceTree(fixture(), base))).toBe(false);
+    });
+
+    it.each([
+      [{ ...base, drop: ['/opt/**'] }, 'SLICE_ROOT_NOT_FOUND', 'drop glob "/opt/**" matches nothing'],
+      [
+        { ...base, drop: ['/usr/bin/app'] },
+        'SLICE_OPTIONS_INVALID',
+        '"app" is a root and drop glob "/usr/bin/app" removes it',
+      ],
+      [
+        { files: ['/usr/bin/bar'], drop: ['/usr/bin/*'] },
+        'SLICE_OPTIONS_INVALID',
+        'removes "/usr/bin/bar", one of the files given',
+      ],
+      [{ ...base, drop: ['/usr/[bin'] }, 'SLICE_ROOT_NOT_FOUND', 'matches nothing'],
+    ] as const)('refuses %j', async (o, code, msg) => {
+      await expect(sliceTree(fixture(), o)).rejects.toThrow(
+        expect.objectContaining({ code, message: expect.stringContaining(msg) }),
+      );
+    });
+  });
+
   describe('when keep globs and probes add roots', () => {
     it('keeps matched subtrees and what a probe touched, with their packages', async () => {
       const r = await sliceTree(fixture(), {

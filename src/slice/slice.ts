@@ -73,6 +73,12 @@ export interface SliceOptions {
    * directory keeps only itself (its parents are kept as bare directories like every kept path's).
    */
   readonly files?: readonly string[];
+  /**
+   * Globs of absolute paths to remove even when something needs them (picomatch syntax, dotfiles match; a matched
+   * directory drops its subtree). Wins over every other rule and root; each drop of a wanted path is recorded in
+   * `dropped` with the reason it would have been kept. A glob that matches nothing in the tree is SLICE_ROOT_NOT_FOUND.
+   */
+  readonly drop?: readonly string[];
   /** Keep shells and package-manager tooling when something reaches them. Default false. */
   readonly shell?: boolean;
   /** Locales to keep (`de`, `de_DE.UTF-8`); C/C.UTF-8 is always kept. */
@@ -116,10 +122,20 @@ export interface SliceRoot {
   readonly paths: readonly string[];
 }
 
+/** A path `drop:` removed although something wanted it. */
+export interface Dropped {
+  /** The drop glob that matched the path or one of its directories. */
+  readonly glob: string;
+  /** Why it would have been kept (the first reason that asked for it). */
+  readonly wanted: Reason;
+}
+
 export interface SliceResult {
   readonly tree: Tree;
   /** Every path of the sliced tree (the root excepted) with the reason it was kept, sorted. */
   readonly kept: ReadonlyMap<string, Reason>;
+  /** Paths `drop:` removed although something wanted them, sorted. */
+  readonly dropped: ReadonlyMap<string, Dropped>;
   /** Per package (status.d key), sorted. */
   readonly summary: ReadonlyMap<string, PackageSummary>;
   readonly before: SliceTotals;
@@ -184,6 +200,8 @@ class Slicer {
   readonly shell: boolean;
   readonly locales: readonly string[];
   readonly kept = new Map<string, Reason>();
+  readonly dropped = new Map<string, Dropped>();
+  readonly drops: readonly { readonly glob: string; readonly match: (p: string) => boolean }[];
   readonly notes = new Set<string>();
   readonly roots: SliceRoot[] = [];
   readonly loader: Loader;
@@ -209,6 +227,27 @@ class Slicer {
     }
     this.pathDirs = (env.get('PATH') ?? DEFAULT_PATH).split(':').filter((d) => d.startsWith('/'));
     this.cwd = options.workingDir ?? '/';
+    this.drops = (options.drop ?? []).map((glob) => ({ glob, match: compileGlob(glob, 'drop') }));
+    for (const { glob, match } of this.drops)
+      if (!tree.paths().some((p) => p !== '/' && match(p)))
+        throw new SliceError(
+          'SLICE_ROOT_NOT_FOUND',
+          `cannot slice: drop glob ${JSON.stringify(glob)} matches nothing in the tree (globs match absolute canonical paths such as "/usr/share/locale/**")`,
+          { path: glob },
+        );
+  }
+
+  /** Returns the drop glob matching `p` or one of its directories, if any. */
+  dropGlob(p: string): string | undefined {
+    if (this.drops.length === 0) return undefined;
+    for (let q = p; q !== '/'; q = parentPath(q)) for (const d of this.drops) if (d.match(q)) return d.glob;
+    return undefined;
+  }
+
+  /** Records that `p` was wanted for `reason` and dropped by `glob`; returns false (for `keep`). */
+  refuse(p: string, glob: string, reason: Reason): false {
+    if (!this.dropped.has(p)) this.dropped.set(p, { glob, wanted: reason });
+    return false;
   }
 
   async run(): Promise<SliceResult> {
@@ -283,6 +322,13 @@ class Slicer {
               path: p,
             },
           );
+        const glob = this.dropGlob(p);
+        if (glob)
+          throw new SliceError(
+            'SLICE_OPTIONS_INVALID',
+            `cannot slice: drop glob ${JSON.stringify(glob)} removes ${JSON.stringify(p)}, one of the files given; remove one of them`,
+            { path: glob },
+          );
         this.keepEntry(p, { why: 'root', detail: 'files:' }, false);
       }
       this.roots.push({ kind: 'files', spec: 'files:', paths: [...o.files].sort(comparePaths) });
@@ -336,6 +382,13 @@ class Slicer {
   }
 
   keepRoot(spec: string, path: string, reason: Reason): void {
+    const glob = this.dropGlob(this.safeWalk(path)?.path ?? path);
+    if (glob)
+      throw new SliceError(
+        'SLICE_OPTIONS_INVALID',
+        `cannot slice: ${JSON.stringify(spec)} is a root and drop glob ${JSON.stringify(glob)} removes it; remove one of them`,
+        { path: glob },
+      );
     if (!this.keep(path, reason, false))
       throw new SliceError(
         'SLICE_ROOT_NOT_FOUND',
@@ -347,19 +400,7 @@ class Slicer {
   }
 
   keepGlob(glob: string): void {
-    const pattern = glob.startsWith('/') ? glob : `/${glob}`;
-    let match: (p: string) => boolean;
-    try {
-      match = picomatch(pattern, { dot: true });
-    } catch (cause) {
-      throw new SliceError(
-        'SLICE_OPTIONS_INVALID',
-        `cannot use keep glob ${JSON.stringify(glob)}: ${(cause as Error).message}`,
-        {
-          cause,
-        },
-      );
-    }
+    const match = compileGlob(glob, 'keep');
     const hits: string[] = [];
     for (const [p, e] of this.tree) {
       if (p === '/' || !match(p)) continue;
@@ -418,6 +459,10 @@ class Slicer {
       target = entry.target;
       entry = this.tree.get(target);
     }
+    for (const p of [w.path, ...w.links, target]) {
+      const glob = this.dropGlob(p);
+      if (glob) return this.refuse(p, glob, reason);
+    }
     if (deniable) {
       const why = denied(w.path, { shell: this.shell, locales: this.locales });
       if (why) {
@@ -449,6 +494,11 @@ class Slicer {
     const e = this.tree.get(p);
     if (e?.kind === 'symlink') {
       if (deniable && denied(p, { shell: this.shell, locales: this.locales })) return;
+      const glob = this.dropGlob(p);
+      if (glob) {
+        this.refuse(p, glob, reason);
+        return;
+      }
       if (!this.safeWalk(p)?.entry) return; // a dangling link is of no use to anyone
       this.setReason(p, reason);
       this.keep(p, { why: 'symlink-chain', from: p, detail: `target of ${p}` }, deniable);
@@ -461,13 +511,25 @@ class Slicer {
   keepTree(dir: string, reason: Reason, include: (rel: string) => boolean, deniable = true): void {
     const w = this.safeWalk(dir);
     if (w?.entry?.kind !== 'dir') return;
+    const glob = this.dropGlob(w.path);
+    if (glob) {
+      // Record every path the tree would have kept, so why-kept explains each of them.
+      this.refuse(w.path, glob, reason);
+      for (const p of this.tree.paths())
+        if (p !== w.path && isWithin(p, w.path) && include(p.slice(w.path.length + 1)))
+          this.refuse(p, glob, reason);
+      return;
+    }
     if (!this.keep(dir, reason, deniable)) return;
     for (const p of this.tree.paths()) {
       if (p === w.path || !isWithin(p, w.path)) continue;
       if (!include(p.slice(w.path.length + 1))) continue;
       const e = this.tree.get(p)!;
       if (e.kind === 'dir') {
-        if (!deniable || !denied(p, { shell: this.shell, locales: this.locales })) this.setReason(p, reason);
+        const glob = this.dropGlob(p);
+        if (glob) this.refuse(p, glob, reason);
+        else if (!deniable || !denied(p, { shell: this.shell, locales: this.locales }))
+          this.setReason(p, reason);
       } else this.keepEntry(p, reason, deniable);
     }
   }
@@ -776,6 +838,23 @@ class Slicer {
     return out.sort();
   }
 
+  /** One note per drop glob and what wanted its paths: `slice.drop "G" removed N paths needed by X (e.g. P)`. */
+  dropNotes(): string[] {
+    const groups = new Map<string, string[]>();
+    for (const [p, d] of this.dropped) {
+      if (PASSIVE.has(d.wanted.why)) continue;
+      const k = `${JSON.stringify(d.glob)} removed \0 needed by ${d.wanted.from ?? d.wanted.detail ?? d.wanted.why}`;
+      const l = groups.get(k);
+      if (l) l.push(p);
+      else groups.set(k, [p]);
+    }
+    return [...groups].map(([k, ps]) => {
+      const sorted = ps.sort(comparePaths);
+      const what = sorted.length === 1 ? sorted[0]! : `${sorted.length} paths (${sorted[0]}, …)`;
+      return `slice.drop ${k.replace('\0', what)}`;
+    });
+  }
+
   // — result —
 
   async finish(keptPackages: ReadonlySet<string>): Promise<SliceResult> {
@@ -817,8 +896,22 @@ class Slicer {
       before: totals(this.tree),
       after: totals(tree),
       roots: this.roots,
-      notes: [...this.notes].sort(),
+      dropped: new Map([...this.dropped].sort(([a], [b]) => comparePaths(a, b))),
+      notes: [...this.notes, ...this.dropNotes()].sort(),
     };
+  }
+}
+
+/** Returns the matcher of a keep or drop glob (made absolute); SLICE_OPTIONS_INVALID when picomatch refuses it. */
+function compileGlob(glob: string, kind: 'keep' | 'drop'): (p: string) => boolean {
+  try {
+    return picomatch(glob.startsWith('/') ? glob : `/${glob}`, { dot: true });
+  } catch (cause) {
+    throw new SliceError(
+      'SLICE_OPTIONS_INVALID',
+      `cannot use ${kind} glob ${JSON.stringify(glob)}: ${(cause as Error).message}`,
+      { cause, path: glob },
+    );
   }
 }
 

@@ -137,8 +137,11 @@ export function register(program: Command): void {
         seen.add(p);
         chain.push({ path: p, ...report.kept[p]! });
       }
-      printJson({ path, kept: chain.length > 0, chain });
+      const dropped = report.dropped?.[path];
+      printJson({ path, kept: chain.length > 0, chain, ...(dropped ? { dropped } : {}) });
     } else process.stdout.write(formatWhyKept(report, path));
-    if (!report.kept[path] && !formatWhyKept(report, path).includes('←')) process.exitCode = 1;
+    const text = formatWhyKept(report, path);
+    if (!report.kept[path] && (!text.includes('←') || text.includes(': dropped by slice.drop')))
+      process.exitCode = 1;
   });
 }
