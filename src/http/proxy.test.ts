@@ -12,6 +12,8 @@ describe('proxyFor', () => {
       // lower case wins, as in curl
       ['http://r.test/', { http_proxy: 'http://lower:3', HTTP_PROXY: 'http://upper:4' }, 'http://lower:3/'],
       ['http://r.test/', { HTTP_PROXY: 'p:5' }, 'http://p:5/'],
+      // an empty variable counts as unset
+      ['http://r.test/', { http_proxy: '', HTTP_PROXY: 'http://upper:4' }, 'http://upper:4/'],
       ['http://r.test/', {}, undefined],
     ])('%s under %j goes through %s', (url, env, want) => {
       expect(proxyFor(new URL(url), env)?.url.href).toBe(want);

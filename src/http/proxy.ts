@@ -1,6 +1,6 @@
 /**
  * Which proxy a request goes through, from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (lower case wins, as in curl
- * and undici). The rules are those of undici's `EnvHttpProxyAgent`: `https:` URLs use HTTPS_PROXY, else HTTP_PROXY;
+ * and undici; an empty variable counts as unset, as in curl). The rules are those of undici's `EnvHttpProxyAgent`: `https:` URLs use HTTPS_PROXY, else HTTP_PROXY;
  * `http:` URLs use HTTP_PROXY; NO_PROXY lists host names (a leading `.` or `*.` is ignored, and subdomains match too)
  * with an optional `:port`, or `*` for none at all. They are decided here, once, because two transports need the
  * answer: undici (through its `ProxyAgent`) and the pooled-buffer body reader (wire.ts), which tunnels itself.
@@ -20,10 +20,11 @@ export interface ProxyRoute {
 
 /** Returns the proxy for `url` under `env`, or undefined to connect directly. Throws for an unusable proxy URL. */
 export function proxyFor(url: URL, env: Env): ProxyRoute | undefined {
-  const http = env.http_proxy ?? env.HTTP_PROXY;
-  const raw = url.protocol === 'https:' ? (env.https_proxy ?? env.HTTPS_PROXY ?? http) : http;
+  // An empty variable counts as unset (as in curl), so `http_proxy=` does not hide HTTP_PROXY.
+  const http = env.http_proxy || env.HTTP_PROXY;
+  const raw = url.protocol === 'https:' ? env.https_proxy || env.HTTPS_PROXY || http : http;
   if (!raw) return undefined;
-  if (!shouldProxy(url, env.no_proxy ?? env.NO_PROXY ?? '')) return undefined;
+  if (!shouldProxy(url, env.no_proxy || env.NO_PROXY || '')) return undefined;
   let proxy: URL;
   try {
     proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -18,12 +19,29 @@ import { tempDir } from '../helpers/tmp.ts';
  */
 
 const BLOB = Buffer.from('blob through the tunnel');
+const MANIFEST = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  config: {
+    mediaType: 'application/vnd.oci.image.config.v1+json',
+    digest: `sha256:${'0'.repeat(64)}`,
+    size: 2,
+  },
+  layers: [],
+});
+const MANIFEST_DIGEST = `sha256:${createHash('sha256').update(MANIFEST).digest('hex')}`;
 
 /** A registry without auth: /v2/ answers 200, a manifest GET and a blob GET answer fixed bodies. */
 function registry(req: IncomingMessage, res: ServerResponse) {
   if (req.url === '/v2/') res.writeHead(200).end('{}');
   else if (req.url?.includes('/manifests/'))
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"m":1}');
+    res
+      .writeHead(200, {
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'docker-content-digest': MANIFEST_DIGEST,
+        'content-length': String(Buffer.byteLength(MANIFEST)),
+      })
+      .end(req.method === 'HEAD' ? undefined : MANIFEST);
   else res.writeHead(200, { 'content-length': String(BLOB.length) }).end(BLOB);
 }
 
@@ -84,7 +102,7 @@ describe('a registry behind a CONNECT proxy', () => {
   it('tunnels plain HTTP through HTTP_PROXY, for undici and the wire reader', async () => {
     proxy.tunnels.length = 0;
     const got = await fetchBoth(plainHost, { HTTP_PROXY: proxy.url });
-    expect(got).toEqual({ manifest: '{"m":1}', blob: BLOB.toString() });
+    expect(got).toEqual({ manifest: MANIFEST, blob: BLOB.toString() });
     // the ping (TLS probe, then plain HTTP), the manifest, the blob: nothing went around the proxy
     expect(proxy.tunnels.length).toBeGreaterThanOrEqual(3);
     expect(new Set(proxy.tunnels.map((t) => t.authority))).toEqual(new Set([plainHost]));
@@ -93,7 +111,7 @@ describe('a registry behind a CONNECT proxy', () => {
   it('tunnels TLS through HTTPS_PROXY, verifying the registry, with the proxy credentials', async () => {
     proxy.tunnels.length = 0;
     const got = await fetchBoth(tlsHost, { https_proxy: `http://me:pw@${proxy.url.slice(7)}` }, { caFile });
-    expect(got).toEqual({ manifest: '{"m":1}', blob: BLOB.toString() });
+    expect(got).toEqual({ manifest: MANIFEST, blob: BLOB.toString() });
     expect(proxy.tunnels.length).toBeGreaterThanOrEqual(3);
     for (const t of proxy.tunnels) {
       expect(t).toEqual({
@@ -117,6 +135,17 @@ describe('a registry behind a CONNECT proxy', () => {
     } finally {
       await c.close();
     }
+  });
+
+  it('is used by the CLI from the environment (pare digest docker://…)', async () => {
+    proxy.tunnels.length = 0;
+    const r = await pare(['digest', `docker://${plainHost}/app:1`], {
+      env: { HTTP_PROXY: proxy.url, NO_PROXY: '', http_proxy: '', no_proxy: '' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(MANIFEST_DIGEST);
+    expect(proxy.tunnels.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(proxy.tunnels.map((t) => t.authority))).toEqual(new Set([plainHost]));
   });
 
   it('goes around the proxy for hosts in NO_PROXY', async () => {
