@@ -1,7 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -17,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { bufferContent, dirEntry, fileEntry, hostFileContent, Tree } from '../../src/fstree/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { buildImage, hostPlatform, layerFromTree } from '../../src/oci/index.ts';
+import { PINNED_NODE, packAndInstall } from '../helpers/installed.ts';
 import { isRoot, peersOrSkip } from '../helpers/peers.ts';
 import { compileProbe } from '../helpers/probe.ts';
 
@@ -44,9 +46,10 @@ function pare(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   prefix: string[] = [],
+  entry: readonly [node: string, script: string] = [NODE, PARE],
 ): { child: ChildProcess; done: Promise<Result> } {
-  const [cmd, ...pre] = prefix.length > 0 ? prefix : [NODE];
-  const child = spawn(cmd!, [...pre, ...(prefix.length > 0 ? [NODE] : []), PARE, ...args], {
+  const [cmd, ...pre] = prefix.length > 0 ? prefix : [entry[0]];
+  const child = spawn(cmd!, [...pre, ...(prefix.length > 0 ? [entry[0]] : []), entry[1], ...args], {
     env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -64,8 +67,32 @@ function pare(
   return { child, done };
 }
 
-function pareAs(prefix: string[], args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return pare(args, env, prefix).done;
+function pareAs(
+  prefix: string[],
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  entry?: readonly [node: string, script: string],
+): Promise<Result> {
+  return pare(args, env, prefix, entry).done;
+}
+
+/**
+ * The Node and pare entry another user (`as`: setpriv and its flags) can run: the clone's, when that user can reach
+ * them; else — a clone under a 0700 directory, such as root's home — pare installed from this tree (npm pack +
+ * npm install -g, test/helpers/installed.ts) beside a copy of the pinned Node, all under `dir` (made searchable).
+ */
+function entryFor(as: string[], dir: string): readonly [node: string, script: string] {
+  if (spawnSync(as[0]!, [...as.slice(1), NODE, PARE, '--version'], { stdio: 'ignore' }).status === 0)
+    return [NODE, PARE];
+  mkdirSync(dir, { mode: 0o755 });
+  const inst = packAndInstall(dir);
+  const node = join(dir, 'node');
+  copyFileSync(PINNED_NODE, node);
+  chmodSync(node, 0o755);
+  const script = join(inst.pkg, 'bin/pare.js');
+  const probe = spawnSync(as[0]!, [...as.slice(1), node, script, '--version'], { encoding: 'utf8' });
+  if (probe.status !== 0) throw new Error(`the installed pare does not run as another user: ${probe.stderr}`);
+  return [node, script];
 }
 
 const PASSWD = 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/home/app:/sbin/nologin\n';
@@ -222,8 +249,9 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
       chownSync(home, 65534, 65534);
       chmodSync(work, 0o755);
       chmodSync(layout, 0o755);
+      const as = [rootless.paths.setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
       const r = await pareAs(
-        [rootless.paths.setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+        as,
         [
           'run',
           `oci:${layout}:v1`,
@@ -238,6 +266,7 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
           'net',
         ],
         { HOME: home, XDG_CACHE_HOME: '' },
+        entryFor(as, join(work, 'for-nobody')),
       );
       expect(r.stderr).toContain('dropped setuid/setgid bits for the rootless run: /usr/bin/su');
       expect(r.stdout.trim().split('\n')).toEqual([
