@@ -4,16 +4,18 @@ import {
   ET,
   type FortifyList,
   fortifyListOf,
+  glibcFortifyList,
+  glibcReleaseNeeded,
   hardeningFacts,
   Loader,
   type LoaderOptions,
   linkedFunctions,
   multiarchTriplet,
-  NO_FORTIFY_LIST,
   openElf,
   type RootFs,
   resolveImports,
   treeRootFs,
+  unknownFortifyList,
 } from '../elf/index.ts';
 import { isPareError, UsageError } from '../errors.ts';
 import type { Tree } from '../fstree/index.ts';
@@ -133,8 +135,34 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
       { file: p },
     );
   }
-  const fortifyLists = new Map<string, Promise<FortifyList>>();
-  const fortifyFor = (f: ElfFile): Promise<FortifyList> => {
+  const fortifyLists = new Map<string, Promise<FortifyList | undefined>>();
+  // The root's libc of the file's architecture (checksec's list), else glibc's built-in list for the release the file
+  // was linked against (the newest GLIBC_x.y it needs or defines), else unknown: never an empty list, whose 0/0 would
+  // read as "nothing to fortify".
+  const fortifyFor = async (f: ElfFile): Promise<FortifyList> => {
+    const libc = await rootLibcList(f);
+    if (libc) return libc;
+    const where = `no libc.so.6 of ${f.header.machineName} (ELF${f.header.class}) under ${JSON.stringify(fs.name)}`;
+    const release = glibcReleaseNeeded([
+      ...(await f.versionNeeds()),
+      // glibc's own objects (ld.so, libm, …) define GLIBC_x.y versions rather than need them.
+      ...(await f.versionDefinitions()).map((d) => ({ versions: d.names.map((name) => ({ name })) })),
+    ]);
+    if (release !== undefined) return glibcFallback(where, release);
+    return unknownFortifyList(`${where}, and the file needs no GLIBC_ version`);
+  };
+  const fallbacks = new Map<string, FortifyList>();
+  const glibcFallback = (where: string, release: string): FortifyList => {
+    const key = `${where} ${release}`;
+    let hit = fallbacks.get(key);
+    if (!hit) {
+      const list = glibcFortifyList(release);
+      hit = { ...list, source: `${list.source}, the newest the file names (${where})` };
+      fallbacks.set(key, hit);
+    }
+    return hit;
+  };
+  const rootLibcList = (f: ElfFile): Promise<FortifyList | undefined> => {
     const triplet = multiarchTriplet(f) ?? f.header.machineName;
     let hit = fortifyLists.get(triplet);
     if (!hit) {
@@ -157,7 +185,7 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
             continue;
           return fortifyListOf(libc);
         }
-        return NO_FORTIFY_LIST;
+        return undefined;
       })();
       fortifyLists.set(triplet, hit);
     }

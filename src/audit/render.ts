@@ -64,8 +64,8 @@ export function renderTable(report: AuditReport, options: TableOptions = {}): st
       h.runpath.value ? ['RUNPATH', 'bad'] : ['No RUNPATH', 'good'],
       h.stripped.value ? ['No Symbols', 'good'] : ['Symbols', 'bad'],
       h.fortify.value ? ['Yes', 'good'] : ['No', 'bad'],
-      [String(h.fortify.fortified), 'plain'],
-      [String(h.fortify.fortifiable), 'plain'],
+      [String(h.fortify.fortified ?? 'unknown'), 'plain'],
+      [String(h.fortify.fortifiable ?? 'unknown'), 'plain'],
       cet,
       f.libraries === null
         ? ['-', 'plain']

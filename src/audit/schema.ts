@@ -18,8 +18,9 @@ export interface AuditHardening {
   readonly runpath: Fact<string | null>;
   readonly stripped: Fact<boolean>;
   readonly fortify: Fact<boolean> & {
-    readonly fortified: number;
-    readonly fortifiable: number;
+    /** null when unknown: no libc of the file's architecture in the root and the file is not linked against glibc. */
+    readonly fortified: number | null;
+    readonly fortifiable: number | null;
     readonly protected: readonly string[];
     readonly unprotected: readonly string[];
   };

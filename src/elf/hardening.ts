@@ -22,10 +22,10 @@ export type Linkage = 'dynamic' | 'static' | 'static-pie' | 'standalone' | 'obje
 export interface FortifyFacts {
   /** checksec's `fortify_source`: some dynamic symbol ends in `_chk`. */
   readonly source: boolean;
-  /** Dynamic symbols that are libc `_chk` variants (checksec's `fortified`). */
-  readonly fortified: number;
-  /** fortified + dynamic symbols that have a libc `_chk` variant (checksec's `fortify-able`). */
-  readonly fortifiable: number;
+  /** Dynamic symbols that are libc `_chk` variants (checksec's `fortified`); null when no list applies (unknown). */
+  readonly fortified: number | null;
+  /** fortified + dynamic symbols that have a libc `_chk` variant (checksec's `fortify-able`); null when unknown. */
+  readonly fortifiable: number | null;
   /** Imported functions with a `__<name>_chk` twin that were imported in the checked form (hardening-check's view). */
   readonly protected: readonly string[];
   /** Imported functions that have a `_chk` twin but were imported unchecked. */
@@ -63,6 +63,8 @@ export interface FortifyList {
   readonly plain: ReadonlySet<string>;
   /** Where the list came from. */
   readonly source: string;
+  /** True when no list applies (no libc of the file's kind, and not linked against glibc): counts are unknown. */
+  readonly unknown?: boolean;
 }
 
 /** Returns the fortify list of a libc: its default-version (`@@`) defined symbols ending in `_chk` (checksec's sed). */
@@ -83,8 +85,13 @@ export async function fortifyListOf(libc: ElfFile): Promise<FortifyList> {
   return { checked, plain: new Set([...checked].map((n) => n.replaceAll('_chk', ''))), source: libc.name };
 }
 
-/** An empty fortify list (no libc found): every fortify count is 0. */
+/** An empty fortify list (a libc without `_chk` functions): every fortify count is 0. */
 export const NO_FORTIFY_LIST: FortifyList = { checked: new Set(), plain: new Set(), source: 'none' };
+
+/** Returns a list that makes the fortify counts unknown (null), saying why in the evidence. */
+export function unknownFortifyList(why: string): FortifyList {
+  return { checked: new Set(), plain: new Set(), source: why, unknown: true };
+}
 
 const CANARY_SYMBOLS = ['__stack_chk_fail', '__stack_chk_guard', '__intel_security_cookie'];
 
@@ -189,11 +196,21 @@ export async function hardeningFacts(
     : { value: true, evidence: 'no .symtab section' };
 
   const fortify = fortifyOfTable(dynsym, list);
-  const fort: HardeningFacts['fortify'] = {
-    ...fortify,
-    value: fortify.source,
-    evidence: `${fortify.fortified} of ${fortify.fortifiable} fortifiable dynamic symbols are _chk variants (libc list from ${fortify.listSource})`,
-  };
+  const fort: HardeningFacts['fortify'] = list.unknown
+    ? {
+        ...fortify,
+        fortified: null,
+        fortifiable: null,
+        protected: [],
+        unprotected: [],
+        value: fortify.source,
+        evidence: `fortify counts unknown: ${list.source}`,
+      }
+    : {
+        ...fortify,
+        value: fortify.source,
+        evidence: `${fortify.fortified} of ${fortify.fortifiable} fortifiable dynamic symbols are _chk variants (libc list from ${fortify.listSource})`,
+      };
 
   const notes = await f.notes();
   const x86 = h.machineName === 'x86_64' || h.machineName === 'i386';

@@ -18,6 +18,13 @@ export {
   STT,
   SymbolTable,
 } from './file.ts';
+export {
+  compareGlibc,
+  GLIBC_CHK_FUNCTIONS,
+  GLIBC_CHK_LATEST,
+  glibcFortifyList,
+  glibcReleaseNeeded,
+} from './glibc-chk.ts';
 export type {
   Fact,
   FortifyFacts,
@@ -34,6 +41,7 @@ export {
   hardeningFacts,
   MAX_CODE_SCAN_BYTES,
   NO_FORTIFY_LIST,
+  unknownFortifyList,
 } from './hardening.ts';
 export type { ElfHeader, ProgramHeader, Section } from './header.ts';
 export { ET, MACHINES, MAX_PROGRAM_HEADERS, MAX_SECTIONS, machineName, PF, PT, SHT } from './header.ts';

@@ -96,6 +96,27 @@ describe('pare audit', () => {
     });
   });
 
+  it('says unknown, not 0/0, for fortify counts with no libc of the architecture and no glibc version', async () => {
+    const foreign = mkdtempSync(join(tmpdir(), 'pare-cli-foreign-'));
+    // note: an aarch64 program linked against another libc (no GLIBC_ version), in a root without any libc
+    writeFileSync(
+      join(foreign, 'app'),
+      craftElf({
+        machine: 183,
+        interp: '/lib/ld-musl-aarch64.so.1',
+        needed: ['libc.so'],
+        imports: ['__memcpy_chk', 'strcpy'],
+      }),
+    );
+    const r = await pare('audit', join(foreign, 'app'), '--root', foreign, '--json');
+    expect(r.code).toBe(0);
+    const fortify = JSON.parse(r.stdout).files[0].hardening.fortify;
+    expect(fortify).toMatchObject({ fortified: null, fortifiable: null });
+    expect(fortify.evidence).toContain('fortify counts unknown: no libc.so.6 of aarch64');
+    const t = await pare('audit', join(foreign, 'app'), '--root', foreign, '--no-color');
+    expect(t.stdout).toMatch(/Yes\s+unknown\s+unknown/);
+  });
+
   it('exits 2 for an unknown requirement', async () => {
     const r = await pare('audit', dir, '--require', 'shiny');
     expect(r.code).toBe(2);
