@@ -39,17 +39,21 @@ describe('parsePublish', () => {
 
 describe('pastaArgs', () => {
   it('forwards only the published ports, closes every other direction, and keeps the gateway unmapped', () => {
-    const a = pastaArgs(
-      [parsePublish('127.0.0.1:8080:80'), parsePublish('[::1]:5353:53/udp')],
-      '/proc/7/ns/net',
-      '/t/pid',
-    );
+    const a = pastaArgs([parsePublish('127.0.0.1:8080:80'), parsePublish('[::1]:5353:53/udp')], {
+      netns: '/proc/7/ns/net',
+      pidFile: '/t/pid',
+    });
     expect(a.join(' ')).toBe(
       '--config-net -t 127.0.0.1/8080:80 -u ::1/5353:53 -T none -U none --no-map-gw --quiet --runas 0 --pid /t/pid --netns /proc/7/ns/net',
     );
   });
+  it('runs a command in new namespaces in the foreground for a caller who is not root', () => {
+    expect(pastaArgs([parsePublish('8080:80/udp')], { command: ['sh', '-c', 'x'] }).join(' ')).toBe(
+      '--config-net -u 8080:80 -t none -T none -U none --no-map-gw --quiet --foreground -- sh -c x',
+    );
+  });
   it('says none for a protocol with no port (pasta would otherwise forward every bound port)', () => {
-    expect(pastaArgs([parsePublish('8080:80')], '/n', '/p').slice(0, 5)).toEqual([
+    expect(pastaArgs([parsePublish('8080:80')], { netns: '/n', pidFile: '/p' }).slice(0, 5)).toEqual([
       '--config-net',
       '-t',
       '8080:80',

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -74,8 +75,14 @@ export function formatPublish(m: PortMapping): string {
   return `${ip}${m.hostPort}:${m.containerPort}/${m.protocol}`;
 }
 
-/** The pasta arguments that connect the network namespace at `netns` with `ports` forwarded. Pure. */
-export function pastaArgs(ports: readonly PortMapping[], netns: string, pidFile: string): string[] {
+/**
+ * The pasta arguments that forward `ports` into a network namespace: an existing one (`netns`, as root: see
+ * connectNetwork) or a new one holding `command` (see createNetwork). Pure.
+ */
+export function pastaArgs(
+  ports: readonly PortMapping[],
+  target: { readonly netns: string; readonly pidFile: string } | { readonly command: readonly string[] },
+): string[] {
   const a = ['--config-net'];
   for (const m of ports) {
     a.push(
@@ -86,10 +93,14 @@ export function pastaArgs(ports: readonly PortMapping[], netns: string, pidFile:
   if (!ports.some((m) => m.protocol === 'tcp')) a.push('-t', 'none');
   if (!ports.some((m) => m.protocol === 'udp')) a.push('-u', 'none');
   a.push('-T', 'none', '-U', 'none', '--no-map-gw', '--quiet');
-  // pasta drops to "nobody" when started as root, and nobody may not open another process's namespaces; stay root
-  // (pasta still isolates itself: its own mount namespace, no capabilities beyond the network namespace).
-  a.push('--runas', '0');
-  a.push('--pid', pidFile, '--netns', netns);
+  if ('netns' in target) {
+    // pasta drops to "nobody" when started as root, and nobody may not open another process's namespaces; stay
+    // root (pasta still isolates itself: its own mount namespace, no capabilities beyond the network namespace).
+    a.push('--runas', '0');
+    a.push('--pid', target.pidFile, '--netns', target.netns);
+  } else {
+    a.push('--foreground', '--', ...target.command);
+  }
   return a;
 }
 
@@ -106,17 +117,97 @@ export function findPasta(probe: HostProbe = hostProbe, env: NodeJS.ProcessEnv =
   );
 }
 
+/** Finds nsenter (util-linux), which starts bwrap in the namespaces pasta made for a caller who is not root. */
+export function findNsenter(probe: HostProbe = hostProbe): string {
+  const found = probe.which('nsenter');
+  if (found) return found;
+  throw new RunError('RUN_NETWORK_MISSING', 'cannot publish ports: nsenter is not installed', {
+    hint: 'install the Debian package util-linux (apt-get install util-linux)',
+  });
+}
+
 /** A running pasta. */
 export interface NetworkHandle {
   /** Stops pasta (idempotent). */
   stop(): Promise<void>;
 }
 
+/** A user and network namespace made by pasta, for a caller who is not root. */
+export interface CreatedNetwork extends NetworkHandle {
+  /** /proc paths of the namespaces (of the process pasta runs in them) to join with nsenter. */
+  readonly userns: string;
+  readonly netns: string;
+}
+
+/** The process pasta runs in the namespaces it made: says it is there, then lives until pare closes its stdin. */
+const HOLDER = ['sh', '-c', 'echo ready; exec cat'];
+
+/**
+ * Makes a new user and network namespace connected by pasta with `ports` published, for a caller who is not root:
+ * pasta runs a holder process in them (it starts it once the namespace is configured and the host ports are bound),
+ * and bwrap is started inside them with nsenter (see startSandbox). The holder lives until stop() closes its stdin, or
+ * until pare dies (the pipe closes with it); pasta exits with it. Throws RUN_NETWORK_FAILED with pasta's message.
+ */
+export async function createNetwork(pasta: string, ports: readonly PortMapping[]): Promise<CreatedNetwork> {
+  const child = spawn(pasta, pastaArgs(ports, { command: HOLDER }), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    if (err.length < 64 * 1024) err += c.toString('utf8');
+  });
+  child.stdin!.on('error', () => {});
+  const closed = new Promise<number | null>((resolve) => {
+    child.on('close', resolve);
+    child.on('error', () => resolve(null));
+  });
+  const ready = await new Promise<boolean>((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      if (out.includes('ready\n')) resolve(true);
+    });
+    closed.then(() => resolve(false));
+  });
+  const stop = async () => {
+    child.stdin!.end();
+    child.kill('SIGTERM');
+    await closed;
+  };
+  const holder = ready ? childrenOf(child.pid!)[0] : undefined;
+  if (holder === undefined) {
+    await stop();
+    throw new RunError(
+      'RUN_NETWORK_FAILED',
+      `cannot publish ports ${ports.map(formatPublish).join(', ')}: pasta failed${pastaMessage(err) ? `: ${pastaMessage(err)}` : ''}`,
+    );
+  }
+  return { userns: `/proc/${holder}/ns/user`, netns: `/proc/${holder}/ns/net`, stop };
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** pasta's stderr without the lines saying it could not reach syslog (those say nothing about the failure). */
+function pastaMessage(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !/^Failed to send \d+ bytes to syslog/.test(l))
+    .join('; ');
+}
+
 /**
  * Connects the network namespace of process `pid` (bwrap's sandbox init, held before it starts the command) to the
  * host with `ports` published. Resolves once pasta has configured the namespace and bound the host ports. Only a root
- * caller can do it this way (joining the namespace without its user namespace); throws RUN_NETWORK_FAILED otherwise,
- * and with pasta's own message when pasta fails (a port in use, a bad address).
+ * caller can do it this way (joining the namespace without its user namespace; others use createNetwork). Throws
+ * RUN_NETWORK_FAILED with pasta's own message when pasta fails (a port in use, a bad address).
  */
 export async function connectNetwork(
   pasta: string,
@@ -125,7 +216,7 @@ export async function connectNetwork(
 ): Promise<NetworkHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'pare-pasta-'));
   const pidFile = join(dir, 'pid');
-  const args = pastaArgs(ports, `/proc/${pid}/ns/net`, pidFile);
+  const args = pastaArgs(ports, { netns: `/proc/${pid}/ns/net`, pidFile });
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(pasta, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
@@ -159,11 +250,7 @@ export async function connectNetwork(
   };
   if (code !== 0) {
     await stop();
-    // pasta also reports every line it could not send to syslog; those say nothing about the failure.
-    const why = stderr
-      .split('\n')
-      .filter((l) => l.trim() !== '' && !/^Failed to send \d+ bytes to syslog/.test(l))
-      .join('; ');
+    const why = pastaMessage(stderr);
     throw new RunError(
       'RUN_NETWORK_FAILED',
       `cannot publish ports ${ports.map(formatPublish).join(', ')}: pasta failed (exit ${code})${why ? `: ${why}` : ''}`,

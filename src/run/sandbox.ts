@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { RunError } from '../errors.ts';
 import { isWithin } from '../fstree/index.ts';
-import { connectNetwork, findPasta, type NetworkHandle, type PortMapping } from './network.ts';
+import {
+  type CreatedNetwork,
+  connectNetwork,
+  createNetwork,
+  findNsenter,
+  findPasta,
+  type NetworkHandle,
+  type PortMapping,
+} from './network.ts';
 import { listTopLevel, lookupInRoot, type TopLevelEntry } from './rootfs.ts';
 import { type SeccompArch, seccompProgram } from './seccomp.ts';
 import type { ProcessSpec, Volume } from './spec.ts';
@@ -53,8 +61,7 @@ export interface SandboxSpec {
   /** Share the host's network namespace (default: only a private loopback). */
   readonly net?: boolean;
   /**
-   * Ports to publish from a private network namespace connected by pasta (not with `net`). Needs pare to run as root
-   * (see network.ts).
+   * Ports to publish from a private network namespace connected by pasta (not with `net`); see network.ts.
    */
   readonly publish?: readonly PortMapping[];
   readonly secrets?: readonly Secret[];
@@ -83,6 +90,11 @@ export interface SandboxLayout {
   readonly run?: readonly TopLevelEntry[];
   /** The host has an /etc/resolv.conf to bind when the sandbox has a network. */
   readonly resolvConf?: boolean;
+  /**
+   * With published ports: bwrap is started inside the network namespace pasta made (a caller who is not root, see
+   * createNetwork), so it keeps that one (`--share-net`) instead of waiting on BLOCK_FD for pasta to connect its own.
+   */
+  readonly joinedNetwork?: boolean;
 }
 
 /** The /etc/hosts of a sandbox: localhost and the hostname, as podman writes them. */
@@ -120,7 +132,7 @@ export function bwrapArgs(
   // --unshare-all only *tries* a user namespace; ask for it outright, and forbid nesting another one inside (a second
   // line of defence behind seccomp's clone/unshare rules, which --no-seccomp turns off).
   const a: string[] = ['--unshare-all', '--unshare-user', '--disable-userns'];
-  if (spec.net) a.push('--share-net');
+  if (spec.net || (publish && layout.joinedNetwork)) a.push('--share-net');
   a.push('--die-with-parent');
   if (spec.newSession ?? true) a.push('--new-session');
   a.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
@@ -171,7 +183,7 @@ export function bwrapArgs(
   a.push('--cap-drop', 'ALL');
   if (spec.seccomp ?? true) a.push('--seccomp', String(SECCOMP_FD));
   a.push('--info-fd', String(INFO_FD));
-  if (publish) a.push('--block-fd', String(BLOCK_FD));
+  if (publish && !layout.joinedNetwork) a.push('--block-fd', String(BLOCK_FD));
   a.push('--', ...spec.process.argv);
   return a;
 }
@@ -254,13 +266,10 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
     );
   }
   const pasta = publish.length > 0 ? findPasta() : undefined;
-  if (pasta && process.getuid?.() !== 0) {
-    throw new RunError(
-      'RUN_NETWORK_FAILED',
-      'cannot publish ports: pare must run as root to connect the sandbox network with pasta',
-      { hint: 'run pare as root, or use --net to share the host network' },
-    );
-  }
+  // Root connects bwrap's own network namespace (connectNetwork, once bwrap announces its pid); anyone else has pasta
+  // make the namespaces first and starts bwrap inside them through nsenter (createNetwork).
+  const rootless = pasta !== undefined && process.getuid?.() !== 0;
+  const nsenter = rootless ? findNsenter() : undefined;
   const topLevel = await listTopLevel(spec.rootfs);
   // Only a real directory is listed: a symlinked /etc or /run could point anywhere on the host.
   const listed = async (name: string) =>
@@ -271,10 +280,25 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
     resolvConf: (spec.net === true || publish.length > 0) && (await exists('/etc/resolv.conf')),
   };
   const secretFds = await openSecrets(spec.secrets ?? []);
-  const args = bwrapArgs(spec, topLevel, layout);
+  const args = bwrapArgs(spec, topLevel, { ...layout, ...(rootless ? { joinedNetwork: true } : {}) });
+  let created: CreatedNetwork | undefined;
   let child: ChildProcess;
   try {
-    child = spawn(bwrap, args, {
+    if (rootless) created = await createNetwork(pasta!, publish);
+    const [command, argv] = created
+      ? [
+          nsenter!,
+          [
+            `--user=${created.userns}`,
+            `--net=${created.netns}`,
+            '--preserve-credentials',
+            '--',
+            bwrap,
+            ...args,
+          ],
+        ]
+      : [bwrap, args];
+    child = spawn(command, argv, {
       stdio: [
         options.stdin ?? 'inherit',
         options.stdout ?? 'inherit',
@@ -282,10 +306,13 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
         'pipe',
         'pipe',
         'pipe',
-        publish.length > 0 ? 'pipe' : 'ignore',
+        publish.length > 0 && !created ? 'pipe' : 'ignore',
         ...secretFds,
       ],
     });
+  } catch (e) {
+    await created?.stop();
+    throw e;
   } finally {
     for (const fd of secretFds) closeSync(fd);
   }
@@ -299,13 +326,13 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
   const hostsPipe = stdio[HOSTS_FD] as Writable;
   hostsPipe.on('error', () => {});
   hostsPipe.end(hostsFile(spec.process.hostname));
-  const blockPipe = publish.length > 0 ? (stdio[BLOCK_FD] as Writable) : undefined;
+  const blockPipe = publish.length > 0 && !created ? (stdio[BLOCK_FD] as Writable) : undefined;
   blockPipe?.on('error', () => {});
 
   let initPid: number | undefined;
   let commandPid: number | undefined;
   const infoChunks: Buffer[] = [];
-  let network: Promise<NetworkHandle> | undefined;
+  let network: Promise<NetworkHandle> | undefined = created ? Promise.resolve(created) : undefined;
   infoPipe.on('data', (c: Buffer) => {
     infoChunks.push(c);
     const m = /"child-pid"\s*:\s*(\d+)/.exec(Buffer.concat(infoChunks).toString('utf8'));
@@ -313,10 +340,20 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
       initPid = Number(m[1]);
       // bwrap waits on BLOCK_FD before it executes the command: connect the network first, then let it go.
       if (pasta && blockPipe) {
-        network = connectNetwork(pasta, initPid, publish);
+        const init = initPid;
+        network = connectNetwork(pasta, init, publish);
         network.then(
           () => blockPipe.end('x'),
-          () => child.kill('SIGKILL'),
+          () => {
+            // Never release the block (the command would run unconnected): kill the sandbox's init, which takes its
+            // pid namespace with it, and bwrap. Its pipes then close, and `exited` rejects with pasta's error.
+            try {
+              process.kill(init, 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+            child.kill('SIGKILL');
+          },
         );
       }
     }

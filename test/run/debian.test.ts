@@ -1,8 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAptSources, resolveSuites } from '../../src/debian/index.ts';
 import { isRoot, peersOrSkip, peersRequired } from '../helpers/peers.ts';
@@ -54,6 +54,12 @@ const publishSkip = publishPeers.skip
     ? ''
     : 'publishing ports (pasta) needs pare to run as root';
 if (publishSkip && !publishPeers.skip) console.warn(`[skip] ${publishSkip}`);
+
+/** pare itself as an unprivileged user (root runs it through setpriv in a private mount namespace). */
+const rootless =
+  isRoot() && !publishSkip
+    ? peersOrSkip('setpriv', 'unshare')
+    : { skip: true, paths: {} as Record<string, string> };
 
 /** A port nothing listens on right now (the kernel picks it). */
 async function freePort(): Promise<number> {
@@ -120,17 +126,23 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
   });
 
   describe.skipIf(publishSkip !== '')('with -p (pasta)', () => {
-    it('serves python http.server to curl on the host through the published port, then stops pasta', async () => {
+    /** Runs python http.server behind `-p`, curls it from the host, stops pare, checks the port is closed. */
+    async function serveThroughPublish(
+      prefix: readonly string[],
+      cacheDir: string,
+      env: NodeJS.ProcessEnv = {},
+    ) {
       const site = join(work, 'site');
-      mkdirSync(site, { recursive: true });
-      writeFileSync(join(site, 'index.txt'), 'hello through pasta\n');
+      mkdirSync(site, { recursive: true, mode: 0o755 });
+      writeFileSync(join(site, 'index.txt'), 'hello through pasta\n', { mode: 0o644 });
       const port = await freePort();
-      const child = spawn(
+      const argv = [
+        ...prefix,
         process.execPath,
-        pareArgs([
+        ...pareArgs([
           'run',
           '--cache-dir',
-          join(work, 'cache'),
+          cacheDir,
           '-p',
           `127.0.0.1:${port}:8000`,
           '-v',
@@ -144,8 +156,11 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
           '/srv',
           '8000',
         ]),
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      ];
+      const child = spawn(argv[0]!, argv.slice(1), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
       let err = '';
       child.stderr.on('data', (c: Buffer) => {
         err += c.toString();
@@ -166,6 +181,86 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
       expect(await closed).toBe(128 + 15);
       // pasta is gone with the sandbox: nothing listens on the port any more
       expect(curl('/index.txt').status).toBe(7);
+    }
+
+    it('serves python http.server to curl on the host through the published port, then stops pasta', async () => {
+      await serveThroughPublish([], join(work, 'cache'));
+    });
+
+    it.skipIf(rootless.skip)(
+      'does the same when pare runs as an unprivileged user (pasta makes the namespaces, bwrap joins them)',
+      async () => {
+        // pasta needs /dev/net/tun, which a Debian host makes 0666; a private mount namespace gives the unprivileged
+        // user one where this host's is 0600 (root only). The host's device node is not changed.
+        const tun = join(work, 'tun');
+        mkdirSync(tun, { recursive: true });
+        const home = join(work, 'nobody-home');
+        mkdirSync(home, { recursive: true, mode: 0o755 });
+        chownSync(home, 65534, 65534);
+        for (let d = image; d.startsWith(work); d = dirname(d)) chmodSync(d, 0o755);
+        chmodSync(work, 0o755);
+        execFileSync('chmod', ['-R', 'a+rX', image]);
+        await serveThroughPublish(
+          [
+            rootless.paths.unshare!,
+            '--mount',
+            '--propagation',
+            'private',
+            'sh',
+            '-ec',
+            'mount -t tmpfs tmpfs "$0"; mknod -m 666 "$0/tun" c 10 200; mount --bind "$0/tun" /dev/net/tun; shift; exec "$@"',
+            tun,
+            '--',
+            rootless.paths.setpriv!,
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            '--',
+          ],
+          join(home, 'cache'),
+          { HOME: home },
+        );
+      },
+    );
+
+    it('fails (exit 1) with pasta’s message when the host port is taken', async () => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as { port: number };
+      try {
+        const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const child = spawn(
+            process.execPath,
+            pareArgs([
+              'run',
+              '--cache-dir',
+              join(work, 'cache'),
+              '-p',
+              `127.0.0.1:${port}:8000`,
+              `oci:${image}:python`,
+              '--',
+              '-c',
+              'print("ran")',
+            ]),
+            { stdio: ['ignore', 'pipe', 'pipe'] },
+          );
+          let stderr = '';
+          child.stderr.on('data', (c: Buffer) => {
+            stderr += c.toString();
+          });
+          child.stdout.on('data', (c: Buffer) => {
+            stderr += `stdout: ${c}`;
+          });
+          child.on('close', (code) => resolve({ code, stderr }));
+        });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(
+          `cannot publish ports 127.0.0.1:${port}:8000/tcp: pasta failed (exit 1): `,
+        );
+        expect(r.stderr).not.toContain('ran');
+      } finally {
+        server.close();
+      }
     });
 
     it('refuses -p with --net (the host network is shared already)', () => {
