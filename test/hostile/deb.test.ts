@@ -5,13 +5,13 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDeb, readDebFile } from '../../src/debian/deb.ts';
-import { NODE } from '../helpers/cli.ts';
-import { ar, tar } from '../helpers/fake-debian-archive.ts';
+import { NODE, pareAsync } from '../helpers/cli.ts';
+import { ar, cacheTemps, createFakeArchive, type FakeArchive, tar } from '../helpers/fake-debian-archive.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const work = tempDir('pare-hostile-deb-');
@@ -165,7 +165,87 @@ describe('a .deb with a corrupt member', () => {
     const r = readInChild(path);
     expect(r.code).toBe('DEBIAN_DEB_LIMIT');
     expect(r.message).toContain(`cannot read ${LABEL} control.tar.xz: `);
-    console.log(`control.tar.xz: ${compressed.length} compressed bytes, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+    console.log(
+      `control.tar.xz: ${compressed.length} compressed bytes, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+    );
     expect(r.maxRssMiB).toBeLessThan(300);
   });
+});
+
+describe('pare build from an archive serving hostile .debs', () => {
+  let archive: FakeArchive;
+  const control = (name: string) =>
+    gzipSync(
+      tar([
+        { path: './', type: 'dir', mode: 0o755 },
+        {
+          path: './control',
+          data: Buffer.from(`Package: ${name}\nVersion: 1.0\nArchitecture: amd64\n`),
+          mode: 0o644,
+        },
+      ]),
+    );
+  const hostile = (name: string, member: string, data: Buffer) =>
+    ar([
+      { name: 'debian-binary', data: Buffer.from('2.0\n') },
+      { name: 'control.tar.gz', data: control(name) },
+      { name: member, data },
+    ]);
+  beforeAll(async () => {
+    archive = await createFakeArchive({
+      architectures: ['amd64'],
+      suites: [
+        {
+          name: 'bookworm',
+          packages: [
+            {
+              name: 'xzbomb',
+              version: '1.0',
+              architecture: 'amd64',
+              deb: hostile('xzbomb', 'data.tar.xz', bomb('xz -0 -T1', 1024 ** 3)),
+            },
+            {
+              name: 'badzstd',
+              version: '1.0',
+              architecture: 'amd64',
+              deb: hostile(
+                'badzstd',
+                'data.tar.zst',
+                execFileSync('zstd', ['--long=31', '-q', '-c'], { input: randomBytes(100_000) }),
+              ),
+            },
+          ],
+        },
+      ],
+    });
+  });
+  afterAll(async () => archive?.close());
+
+  it.each([
+    ['xzbomb', 'cannot read package xzbomb_1.0_amd64 data.tar.xz: ', 'ratio limit'],
+    [
+      'badzstd',
+      'cannot decompress package badzstd_1.0_amd64 data.tar.zst: ',
+      'zstd says Frame requires too much memory',
+    ],
+  ])(
+    'refuses %s: exit 2, one message naming the package and member, nothing written, nothing left in the cache',
+    async (name, prefix, words) => {
+      const p = join(work, `project-${name}`);
+      mkdirSync(p, { recursive: true });
+      writeFileSync(
+        join(p, 'pare.yaml'),
+        `name: hostile\nplatforms: [linux/amd64]\ndebian:\n  suite: bookworm\n  updates: false\n  security: false\n  mirror: ${archive.url}\n  keyring: ${archive.keyringAsc}\npackages: [${name}]\nslice: none\n`,
+      );
+      const cache = join(work, `cache-${name}`);
+      const out = join(work, `out-${name}`);
+      const r = await pareAsync(['build', p, '-o', out], { env: { XDG_CACHE_HOME: cache } });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`pare: error: ${prefix}`);
+      expect(r.stderr).toContain(words);
+      expect(r.stderr).not.toMatch(/\n\s+at |internal error|blobs\/sha256/);
+      expect(existsSync(join(out, 'index.json'))).toBe(false);
+      expect(await cacheTemps(join(cache, 'pare'))).toEqual([]);
+    },
+  );
 });
