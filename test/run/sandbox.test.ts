@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -273,6 +282,19 @@ describe.skipIf(peers.skip)('pare run sandbox (real bwrap)', () => {
   });
 
   describe('with --net', () => {
+    it.skipIf(!existsSync('/etc/resolv.conf'))(
+      'sees the host’s resolv.conf, read-only (none without a network)',
+      async () => {
+        const first = readFileSync('/etc/resolv.conf', 'utf8').split('\n')[0];
+        const o = await run(['/bin/probe', 'read', '/etc/resolv.conf', 'write', '/etc/resolv.conf'], {
+          net: true,
+        });
+        expect(o.lines).toEqual([`read /etc/resolv.conf: ${first}`, 'write /etc/resolv.conf: EROFS']);
+        const off = await run(['/bin/probe', 'read', '/etc/resolv.conf']);
+        expect(off.lines).toEqual(['read /etc/resolv.conf: ENOENT']);
+      },
+    );
+
     it('shares the host network', async () => {
       const host = readFileSync('/proc/net/dev', 'utf8')
         .split('\n')
