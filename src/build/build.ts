@@ -22,7 +22,7 @@ import { type SliceReport, sliceReport, sliceTree } from '../slice/index.ts';
 import { collectEntries } from '../tar/index.ts';
 import { withAccounts } from './accounts.ts';
 import { idsFromTree, minimalBase } from './base.ts';
-import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian } from './debian.ts';
+import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
 import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
 import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
@@ -158,6 +158,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     debian = await planDebian(loaded, platforms, {
       ...options.debian,
       dryRun: options.dryRun || options.debian?.dryRun,
+      deferLockWrite: true,
     });
     packagesRoot = debian.rootfs;
   }
@@ -345,6 +346,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const tarOpt =
     options.tar ?? (cfg.output.tar !== undefined ? resolve(loaded.dir, cfg.output.tar) : undefined);
   if (!options.dryRun) {
+    if (debian) await saveLock(debian);
     const layout = await OciLayout.create(layoutDir);
     await layout.writeArtifact(artifact, { tag });
     if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });

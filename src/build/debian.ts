@@ -64,6 +64,11 @@ export interface DebianBuildOptions {
   readonly update?: boolean;
   /** Do not write pare.lock. */
   readonly dryRun?: boolean;
+  /**
+   * Leave writing pare.lock to the caller (`saveLock`): `pare build` writes it only once every input is checked, so a
+   * bad pare.yaml writes nothing. The plan's lockState still says 'written' when the lock changed.
+   */
+  readonly deferLockWrite?: boolean;
   readonly onProgress?: (e: DownloadProgress) => void;
   readonly archive?: ArchiveOptions;
 }
@@ -256,7 +261,7 @@ export async function planDebian(
   if (existing && options.locked) assertLockSatisfied(existing, lock, lockPath);
   const changed =
     !existing || diffLocks(existing, lock).length > 0 || formatLock(existing) !== formatLock(lock);
-  if (changed && !options.dryRun) await writeLock(lockPath, lock);
+  if (changed && !options.dryRun && !options.deferLockWrite) await writeLock(lockPath, lock);
   const debs = await archive.fetchDebs(selected);
   const perArch = new Map<string, DebFile[]>();
   for (const arch of archs)
@@ -271,6 +276,11 @@ export async function planDebian(
     resolutions,
     perArch,
   );
+}
+
+/** Writes the plan's pare.lock when it changed (after `planDebian` with `deferLockWrite`). */
+export async function saveLock(plan: DebianPlan): Promise<void> {
+  if (plan.lockState === 'written') await writeLock(plan.lockPath, plan.lock);
 }
 
 /** How many .debs are read (decompressed and parsed) at once. */

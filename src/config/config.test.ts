@@ -98,6 +98,12 @@ describe('parseConfigText', () => {
         /files.0.platforms.0: want a platform/,
       ],
       ['files:\n  - { content: x, dest: /app, platforms: [] }\n', /files.0.platforms: /],
+      [
+        'image:\n  stopSignal: "0"\n',
+        /image.stopSignal: want a signal name such as SIGTERM, or a number from 1 to 64/,
+      ],
+      ['image:\n  stopSignal: "99"\n', /image.stopSignal: want a signal/],
+      ['image:\n  stopSignal: 15\n', /image.stopSignal: want a signal/],
       // paths
       ['image:\n  workdir: app\n', /image.workdir: want an absolute path/],
       ['image:\n  workdir: /app/../etc\n', /image.workdir: want a path without "." or ".." segments/],

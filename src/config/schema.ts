@@ -167,10 +167,12 @@ const imageSection = z.strictObject({
   labels: z.record(z.string(), z.string()).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
   ports: z.array(port).optional(),
-  stopSignal: z
-    .string()
-    .regex(/^(SIG[A-Z0-9]+|[0-9]+)$/, 'want a signal name such as SIGTERM, or a number')
-    .optional(),
+  stopSignal: checked<string>((v) => {
+    const want = 'want a signal name such as SIGTERM, or a number from 1 to 64 as a string ("15")';
+    if (typeof v !== 'string') return want;
+    const n = /^[1-9][0-9]?$/.test(v) ? Number(v) : undefined;
+    return /^SIG[A-Z][A-Z0-9+-]*$/.test(v) || (n !== undefined && n <= 64) ? undefined : want;
+  }).optional(),
   volumes: z.array(imagePath).optional(),
 });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, provenanceInput } from '../../src/build/index.ts';
@@ -215,6 +215,23 @@ describe('pare build with packages', () => {
       expect(r.stderr).toMatch(/does not match packages: .*run "pare lock --update"/);
       expect(readFileSync(join(p, 'pare.lock'), 'utf8')).toBe(before);
     });
+  });
+
+  it('writes nothing, not even pare.lock, when pare.yaml is found wrong only after resolving', async () => {
+    // note: the clash with the built-in nonroot is known only once the packages' /etc/passwd is assembled; pare.lock
+    // used to be written by then
+    const p = project('six', ['base-files', 'app']);
+    writeFileSync(
+      join(p, 'pare.yaml'),
+      `${readFileSync(join(p, 'pare.yaml'), 'utf8')}accounts:\n  users: [{ name: app, uid: 65532, gid: 0 }]\n`,
+    );
+    const r = await pare(['build', p, '-o', join(dir, 'out6')], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1') },
+    });
+    expect(r.stderr).toMatch(/pare\.yaml:\d+:\d+: uid 65532 is already user "nonroot"'s \(built in\)/);
+    expect(r.code).toBe(2);
+    expect(existsSync(join(p, 'pare.lock'))).toBe(false);
+    expect(existsSync(join(dir, 'out6'))).toBe(false);
   });
 
   it('refuses an unknown package, naming it (bad input: exit 2)', async () => {
