@@ -305,6 +305,13 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
       );
     });
 
+    it('refuses --image without --print (exit 2) instead of ignoring it', async () => {
+      const r = await pare(['run', '--image', 'registry.invalid/hello:1', `oci:${layout}:v1`, '--', 'id'])
+        .done;
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('cannot use --image without --print');
+    });
+
     it('refuses to print a local reference no other runtime can pull (exit 2), saying to push and give --image', async () => {
       const r = await pare(['run', '--print', 'podman', `oci:${layout}:v1`]).done;
       expect(r.code).toBe(2);

@@ -132,6 +132,12 @@ async function runSource(
     return 0;
   }
 
+  if (o.image !== undefined || o.ref !== undefined) {
+    throw new UsageError(
+      'USAGE',
+      `cannot use --image without --print: it names the pushed image in the printed settings (pare run runs ${JSON.stringify(image)} itself)`,
+    );
+  }
   const tty = io.isTTY ?? process.stdin.isTTY === true;
   const prepared = await prepareRun(source, {
     ...(o.user !== undefined ? { user: o.user } : {}),
