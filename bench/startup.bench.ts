@@ -3,7 +3,7 @@
 //   - the installed package: `npm pack` + `npm install -g` into a temp prefix (test/helpers/installed.ts), run
 //     through its bin on the pinned Node, with a warm compile cache;
 //   - the clone's bin (TypeScript sources through the compile cache);
-//   - the single executable, as `npm run package` builds it (reproducible) and with `--code-cache`.
+//   - the single executable, as `npm run package` builds it.
 // Best of PARE_BENCH_RUNS (default 20) after a warm-up run. Run alone: `npx node bench/startup.bench.ts`.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,15 +18,9 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 const work = mkdtempSync(join(tmpdir(), 'pare-bench-startup-'));
 try {
-  process.stdout.write('packing and installing pare, building the single executable twice…\n');
+  process.stdout.write('packing and installing pare, building the single executable…\n');
   const inst = packAndInstall(work);
-  for (const [dir, extra] of [
-    ['sea', []],
-    ['sea-cache', ['--code-cache']],
-  ] as const)
-    execFileSync(PINNED_NODE, [join(ROOT, 'scripts/package.ts'), ...extra, join(work, dir)], {
-      stdio: 'ignore',
-    });
+  execFileSync(PINNED_NODE, [join(ROOT, 'scripts/package.ts'), join(work, 'sea')], { stdio: 'ignore' });
   const exe = (dir: string) => join(work, dir, `pare-linux-${arch()}`);
 
   const opts = { runs: RUNS, warm: true };
@@ -37,7 +31,6 @@ try {
   const rows: Measure[] = [
     measure('pare --version (clone, sources)', process.execPath, pareArgs('--version'), opts),
     measure('pare --version (single executable)', exe('sea'), ['--version'], opts),
-    measure('pare --version (single executable, --code-cache)', exe('sea-cache'), ['--version'], opts),
     measure('node -e 0 (the floor of any Node program)', PINNED_NODE, ['-e', '0'], opts),
   ];
   const crane = have('crane') ? measure('crane version', 'crane', ['version'], opts) : undefined;
@@ -45,7 +38,7 @@ try {
   report('start-up', installed, crane ? [...rows, crane] : rows, [
     `≤ ${GOAL_S * 1000} ms for the installed bin and the single executable (crane: ~10 ms)`,
   ]);
-  for (const m of [installed, rows[1]!, rows[2]!]) {
+  for (const m of [installed, rows[1]!]) {
     const vsCrane = crane ? `, ${(m.seconds / crane.seconds).toFixed(1)}× crane` : '';
     summarize({
       work: `start-up ${m.name}`,

@@ -1,12 +1,16 @@
 // `npm run package`: pare as one file, dist/pare-linux-<arch>, that runs where no Node is installed — Node's single
 // executable application (SEA) format: the pinned Node 24 binary with pare injected (the npm `postject` package).
-//   1. rolldown bundles src/cli/main.ts and every dependency it reaches into one CommonJS script (a SEA's main script
-//      can require only builtins). Two seams, each checked: the command files, discovered on disk by
-//      src/cli/commands/index.ts, become a static table; @napi-rs/lzma's native addon becomes a SEA asset, written to
-//      a private temp directory and dlopen()ed on first use. Dependencies not in package.json's `dependencies`
-//      (optional ones such as ajv, which @cyclonedx/cyclonedx-library tries) stay out, as in the npm package.
-//   2. `node --experimental-sea-config` makes the preparation blob; with `--code-cache`, V8's code cache for the
-//      script (faster start, not reproducible). A startup snapshot works too but starts slower than either here.
+//   1. rolldown bundles src/cli/main.ts and every dependency it reaches into CommonJS chunks, split where the code
+//      splits (each command, each lazily imported library). They travel as SEA assets; the SEA's main script is a
+//      small loader that compiles a chunk when it is first required, so `pare --version` compiles the CLI frame, not
+//      all of pare. Two seams, each checked: the command files, discovered on disk by src/cli/commands/index.ts,
+//      become a static table; @napi-rs/lzma's native addon becomes a SEA asset, written to a private temp directory
+//      and dlopen()ed on first use. Builtins imported by ESM code are read through process.getBuiltinModule when the
+//      importer is evaluated, not all at start. Dependencies not in package.json's `dependencies` (optional ones
+//      such as ajv, which @cyclonedx/cyclonedx-library tries) stay out, as in the npm package.
+//   2. `node --experimental-sea-config` makes the preparation blob (no V8 code cache, whose bytes vary: the same
+//      commit and pinned Node give the same executable, byte for byte, wherever it is built). A startup snapshot
+//      was tried: it works, but started slower than this.
 //   3. The Node binary is copied and the blob injected with postject; the SHA-256 is printed and written beside it,
 //      and with `--sign KEY` (a cosign or pare key; COSIGN_PASSWORD) a sigstore bundle signing it, as cosign
 //      sign-blob writes.
@@ -29,13 +33,7 @@ import { rolldown } from 'rolldown';
 import { encodeBundle, keySigner, loadPrivateKey, messageBundle } from '../src/attest/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const args = parseArgs({
-  allowPositionals: true,
-  options: { sign: { type: 'string' }, 'code-cache': { type: 'boolean' } },
-});
-// V8's code cache cuts start-up CPU by about a third, but its bytes differ from build to build; without it, the same
-// commit and pinned Node give the same executable, byte for byte, wherever it is built.
-const CODE_CACHE = args.values['code-cache'] === true;
+const args = parseArgs({ allowPositionals: true, options: { sign: { type: 'string' } } });
 // `npm run package -- DIR` writes elsewhere
 const OUT = resolve(args.positionals[0] ?? join(ROOT, 'dist'));
 const WORK = join(OUT, 'sea');
@@ -99,6 +97,29 @@ const lazy = (ns) => new Proxy({}, { get: (_, k) => load()[ns][k] });
 export const xz = lazy('xz');
 export const lzma = lazy('lzma');
 export const lzma2 = lazy('lzma2');
+`;
+
+// The SEA's main script: a CommonJS loader over the chunk assets (their `require('./chunk.js')` loads the sibling
+// chunk; any other require is the SEA's own, which serves builtins only).
+const CHUNK_LOADER = `'use strict';
+const { getAsset } = require('node:sea');
+const { compileFunction } = require('node:vm');
+const loaded = new Map();
+function load(name) {
+  let m = loaded.get(name);
+  if (m) return m.exports;
+  m = { exports: {} };
+  loaded.set(name, m);
+  const filename = '/proc/self/pare-sea/' + name;
+  const params = ['exports', 'require', 'module', '__filename', '__dirname'];
+  const fn = compileFunction(getAsset('chunks/' + name, 'utf8'), params, { filename });
+  fn(m.exports, chunkRequire, m, filename, '/proc/self/pare-sea');
+  return m.exports;
+}
+function chunkRequire(id) {
+  return id.startsWith('./') ? load(id.slice(2)) : require(id);
+}
+load('main.js');
 `;
 
 /** Replaces `from` by `to` in `code`, exactly once; anything else means the source changed under this script. */
@@ -183,9 +204,19 @@ const bundle = await rolldown({
     },
   ],
 });
-const script = join(WORK, 'pare.cjs');
-await bundle.write({ file: script, format: 'cjs', codeSplitting: false, minify: true });
+// Split where the code splits (each command, each lazily imported library), and ship the chunks as SEA assets
+// that the main script compiles only when they are required: `pare --version` compiles main.js (the CLI frame and
+// commander), not the whole of pare.
+const written = await bundle.write({
+  dir: join(WORK, 'chunks'),
+  format: 'cjs',
+  minify: true,
+  entryFileNames: 'main.js',
+  chunkFileNames: '[name]-[hash].js',
+});
 await bundle.close();
+const chunks = written.output.map((o) => o.fileName).sort();
+writeFileSync(join(WORK, 'pare.cjs'), CHUNK_LOADER);
 
 const blob = join(WORK, 'pare.blob');
 const config = join(WORK, 'sea-config.json');
@@ -197,8 +228,12 @@ writeFileSync(
     main: 'pare.cjs',
     output: 'pare.blob',
     disableExperimentalSEAWarning: true,
-    useCodeCache: CODE_CACHE,
-    assets: { 'lzma.node': 'lzma.node' },
+    // no V8 code cache: its bytes differ from build to build, and the chunks below make start-up as cheap
+    useCodeCache: false,
+    assets: {
+      'lzma.node': 'lzma.node',
+      ...Object.fromEntries(chunks.map((c) => [`chunks/${c}`, `chunks/${c}`])),
+    },
   }),
 );
 copyFileSync(lzmaNode, join(WORK, 'lzma.node'));
