@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 /**
  * A fault-injecting HTTP proxy on 127.0.0.1 in front of a real registry. Requests pass through unchanged (the Host
@@ -46,7 +47,6 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const [uhost, uport] = upstream.split(':');
   const rules: FaultRule[] = [];
   const log: ProxyLogEntry[] = [];
-  const sockets = new Set<import('node:net').Socket>();
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const method = req.method ?? 'GET';
@@ -101,6 +101,22 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     req.pipe(up);
   };
 
+  const server = await listenLoopback(handle);
+  return {
+    host: server.host,
+    log,
+    add(match, fault, times = 1) {
+      rules.push({ match, fault, times });
+    },
+    stop: server.stop,
+  };
+}
+
+/** Serves `handle` on 127.0.0.1 at a free port; `stop()` drops open connections and closes the server. */
+export async function listenLoopback(
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ readonly host: string; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
   const server: Server = createServer(handle);
   server.on('connection', (s) => {
     sockets.add(s);
@@ -111,10 +127,6 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   return {
     host: `127.0.0.1:${port}`,
-    log,
-    add(match, fault, times = 1) {
-      rules.push({ match, fault, times });
-    },
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { listenLoopback } from './fault-proxy.ts';
 
 /**
  * The OCI 1.1 referrers API (distribution-spec `GET /v2/<name>/referrers/<digest>` and the `OCI-Subject` answer to a
@@ -31,7 +31,6 @@ export async function startReferrersApi(upstream: string): Promise<ReferrersApiP
   const log: ReferrersApiProxy['log'] = [];
   /** `<repository>@<subject digest>` → referrers, in the order they were pushed. */
   const referrers = new Map<string, Listed[]>();
-  const sockets = new Set<Socket>();
 
   const forward = (
     req: IncomingMessage,
@@ -116,20 +115,6 @@ export async function startReferrersApi(upstream: string): Promise<ReferrersApiP
     forward(req, res, undefined, {});
   };
 
-  const server: Server = createServer(handle);
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    host: `127.0.0.1:${port}`,
-    log,
-    async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  const server = await listenLoopback(handle);
+  return { host: server.host, log, stop: server.stop };
 }
