@@ -100,7 +100,9 @@ export type OciErrorCode =
   | 'OCI_INDEX_INVALID'
   | 'OCI_MEDIA_TYPE'
   | 'OCI_PLATFORM_NOT_FOUND'
-  | 'OCI_VALIDATION';
+  | 'OCI_VALIDATION'
+  | 'OCI_LAYER_INVALID'
+  | 'OCI_LIMIT';
 /** An image, manifest, config or index that does not follow the OCI image-spec. */
 export class OciError extends BaseError<OciErrorCode> {
   readonly digest: string | undefined;
@@ -116,6 +118,7 @@ export type LayoutErrorCode =
   | 'LAYOUT_BLOB_MISSING'
   | 'LAYOUT_REF_NOT_FOUND'
   | 'LAYOUT_ARCHIVE_INVALID'
+  | 'LAYOUT_VERSION'
   | 'LAYOUT_LOCKED';
 /** An OCI image layout, oci-archive or docker-archive that is missing, corrupt or lacks what was asked for. */
 export class LayoutError extends BaseError<LayoutErrorCode> {

@@ -90,12 +90,15 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   OCI_MEDIA_TYPE: 2,
   OCI_PLATFORM_NOT_FOUND: 2,
   OCI_VALIDATION: 2,
+  OCI_LAYER_INVALID: 2,
+  OCI_LIMIT: 2,
 
   LAYOUT_NOT_FOUND: 2,
   LAYOUT_INVALID: 2,
   LAYOUT_BLOB_MISSING: 2,
   LAYOUT_REF_NOT_FOUND: 2,
   LAYOUT_ARCHIVE_INVALID: 2,
+  LAYOUT_VERSION: 2,
   // Another pare process holds the layout: nothing is wrong with the input.
   LAYOUT_LOCKED: 1,
 

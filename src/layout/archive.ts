@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,6 @@ import {
   type Artifact,
   canonicalBytes,
   type Descriptor,
-  decompress,
   detectCompression,
   type Image,
   imageFromParts,
@@ -26,10 +25,11 @@ import {
   parseIndex,
   selectImage,
   sniffMediaType,
+  uncompressedLayer,
 } from '../oci/index.ts';
 import { readTar, tarFromTree } from '../tar/index.ts';
 import { streamToTemp } from './atomic.ts';
-import { REF_NAME, validateTag } from './layout.ts';
+import { checkLayoutVersion, REF_NAME, validateTag } from './layout.ts';
 
 /**
  * Single-file image archives.
@@ -259,10 +259,13 @@ export async function readArchive(file: string, ref?: string): Promise<Artifact>
     // A compressed archive cannot be read by offset: decompress it once to a private temp file.
     const spoolPath = await streamToTemp(
       join(tmpdir(), 'pare-archive'),
-      decompress(createReadStream(file) as AsyncIterable<Uint8Array>),
+      uncompressedLayer(createReadStream(file) as AsyncIterable<Uint8Array>, {
+        compression: detectCompression(head),
+        what: `archive ${JSON.stringify(file)}`,
+      }),
     );
     process.once('exit', () => {
-      void rm(spoolPath, { force: true });
+      rmSync(spoolPath, { force: true });
     });
     path = spoolPath;
   }
@@ -286,6 +289,19 @@ export async function readArchive(file: string, ref?: string): Promise<Artifact>
 }
 
 async function readOciArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
+  let version: unknown;
+  try {
+    version = (
+      JSON.parse(new TextDecoder().decode(await ar.bytes('oci-layout'))) as { imageLayoutVersion?: unknown }
+    ).imageLayoutVersion;
+  } catch (e) {
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot read oci-layout in archive ${JSON.stringify(file)}: ${(e as Error).message}`,
+      { cause: e, path: file },
+    );
+  }
+  checkLayoutVersion(version, file);
   const idx = parseIndex(await ar.bytes('index.json'), `${file}:index.json`);
   let d: Descriptor | undefined;
   if (ref === undefined || ref === '') {
@@ -301,7 +317,13 @@ async function readOciArchive(ar: ArchiveFile, file: string, ref: string | undef
     );
   }
   const blob = (x: Digest) => `blobs/${x.replace(':', '/')}`;
-  const readBlob = async (x: Digest) => {
+  const readBlob = async (x: Digest, size?: number) => {
+    if (size !== undefined && ar.resolve(blob(x)).size !== size)
+      throw new LayoutError(
+        'LAYOUT_ARCHIVE_INVALID',
+        `cannot read blob ${x} from ${JSON.stringify(file)}: it has ${ar.resolve(blob(x)).size} bytes, its descriptor says ${size}`,
+        { path: file },
+      );
     const bytes = await ar.bytes(blob(x));
     if (sha256(bytes) !== x)
       throw new LayoutError(
@@ -313,22 +335,24 @@ async function readOciArchive(ar: ArchiveFile, file: string, ref: string | undef
   };
   const image = (m: Descriptor): Image =>
     imageFromParts({
-      where: m.digest,
-      rawManifest: () => readBlob(m.digest),
-      rawConfig: (c) => readBlob(c.digest),
+      where: `${m.digest} in ${JSON.stringify(file)}`,
+      rawManifest: () => readBlob(m.digest, m.size),
+      rawConfig: (c) => readBlob(c.digest, c.size),
       layer: async (l, _i, diffId) =>
         layerFromOpener({
-          open: () => verifyStream(ar.open(blob(l.digest)), l.digest, l.size),
+          open: () =>
+            verifyStream(ar.open(blob(l.digest)), l.digest, l.size, `layer in ${JSON.stringify(file)}`),
           digest: l.digest,
           size: l.size,
           mediaType: l.mediaType,
           diffId,
+          what: `layer ${l.digest} of ${JSON.stringify(file)}`,
         }),
     });
   const index = (m: Descriptor): ReturnType<typeof indexFromParts> =>
     indexFromParts({
       where: m.digest,
-      rawManifest: () => readBlob(m.digest),
+      rawManifest: () => readBlob(m.digest, m.size),
       image: async (c) => image(c),
       index: async (c) => index(c),
     });
@@ -381,6 +405,15 @@ async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | un
   }
   const e = entry;
   const rawConfig = await ar.bytes(e.Config);
+  // docker save names the config by its digest (`<hex>.json`, or `blobs/sha256/<hex>` since Docker 25): the name is
+  // the only thing that pins the config, so it must match.
+  const named = /(?:^|\/)([0-9a-f]{64})(?:\.json)?$/.exec(e.Config);
+  if (named && sha256(rawConfig) !== `sha256:${named[1]}`)
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot read config ${JSON.stringify(e.Config)} of docker archive ${JSON.stringify(file)}: it hashes to ${sha256(rawConfig)}, not the digest its name says`,
+      { path: file },
+    );
   const cfg = parseConfig(rawConfig, `${file}:${e.Config}`);
   if (cfg.rootfs.diff_ids.length !== e.Layers.length) {
     throw new LayoutError(
@@ -413,11 +446,19 @@ async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | un
     rawConfig: async () => rawConfig,
     layer: async (l, i, diffId) =>
       layerFromOpener({
-        open: () => verifyStream(ar.open(e.Layers[i]!), l.digest, l.size, `layer ${e.Layers[i]} of ${file}`),
+        // A plain layer's digest is its config diff_id: this check is the diff_id check.
+        open: () =>
+          verifyStream(
+            ar.open(e.Layers[i]!),
+            l.digest,
+            l.size,
+            `layer ${JSON.stringify(e.Layers[i])} of ${JSON.stringify(file)} against the config's rootfs.diff_ids`,
+          ),
         digest: l.digest,
         size: l.size,
         mediaType: l.mediaType,
         diffId,
+        what: `layer ${JSON.stringify(e.Layers[i])} of ${JSON.stringify(file)}`,
       }),
   });
   return { kind: 'image', image };

@@ -6,6 +6,7 @@ import { LayoutError } from '../errors.ts';
 import {
   type Artifact,
   canonicalBytes,
+  compressionOf,
   type Descriptor,
   type Image,
   type ImageIndex,
@@ -19,9 +20,11 @@ import {
   type Layer,
   layerFromOpener,
   MediaType,
+  parseConfig,
   parseIndex,
   parseManifest,
   sniffMediaType,
+  uncompressedLayer,
 } from '../oci/index.ts';
 import { streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
 import { BlobWriter } from './blob-writer.ts';
@@ -47,6 +50,18 @@ export function layoutBlobFile(layer: Layer): { readonly path: string; readonly 
 }
 const LAYOUT_FILE = 'oci-layout';
 const LAYOUT_CONTENT = '{"imageLayoutVersion":"1.0.0"}';
+/** The image-layout versions pare reads: the spec has only ever defined 1.0.0. */
+export const LAYOUT_VERSIONS: readonly string[] = ['1.0.0'];
+
+/** Throws LAYOUT_VERSION when `version` (an `oci-layout` file's imageLayoutVersion) is not one pare knows. */
+export function checkLayoutVersion(version: unknown, where: string): void {
+  if (typeof version === 'string' && LAYOUT_VERSIONS.includes(version)) return;
+  throw new LayoutError(
+    'LAYOUT_VERSION',
+    `cannot read OCI layout ${JSON.stringify(where)}: its oci-layout file says imageLayoutVersion ${JSON.stringify(version)}, pare reads only ${LAYOUT_VERSIONS.join(', ')}`,
+    { path: where },
+  );
+}
 
 export class OciLayout {
   readonly dir: string;
@@ -56,9 +71,11 @@ export class OciLayout {
 
   /** Opens an existing layout; throws LAYOUT_NOT_FOUND when `dir` has no `oci-layout` file. */
   static async open(dir: string): Promise<OciLayout> {
+    let version: string;
     try {
       const v = JSON.parse(await readFile(join(dir, LAYOUT_FILE), 'utf8')) as { imageLayoutVersion?: string };
       if (typeof v.imageLayoutVersion !== 'string') throw new Error('no imageLayoutVersion');
+      version = v.imageLayoutVersion;
     } catch (e) {
       throw new LayoutError(
         'LAYOUT_NOT_FOUND',
@@ -69,6 +86,7 @@ export class OciLayout {
         },
       );
     }
+    checkLayoutVersion(version, dir);
     return new OciLayout(dir);
   }
 
@@ -130,10 +148,10 @@ export class OciLayout {
     return BlobWriter.create(path, expected);
   }
 
-  /** Reads a whole (small) blob and checks its digest. */
-  async readBlob(d: Digest): Promise<Uint8Array> {
+  /** Reads a whole (small) blob and checks its digest (and size when given: a descriptor's size must be exact). */
+  async readBlob(d: Digest, size?: number): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
-    for await (const c of this.openBlob(d)) parts.push(c);
+    for await (const c of this.openBlob(d, size)) parts.push(c);
     return Buffer.concat(parts);
   }
 
@@ -320,10 +338,11 @@ export class OciLayout {
 
   /** Returns an Image backed by this layout's blobs. */
   image(d: Descriptor): Image {
+    const where = `${d.digest} in ${JSON.stringify(this.dir)}`;
     return imageFromParts({
-      where: d.digest,
-      rawManifest: () => this.readBlob(d.digest),
-      rawConfig: (c) => this.readBlob(c.digest),
+      where,
+      rawManifest: () => this.readBlob(d.digest, d.size),
+      rawConfig: (c) => this.readBlob(c.digest, c.size),
       layer: async (l, _i, diffId) => {
         const layer = layerFromOpener({
           open: () => this.openBlob(l.digest, l.size),
@@ -331,6 +350,7 @@ export class OciLayout {
           size: l.size,
           mediaType: l.mediaType,
           diffId,
+          what: `layer ${l.digest} of image ${where}`,
         });
         blobFiles.set(layer, { path: this.blobPath(l.digest), size: l.size });
         return layer;
@@ -342,7 +362,7 @@ export class OciLayout {
   index(d: Descriptor): ImageIndex {
     return indexFromParts({
       where: d.digest,
-      rawManifest: () => this.readBlob(d.digest),
+      rawManifest: () => this.readBlob(d.digest, d.size),
       image: async (c) => this.image(c),
       index: async (c) => this.index(c),
     });
@@ -350,7 +370,10 @@ export class OciLayout {
 
   /**
    * Re-hashes every blob and checks every reference from index.json down (manifests, configs, layers, nested
-   * indexes). Returns the issues (empty when the store is sound). Temp files of interrupted writes are not issues.
+   * indexes): each blob present, of the size its descriptor says, hashing to its name; each image's diff_id count and
+   * every layer's diff_id (decompressed under the read limits). Returns the issues, one code per kind (BLOB_DIGEST,
+   * BLOB_MISSING, BLOB_SIZE, LAYER_COUNT, LAYER_DIFF_ID, LAYER_LIMIT, LAYER_INVALID, DOCUMENT_INVALID, INDEX_INVALID;
+   * an unknown imageLayoutVersion is refused by `open`). Temp files of interrupted writes are not issues.
    */
   async verify(): Promise<Issue[]> {
     const issues: Issue[] = [];
@@ -361,40 +384,109 @@ export class OciLayout {
         const d = `${alg}:${name}`;
         const h = new Hasher(alg === 'sha512' ? 'sha512' : 'sha256');
         for await (const c of createReadStream(join(this.dir, 'blobs', alg, name))) h.update(c as Buffer);
-        if (h.digest() !== d)
-          issues.push({ code: 'BLOB_DIGEST', message: `blob ${d} hashes to ${h.digest()}`, digest: d });
+        const got = h.digest();
+        if (got !== d) issues.push({ code: 'BLOB_DIGEST', message: `blob ${d} hashes to ${got}`, digest: d });
         present.add(d);
       }
     }
     const seen = new Set<string>();
-    const need = (d: Descriptor, from: string) => {
-      if (!present.has(d.digest))
+    const sizes = new Map<string, number>();
+    const sizeOf = async (d: Digest) => {
+      let n = sizes.get(d);
+      if (n === undefined) {
+        n = (await stat(this.blobPath(d))).size;
+        sizes.set(d, n);
+      }
+      return n;
+    };
+    /** Checks that `d` is present and has the size its descriptor says; false when it is missing. */
+    const need = async (d: Descriptor, from: string, what = 'blob'): Promise<boolean> => {
+      if (!present.has(d.digest)) {
         issues.push({
           code: 'BLOB_MISSING',
-          message: `${from} references ${d.digest}, which is not in the store`,
+          message: `${from} references ${what} ${d.digest}, which is not in the store`,
           digest: d.digest,
         });
-      return present.has(d.digest);
+        return false;
+      }
+      const n = await sizeOf(d.digest);
+      if (n !== d.size)
+        issues.push({
+          code: 'BLOB_SIZE',
+          message: `${from} says ${what} ${d.digest} has ${d.size} bytes; it has ${n}`,
+          digest: d.digest,
+        });
+      return true;
+    };
+    const checkedLayers = new Set<string>();
+    /** Reads a layer uncompressed and checks its diff_id and the read limits. */
+    const checkLayer = async (l: Descriptor, diffId: Digest, from: string): Promise<void> => {
+      const key = `${l.digest} ${diffId}`;
+      if (checkedLayers.has(key)) return;
+      checkedLayers.add(key);
+      const what = `layer ${l.digest} of ${from}`;
+      try {
+        const src = createReadStream(this.blobPath(l.digest), {
+          highWaterMark: 1 << 20,
+        }) as AsyncIterable<Uint8Array>;
+        for await (const _ of uncompressedLayer(src, {
+          compression: compressionOf(l.mediaType),
+          diffId,
+          what,
+        })) {
+          /* hashed as it passes */
+        }
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        issues.push({
+          code:
+            code === 'OCI_LIMIT'
+              ? 'LAYER_LIMIT'
+              : /diff_ids says/.test((e as Error).message)
+                ? 'LAYER_DIFF_ID'
+                : 'LAYER_INVALID',
+          message: (e as Error).message,
+          digest: l.digest,
+        });
+      }
     };
     const walk = async (d: Descriptor, from: string): Promise<void> => {
       if (seen.has(d.digest)) return;
       seen.add(d.digest);
-      if (!need(d, from)) return;
+      if (!(await need(d, from, isIndexType(d.mediaType) ? 'index' : 'manifest'))) return;
+      if (issues.some((i) => i.code === 'BLOB_DIGEST' && i.digest === d.digest)) return;
       const raw = await readFile(this.blobPath(d.digest));
-      if (raw.length !== d.size)
-        issues.push({
-          code: 'BLOB_SIZE',
-          message: `${from} says ${d.digest} has ${d.size} bytes; it has ${raw.length}`,
-          digest: d.digest,
-        });
       try {
         if (isIndexType(d.mediaType)) {
           for (const c of parseIndex(raw, d.digest).manifests) await walk(c, `index ${d.digest}`);
         } else if (isImageManifestType(d.mediaType)) {
           const m = parseManifest(raw, d.digest);
-          need(m.config, `manifest ${d.digest}`);
-          for (const l of m.layers) if (!l.urls?.length) need(l, `manifest ${d.digest}`);
+          const from = `manifest ${d.digest}`;
+          const layers = m.layers.filter((l) => !l.urls?.length);
+          const layersThere = [];
+          for (const l of layers) if (await need(l, from, 'layer')) layersThere.push(l);
           if (m.subject) seen.add(m.subject.digest);
+          if (!(await need(m.config, from, 'config'))) return;
+          if (issues.some((i) => i.code === 'BLOB_DIGEST' && i.digest === m.config.digest)) return;
+          const cfg = parseConfig(await readFile(this.blobPath(m.config.digest)), m.config.digest);
+          if (cfg.rootfs.diff_ids.length !== m.layers.length) {
+            issues.push({
+              code: 'LAYER_COUNT',
+              message: `${from} has ${m.layers.length} layers but its config ${m.config.digest} lists ${cfg.rootfs.diff_ids.length} diff_ids`,
+              digest: d.digest,
+            });
+            return;
+          }
+          for (const [i, l] of m.layers.entries()) {
+            if (!layersThere.includes(l)) continue;
+            if (
+              issues.some(
+                (x) => (x.code === 'BLOB_DIGEST' || x.code === 'BLOB_SIZE') && x.digest === l.digest,
+              )
+            )
+              continue;
+            await checkLayer(l, cfg.rootfs.diff_ids[i]!, from);
+          }
         }
       } catch (e) {
         issues.push({ code: 'DOCUMENT_INVALID', message: (e as Error).message, digest: d.digest });

@@ -89,6 +89,12 @@ export function imageFromParts(parts: {
     const m = await manifest();
     const b = await parts.rawConfig(m.config);
     const got = sha256(b);
+    if (b.length !== m.config.size)
+      throw new OciError(
+        'OCI_CONFIG_INVALID',
+        `cannot read image config ${m.config.digest}${parts.where ? ` of ${parts.where}` : ''}: it has ${b.length} bytes, the manifest says ${m.config.size}`,
+        { digest: m.config.digest },
+      );
     if (got !== m.config.digest) {
       throw new OciError(
         'OCI_CONFIG_INVALID',

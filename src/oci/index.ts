@@ -12,6 +12,10 @@ export { buildImage, buildIndex, imageFromParts, indexFromParts } from './image.
 export { canonicalBytes, configJson, descriptorJson, indexJson, manifestJson } from './json.ts';
 export type { LayerFromTreeOptions } from './layer.ts';
 export { layerFromBytes, layerFromOpener, layerFromTree } from './layer.ts';
+export type { LayerStreamOptions } from './layer-stream.ts';
+export { uncompressedLayer } from './layer-stream.ts';
+export type { ReadLimits } from './limits.ts';
+export { DEFAULT_READ_LIMITS, LIMIT_ENV, readLimits } from './limits.ts';
 export type {
   Artifact,
   Blob,
@@ -33,4 +37,4 @@ export { parseConfig, parseIndex, parseManifest, sniffMediaType } from './parse.
 export { Spool } from './spool.ts';
 export { hostPlatform, imageToTree, platformMatches, selectImage } from './to-tree.ts';
 export type { Issue } from './validate.ts';
-export { assertValidImage, validateImage, validateIndex } from './validate.ts';
+export { assertValidImage, validateImage, validateIndex, verifyArtifact, verifyImage } from './validate.ts';

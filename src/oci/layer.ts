@@ -2,6 +2,8 @@ import { type Digest, Hasher, sha256 } from '../digest/index.ts';
 import type { Tree } from '../fstree/index.ts';
 import { tarFromTree } from '../tar/index.ts';
 import { compress, compressionOf, decompress, layerMediaType } from './compress.ts';
+import { uncompressedLayer } from './layer-stream.ts';
+import type { ReadLimits } from './limits.ts';
 import type { Compression, Layer } from './model.ts';
 import { Spool } from './spool.ts';
 
@@ -84,7 +86,9 @@ async function* one(b: Uint8Array): AsyncGenerator<Uint8Array> {
 
 /**
  * Returns a Layer over a re-openable stored stream whose digest and size are already known (layout blobs, archive
- * members, registry blobs). The diffID is computed by decompressing on first use unless given.
+ * members, registry blobs); `open` must check them (verifyStream). The diffID is computed by decompressing on first
+ * use unless given; when given (the config's diff_id), `uncompressed()` checks it and the read limits (see
+ * layer-stream.ts) and reads to the end before it finishes.
  */
 export function layerFromOpener(opts: {
   readonly open: () => AsyncIterable<Uint8Array>;
@@ -92,13 +96,18 @@ export function layerFromOpener(opts: {
   readonly size: number;
   readonly mediaType: string;
   readonly diffId?: Digest;
+  /** Names the layer in errors (default `layer <digest>`). */
+  readonly what?: string;
+  readonly limits?: ReadLimits;
 }): Layer {
   const c = compressionOf(opts.mediaType);
   const diff = once(async () => {
     if (opts.diffId) return opts.diffId;
     if (c === 'none') return opts.digest;
     const h = new Hasher();
-    for await (const chunk of decompress(opts.open(), c)) h.update(chunk);
+    const what = opts.what ?? `layer ${opts.digest}`;
+    for await (const chunk of uncompressedLayer(opts.open(), { compression: c, digest: opts.digest, what }))
+      h.update(chunk);
     return h.digest();
   });
   return {
@@ -107,6 +116,13 @@ export function layerFromOpener(opts: {
     size: async () => opts.size,
     mediaType: async () => opts.mediaType,
     compressed: opts.open,
-    uncompressed: () => decompress(opts.open(), c),
+    uncompressed: () =>
+      uncompressedLayer(opts.open(), {
+        compression: c,
+        digest: opts.digest,
+        what: opts.what ?? `layer ${opts.digest}`,
+        ...(opts.diffId ? { diffId: opts.diffId } : {}),
+        ...(opts.limits ? { limits: opts.limits } : {}),
+      }),
   };
 }

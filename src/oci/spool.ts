@@ -1,7 +1,8 @@
-import { closeSync, createReadStream, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bufferContent, type Content } from '../fstree/index.ts';
 
 /**
  * Bytes written once and read many times: kept in memory up to a threshold, then spilled to a temporary file that
@@ -69,4 +70,81 @@ export class Spool {
     }
     yield* this.#chunks;
   }
+}
+
+/**
+ * File bodies read out of layers, so a tree read from an image holds bounded memory whatever its files weigh: small
+ * files stay in memory up to a budget, the rest go into one append-only temp file and are read back by offset (a
+ * 3 GiB file costs no memory, and no single Buffer has to hold it). The file is removed when the process exits.
+ */
+export class ContentSpool {
+  /** Files up to this size are kept in memory while the budget lasts. */
+  static readonly SMALL_FILE = 1 << 20;
+  /** Bytes of file bodies kept in memory in all. */
+  static readonly MEMORY_BUDGET = 64 << 20;
+  #fd: number | undefined;
+  #end = 0;
+  #mem = 0;
+  readonly #dir: string | undefined;
+  constructor(options: { dir?: string } = {}) {
+    this.#dir = options.dir;
+  }
+
+  /** Reads exactly `size` bytes from `chunks` and returns them as re-openable Content. */
+  async content(size: number, chunks: AsyncIterable<Uint8Array>): Promise<Content> {
+    if (size <= ContentSpool.SMALL_FILE && this.#mem + size <= ContentSpool.MEMORY_BUDGET) {
+      const parts: Uint8Array[] = [];
+      for await (const c of chunks) parts.push(c);
+      const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      this.#mem += bytes.length;
+      return bufferContent(bytes);
+    }
+    const fd = await this.#file();
+    const start = this.#end;
+    let pos = start;
+    for await (const c of chunks) {
+      let off = 0;
+      while (off < c.length) off += writeSync(fd, c, off, c.length - off, pos + off);
+      pos += c.length;
+    }
+    this.#end = pos;
+    return regionContent(fd, start, pos - start);
+  }
+
+  async #file(): Promise<number> {
+    if (this.#fd !== undefined) return this.#fd;
+    installCleanup();
+    const dir = await mkdtemp(join(this.#dir ?? tmpdir(), 'pare-spool-'));
+    spoolFiles.add(dir);
+    this.#fd = openSync(join(dir, 'files'), 'w+', 0o600);
+    return this.#fd;
+  }
+}
+
+/** Content backed by `size` bytes at `start` of an open spool file. */
+function regionContent(fd: number, start: number, size: number): Content {
+  const read = (offset: number, length: number): Uint8Array => {
+    const len = Math.max(0, Math.min(length, size - offset));
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, buf, got, len - got, start + offset + got);
+      if (n === 0) throw new Error(`spool file ends at ${start + offset + got}`);
+      got += n;
+    }
+    return buf;
+  };
+  const CHUNK = 1 << 20;
+  return {
+    size,
+    async *open() {
+      for (let off = 0; off < size; off += CHUNK) yield read(off, CHUNK);
+    },
+    async read(offset, length) {
+      return read(offset, length);
+    },
+    async bytes() {
+      return read(0, size);
+    },
+  };
 }

@@ -1,17 +1,34 @@
 import { OciError } from '../errors.ts';
 import { applyLayer, Tree } from '../fstree/index.ts';
 import { collectEntries } from '../tar/index.ts';
+import { LIMIT_ENV, type ReadLimits, readLimits } from './limits.ts';
 import { type Artifact, formatPlatform, type Image, isImageManifestType, type Platform } from './model.ts';
+import { ContentSpool } from './spool.ts';
 
 /**
  * Returns the root filesystem of an image: its layers applied in order, whiteouts honoured, every layer checked
- * for path escapes (see tar/tree.ts). File bytes are held in memory.
+ * for path escapes (see tar/tree.ts). A layer is applied only after it was read to the end: its digest, size and
+ * diff_id checked (layer-stream.ts), so nothing of a layer that fails its checks reaches the tree. The read limits
+ * (limits.ts) bound each layer; file bytes go to a ContentSpool, so memory stays bounded however big the files are.
  */
-export async function imageToTree(image: Image): Promise<Tree> {
+export async function imageToTree(
+  image: Image,
+  options: { limits?: ReadLimits; spoolDir?: string } = {},
+): Promise<Tree> {
+  const limits = options.limits ?? readLimits();
+  const spool = new ContentSpool(options.spoolDir ? { dir: options.spoolDir } : {});
   let tree = Tree.empty();
   for (const layer of await image.layers()) {
     const d = await layer.digest();
-    tree = applyLayer(tree, await collectEntries(layer.uncompressed(), { base: tree, source: `layer ${d}` }));
+    const entries = await collectEntries(layer.uncompressed(), {
+      base: tree,
+      source: `layer ${d}`,
+      content: (m) => spool.content(m.header.size, m.body()),
+      maxEntries: limits.entries,
+      maxPathLength: limits.pathLength,
+      limitNames: { entries: LIMIT_ENV.entries, pathLength: LIMIT_ENV.pathLength },
+    });
+    tree = applyLayer(tree, entries);
   }
   return tree;
 }

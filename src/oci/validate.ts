@@ -1,6 +1,6 @@
 import { Hasher } from '../digest/index.ts';
 import { OciError } from '../errors.ts';
-import type { Image, ImageIndex } from './model.ts';
+import type { Artifact, Image, ImageIndex } from './model.ts';
 import { isImageManifestType, isIndexType } from './model.ts';
 
 /**
@@ -87,4 +87,29 @@ export async function assertValidImage(image: Image): Promise<void> {
       'OCI_VALIDATION',
       `image is not valid:\n${issues.map((i) => `- ${i.code}: ${i.message}`).join('\n')}`,
     );
+}
+
+/**
+ * Reads an image the way every command must before it shows or keeps anything derived from it: config (digest and
+ * size), the diff_id count, then every layer to its end through its checked stream (stored digest and size, diff_id,
+ * read limits; see layer-stream.ts). Throws the first problem (DIGEST_MISMATCH, SIZE_MISMATCH, OCI_LAYER_INVALID,
+ * OCI_LIMIT, OCI_MANIFEST_INVALID, …), naming the layer and where it was read from.
+ */
+export async function verifyImage(image: Image): Promise<void> {
+  await image.config();
+  for (const l of await image.layers()) {
+    for await (const _ of l.uncompressed()) {
+      /* read to the end: the checks run as the bytes pass */
+    }
+  }
+}
+
+/** verifyImage for an image, or for every image of an index (nested indexes included). */
+export async function verifyArtifact(a: Artifact): Promise<void> {
+  if (a.kind === 'image') return verifyImage(a.image);
+  for (const d of (await a.index.manifest()).manifests) {
+    if (isImageManifestType(d.mediaType)) await verifyImage(await a.index.image(d.digest));
+    else if (isIndexType(d.mediaType))
+      await verifyArtifact({ kind: 'index', index: await a.index.imageIndex(d.digest) });
+  }
 }

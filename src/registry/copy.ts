@@ -8,6 +8,7 @@ import {
   isIndexType,
   type Platform,
   selectImage,
+  verifyArtifact,
 } from '../oci/index.ts';
 import type { RegistryClient } from './client.ts';
 import { runBounded } from './limit.ts';
@@ -94,5 +95,8 @@ export async function copy(
   let artifact = await openSource(client, src);
   if (artifact.kind === 'index' && !options.all)
     artifact = { kind: 'image', image: await selectImage(artifact, options.platform) };
+  // A local source is read whole once before anything is written: diff_ids, sizes and limits are checked there, so a
+  // lying image never reaches the destination (sinks check only the stored digests).
+  if (src.transport !== 'docker') await verifyArtifact(artifact);
   return writeSink(client, dst, artifact, options);
 }

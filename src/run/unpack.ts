@@ -17,7 +17,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Digest } from '../digest/index.ts';
 import { digestHex, parseDigest } from '../digest/index.ts';
-import { RunError } from '../errors.ts';
+import { BaseError, RunError } from '../errors.ts';
 import { type Entry, parentPath, type Tree } from '../fstree/index.ts';
 import { type Image, imageToTree } from '../oci/index.ts';
 
@@ -242,7 +242,8 @@ export async function unpackCached(
     return { path: final, cached: false, report };
   } catch (err) {
     await forceRemove(tmp).catch(() => {});
-    if (err instanceof RunError) throw err;
+    // A refused image (digest, diff_id, size, limit, unsafe path) keeps its own error: it is bad input, not a failed unpack.
+    if (err instanceof BaseError) throw err;
     throw new RunError(
       'RUN_UNPACK_FAILED',
       `cannot unpack image ${key} into ${JSON.stringify(cacheDir)}: ${(err as Error).message}`,

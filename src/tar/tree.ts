@@ -23,6 +23,26 @@ export interface TarEntriesOptions {
   readonly content?: (member: TarMember) => Promise<Content>;
   /** Name of the archive for error messages (a file name or a layer digest). */
   readonly source?: string;
+  /** Most members accepted (TAR_LIMIT beyond). */
+  readonly maxEntries?: number;
+  /** Longest member path or link target accepted, in bytes (TAR_LIMIT beyond). */
+  readonly maxPathLength?: number;
+  /** How to raise each limit, named in the refusal (e.g. an environment variable). */
+  readonly limitNames?: { readonly entries?: string; readonly pathLength?: string };
+}
+
+function overLimit(
+  options: TarEntriesOptions,
+  what: string,
+  name: string | undefined,
+  path?: string,
+): TarError {
+  const where = options.source ? `${options.source}` : 'tar';
+  return new TarError(
+    'TAR_LIMIT',
+    `cannot read ${where}: ${what}; the archive is refused${name ? ` (raise ${name} if it is genuine)` : ''}`,
+    path === undefined ? {} : { path },
+  );
 }
 
 function unsafe(source: string | undefined, path: string, why: string): TarError {
@@ -62,9 +82,20 @@ export async function* tarEntries(
     symlinks.has(p) || (!removed.has(p) && !dirs.has(p) && options.base?.get(p)?.kind === 'symlink');
   const isFile = (p: string) =>
     files.has(p) || (!removed.has(p) && ['file', 'hardlink'].includes(options.base?.get(p)?.kind ?? ''));
+  let count = 0;
+  const maxPath = options.maxPathLength ?? Number.POSITIVE_INFINITY;
   for await (const m of readTar(source)) {
     const h = m.header;
     const raw = h.path;
+    if (++count > (options.maxEntries ?? Number.POSITIVE_INFINITY))
+      throw overLimit(options, `it has more than ${options.maxEntries} members`, options.limitNames?.entries);
+    if (Buffer.byteLength(raw) > maxPath || Buffer.byteLength(h.linkname) > maxPath)
+      throw overLimit(
+        options,
+        `member ${JSON.stringify(raw.slice(0, 64))}… has a path or link target longer than ${maxPath} bytes`,
+        options.limitNames?.pathLength,
+        raw.slice(0, 256),
+      );
     if (raw === '' || raw === '.') {
       continue; // the root itself ("./")
     }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatPlatform, type Image } from '../../oci/index.ts';
+import { formatPlatform, type Image, verifyArtifact } from '../../oci/index.ts';
 import { formatBytes, printJson, table } from '../format.ts';
 import { openReference } from '../reference.ts';
 import { lazyClient, platformFlag, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
@@ -23,6 +23,8 @@ export function register(program: Command): void {
       try {
         const opened = await openReference(ref, client);
         const a = await opened.artifact();
+        // A local image is read and checked whole (digests, sizes, diff_ids, limits) before anything is shown.
+        if (opened.reference.transport !== 'docker') await verifyArtifact(a);
         if (a.kind === 'index' && !platform) {
           if (opts.raw) {
             process.stdout.write(new TextDecoder().decode(await a.index.rawManifest()));
