@@ -1,6 +1,6 @@
 import { type ArtifactStore, copyReferrers } from '../attest/index.ts';
 import type { Digest } from '../digest/index.ts';
-import { type Artifact, type ImageIndex, isIndexType } from '../oci/index.ts';
+import { type Artifact, type ImageIndex, isIndexType, verifyArtifact } from '../oci/index.ts';
 import { type TransportReference, writeSink } from '../registry/index.ts';
 import { type OpenedReference, openTransport } from './reference.ts';
 import { type LazyClient, lazyClient, platformFlag, type RegistryFlags } from './registry-flags.ts';
@@ -94,6 +94,8 @@ export async function copyAndPrint(
     const source = await from.artifact();
     const artifact: Artifact =
       source.kind === 'index' && !flags.all ? { kind: 'image', image: await from.image(platform) } : source;
+    // A local source is read and checked whole (digests, sizes, diff_ids, limits) before anything is written.
+    if (src.transport !== 'docker') await verifyArtifact(artifact);
     const d = await writeSink(client.get(), dst, artifact, {
       ...(platform ? { platform } : {}),
       ...(flags.tag?.length ? { tags: flags.tag } : {}),
