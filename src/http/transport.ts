@@ -223,18 +223,19 @@ export class HttpTransport {
         ),
       this.timeoutMs,
     );
-    const onAbort = () => ac.abort(init.signal?.reason);
-    if (init.signal?.aborted) onAbort();
-    else init.signal?.addEventListener('abort', onAbort, { once: true });
+    // The caller's signal stops the body too, after the deadline for the headers is gone.
+    const signal = init.signal ? AbortSignal.any([ac.signal, init.signal]) : ac.signal;
     const start = new URL(url);
     const follow = init.method === 'GET' || init.method === 'HEAD';
     try {
       let current = start;
       let headers: Record<string, string> = { ...init.headers };
       for (let hop = 0; ; hop++) {
-        const mode: TlsMode = init.tls ?? (this.isInsecure(current.host) ? 'insecure' : 'verify');
+        // The caller's TLS mode is for the host it named; a redirect target is verified unless listed as insecure.
+        const mode: TlsMode =
+          hop === 0 && init.tls ? init.tls : this.isInsecure(current.host) ? 'insecure' : 'verify';
         const proxy = proxyFor(current, this.env);
-        const res = await this.#once(current, { ...init, headers }, mode, proxy, ac.signal);
+        const res = await this.#once(current, { ...init, headers }, mode, proxy, signal);
         const location = res.headers.get('location');
         if (!follow || !REDIRECT_STATUS.has(res.status) || location === null) return res;
         await res.cancel();
@@ -243,7 +244,6 @@ export class HttpTransport {
       }
     } finally {
       clearTimeout(timer);
-      init.signal?.removeEventListener('abort', onAbort);
     }
   }
 

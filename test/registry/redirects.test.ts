@@ -197,6 +197,42 @@ describe.each([
     });
   });
 
+  describe('when a registry listed as insecure redirects to another HTTPS host', () => {
+    const dir = tempDir();
+    let regTls: { cert: string; key: string };
+    let storeTls: { cert: string; key: string };
+    beforeAll(() => {
+      regTls = makeCertificate(dir, 'registry');
+      storeTls = makeCertificate(dir, 'storage');
+    });
+
+    it("verifies the other host: being insecure is the registry's, not its redirects'", async () => {
+      const store = await start('127.0.0.1', storage, storeTls);
+      const reg = await start(
+        '127.0.0.1',
+        registry((p) => `${store.origin}${p}`),
+        regTls,
+      );
+      servers.push(store.server, reg.server);
+      const host = new URL(reg.origin).host;
+      const c = client({ insecureHosts: [host] });
+      try {
+        await expect(c.request(blobGet(host, wire))).rejects.toMatchObject({ code: 'REGISTRY_TLS' });
+      } finally {
+        await c.close();
+      }
+      expect(store.seen).toEqual([]);
+      // listed too, it is reached
+      const c2 = client({ insecureHosts: [host, new URL(store.origin).host] });
+      try {
+        const res = await c2.request(blobGet(host, wire));
+        expect((await body(res)).toString()).toBe(BLOB.toString());
+      } finally {
+        await c2.close();
+      }
+    });
+  });
+
   describe('when redirects loop', () => {
     it('stops after 5 hops with REGISTRY_PROTOCOL, without retrying', async () => {
       let hops = 0;
