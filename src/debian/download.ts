@@ -19,7 +19,7 @@ import {
  * requests; nothing here prints.
  */
 
-/** The part of a fetch Response that pare reads. Both undici's and the global fetch satisfy it. */
+/** The part of a response the archive reads: the HTTP layer's `HttpResponse` and a global fetch Response satisfy it. */
 export interface FetchResponse {
   readonly status: number;
   readonly headers: { get(name: string): string | null };
