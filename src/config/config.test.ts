@@ -84,6 +84,10 @@ describe('parseConfigText', () => {
         /3:12: image.env.UMASK: 0022 is read as the number 22; .*quote it \("0022"\)/,
       ],
       ['image:\n  env:\n    DEBUG: True\n', /image.env.DEBUG: True is read as the boolean true/],
+      [
+        'files:\n  - dest: /a\n    symlink: b\n    mode: "0755"\n',
+        /4:11: files.0.mode: a symlink has no mode of its own/,
+      ],
       // per-platform sources
       [
         'files:\n  - { src: "dist/{platform}/app", dest: /app }\n',

@@ -149,7 +149,12 @@ const fileEntry = z
     {
       message: 'give exactly one of src, content, symlink or dir: true',
     },
-  );
+  )
+  // A symlink's mode is always 0777 (Linux ignores it): a mode given for one would silently do nothing.
+  .refine((f) => f.symlink === undefined || f.mode === undefined, {
+    message: 'a symlink has no mode of its own (it is always 0777); remove mode',
+    path: ['mode'],
+  });
 
 const stringOrList = z.union([z.string().min(1), z.array(z.string())]);
 
