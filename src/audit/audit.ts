@@ -11,6 +11,7 @@ import {
   type LoaderOptions,
   linkedFunctions,
   multiarchTriplet,
+  NO_FORTIFY_LIST,
   openElf,
   type RootFs,
   resolveImports,
@@ -149,6 +150,8 @@ export async function auditRoot(fs: RootFs, options: AuditOptions = {}): Promise
       ...(await f.versionDefinitions()).map((d) => ({ versions: d.names.map((name) => ({ name })) })),
     ]);
     if (release !== undefined) return glibcFallback(where, release);
+    // The counts are over dynamic symbols: without any (a static binary), every list gives 0 of 0, truthfully.
+    if ((await f.dynamicSymbolTable()).count <= 1) return NO_FORTIFY_LIST;
     return unknownFortifyList(`${where}, and the file needs no GLIBC_ version`);
   };
   const fallbacks = new Map<string, FortifyList>();

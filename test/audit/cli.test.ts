@@ -115,6 +115,10 @@ describe('pare audit', () => {
     expect(fortify.evidence).toContain('fortify counts unknown: no libc.so.6 of aarch64');
     const t = await pare('audit', join(foreign, 'app'), '--root', foreign, '--no-color');
     expect(t.stdout).toMatch(/Yes\s+unknown\s+unknown/);
+    // note: a file without dynamic symbols counts 0 of 0 with any list, so that stays a number
+    writeFileSync(join(foreign, 'static'), craftElf({ machine: 183 }));
+    const s = await pare('audit', join(foreign, 'static'), '--root', foreign, '--json');
+    expect(JSON.parse(s.stdout).files[0].hardening.fortify).toMatchObject({ fortified: 0, fortifiable: 0 });
   });
 
   it('exits 2 for an unknown requirement', async () => {
