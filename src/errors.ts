@@ -364,3 +364,16 @@ export class SliceError extends BaseError<SliceErrorCode> {
     this.path = options?.path;
   }
 }
+
+export type BuildErrorCode = 'BUILD_NOT_RUNNABLE';
+/**
+ * A build whose result could not run: an ELF file for another machine than the platform, a loader or library ld.so
+ * would not find, an entrypoint that is missing, not executable or whose `#!` interpreter is missing. Exit code 1.
+ */
+export class BuildError extends BaseError<BuildErrorCode> {
+  readonly platform: string | undefined;
+  constructor(code: BuildErrorCode, message: string, options?: { cause?: unknown; platform?: string }) {
+    super(code, message, options);
+    this.platform = options?.platform;
+  }
+}

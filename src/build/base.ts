@@ -9,16 +9,18 @@ import {
   parsePasswd,
   passwdFile,
 } from '../accounts/index.ts';
-import { bufferContent, type Tree, TreeBuilder } from '../fstree/index.ts';
+import { usrMergedDirs } from '../debian/index.ts';
+import { bufferContent, symlinkEntry, type Tree, TreeBuilder } from '../fstree/index.ts';
 
 /**
  * The `minimal` base: what a distroless `static` image has beyond its packages — the default accounts of
  * src/accounts (root, nonroot 65532, nobody 65534, no login shell; the same files a Debian build writes), a sticky
- * world-writable /tmp and nonroot's home.
+ * world-writable /tmp, nonroot's home, and the merged-/usr links of Debian (`/bin → usr/bin`, `/sbin`, `/lib`, and
+ * per architecture `/lib64` …) with their /usr directories, so a program or script written for Debian finds its paths.
  */
 
-/** Returns the minimal base tree with every mtime at `epoch`. */
-export function minimalBase(epoch: number): Tree {
+/** Returns the minimal base tree with every mtime at `epoch`; `arch` (Debian's name) picks the merged-/usr links. */
+export function minimalBase(epoch: number, arch?: string): Tree {
   const dir = (mode: number, uid = 0) => ({ kind: 'dir' as const, mode, uid, gid: uid, mtime: epoch });
   const file = (text: string, mode = 0o644) => ({
     kind: 'file' as const,
@@ -28,7 +30,12 @@ export function minimalBase(epoch: number): Tree {
     mtime: epoch,
     content: bufferContent(text),
   });
-  return new TreeBuilder({ mtime: epoch })
+  const b = new TreeBuilder({ mtime: epoch });
+  for (const d of arch === undefined ? [] : usrMergedDirs(arch)) {
+    b.mkdirp(`/usr/${d}`, { mtime: epoch });
+    b.put(`/${d}`, symlinkEntry(`usr/${d}`, { mtime: epoch }));
+  }
+  return b
     .put('/etc', dir(0o755))
     .put('/etc/passwd', file(passwdFile()))
     .put('/etc/group', file(groupFile()))

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { pare } from '../../test/helpers/cli.ts';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { loadConfig } from '../config/index.ts';
+import { craftElf } from '../elf/index.ts';
 import { bufferContent, dirEntry, fileEntry, type Tree, TreeBuilder } from '../fstree/index.ts';
 import { selectImage } from '../oci/index.ts';
 import { formatWhyKept } from '../slice/index.ts';
@@ -16,18 +17,28 @@ import { build } from './build.ts';
 
 const EPOCH = 0;
 
-/** A packages tree: an interpreter in /usr/bin, data under /usr/local/share and /usr/share that nothing needs. */
+/** A packages tree: an interpreter (a program) in /usr/bin, data under /usr/local/share and /usr/share that nothing needs. */
 function packages(): Tree {
   const file = (text: string, mode = 0o644) => fileEntry(bufferContent(text), { mode });
-  return new TreeBuilder({ mtime: EPOCH })
-    .put('/etc', dirEntry({ mode: 0o755 }))
-    .put('/etc/passwd', file('root:x:0:0:root:/root:/sbin/nologin\n'))
-    .put('/etc/group', file('root:x:0:\n'))
-    .put('/usr/bin/interp', file('\x7fnot really ELF, but a file the script names\n', 0o755))
-    .put('/usr/local/share/big/blob', file('x'.repeat(4096)))
-    .put('/usr/local/lib/unrelated.so', file('y'.repeat(4096)))
-    .put('/usr/share/doc/unused/README', file('z'))
-    .build();
+  return (
+    new TreeBuilder({ mtime: EPOCH })
+      .put('/etc', dirEntry({ mode: 0o755 }))
+      .put('/etc/passwd', file('root:x:0:0:root:/root:/sbin/nologin\n'))
+      .put('/etc/group', file('root:x:0:\n'))
+      // A static x86-64 program (crafted): the image must be able to run its entrypoint (check.ts).
+      .put(
+        '/usr/bin/interp',
+        fileEntry(bufferContent(craftElf({ machine: 62, type: 'EXEC' })), { mode: 0o755 }),
+      )
+      .put(
+        '/usr/bin/other',
+        fileEntry(bufferContent(craftElf({ machine: 62, type: 'EXEC' })), { mode: 0o755 }),
+      )
+      .put('/usr/local/share/big/blob', file('x'.repeat(4096)))
+      .put('/usr/local/lib/unrelated.so', file('y'.repeat(4096)))
+      .put('/usr/share/doc/unused/README', file('z'))
+      .build()
+  );
 }
 
 async function project(dir: string, yaml: string, files: Record<string, string> = {}) {
@@ -179,9 +190,12 @@ describe('build with slice.drop', () => {
     'packages: [interp]\nfiles:\n  - src: tool\n    dest: /usr/local/bin/tool\nimage:\n  entrypoint: [/usr/local/bin/tool]\n';
 
   it('removes what the closure wants and why-kept names the glob and what wanted it', async () => {
-    const loaded = await project(join(dir, 'ok'), `${YAML}slice:\n  drop: [/usr/bin/interp]\n`, {
-      tool: '#!/usr/bin/interp\n',
-    });
+    // The entrypoint is another program: the dropped interpreter is wanted by a files: script the image does not run.
+    const loaded = await project(
+      join(dir, 'ok'),
+      `${YAML.replace('entrypoint: [/usr/local/bin/tool]', 'entrypoint: [/usr/bin/other]')}slice:\n  drop: [/usr/bin/interp]\n`,
+      { tool: '#!/usr/bin/interp\n' },
+    );
     const r = await build(loaded, { dryRun: true, layerCache: false, packagesRoot: async () => packages() });
     expect((await r.tree('linux/amd64'))!.has('/usr/bin/interp')).toBe(false);
     const report = r.slices.get('linux/amd64')!;
@@ -193,9 +207,23 @@ describe('build with slice.drop', () => {
     writeFileSync(file, JSON.stringify(report));
     const why = pare(['why-kept', '/usr/bin/interp', file]);
     expect(why.stdout).toBe(
-      '/usr/bin/interp: dropped by slice.drop "/usr/bin/interp"\n  ← wanted as #! interpreter of /usr/local/bin/tool (#!/usr/bin/interp)\n    ← root (entrypoint "/usr/local/bin/tool")\n',
+      '/usr/bin/interp: dropped by slice.drop "/usr/bin/interp"\n  ← wanted as #! interpreter of /usr/local/bin/tool (#!/usr/bin/interp)\n    ← root (files:)\n',
     );
     expect(why.code).toBe(1);
+  });
+
+  it("fails the build (exit 1) when the drop breaks the entrypoint's closure", async () => {
+    const loaded = await project(join(dir, 'broken'), `${YAML}slice:\n  drop: [/usr/bin/interp]\n`, {
+      tool: '#!/usr/bin/interp\n',
+    });
+    await expect(
+      build(loaded, { dryRun: true, layerCache: false, packagesRoot: async () => packages() }),
+    ).rejects.toThrow(
+      expect.objectContaining({
+        code: 'BUILD_NOT_RUNNABLE',
+        message: expect.stringContaining('/usr/local/bin/tool needs the interpreter /usr/bin/interp'),
+      }),
+    );
   });
 
   it.each([

@@ -22,6 +22,7 @@ import { type SliceReport, sliceReport, sliceTree } from '../slice/index.ts';
 import { collectEntries } from '../tar/index.ts';
 import { withAccounts } from './accounts.ts';
 import { idsFromTree, minimalBase } from './base.ts';
+import { assertRunnable, CHECK_VERSION } from './check.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
 import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
@@ -40,7 +41,10 @@ export interface BuildOptions {
   readonly tag?: string;
   /** Overrides output.tar. */
   readonly tar?: string;
-  /** SOURCE_DATE_EPOCH; default: the environment variable, then `epoch:` in pare.yaml, then 0. */
+  /**
+   * SOURCE_DATE_EPOCH; default: the environment variable, then `epoch:` in pare.yaml, then for `packages:` the newest
+   * changelog date of the locked packages, else 0.
+   */
   readonly epoch?: number;
   /** Compute the image but write nothing. */
   readonly dryRun?: boolean;
@@ -78,8 +82,21 @@ export interface BuildResult {
   readonly records: BuildRecords | undefined;
 }
 
-/** Returns the epoch to build at: SOURCE_DATE_EPOCH, then the config's, then 0. Throws on a malformed variable. */
-export function resolveEpoch(configEpoch: number | undefined, explicit?: number): number {
+/**
+ * Returns the epoch to build at: `explicit`, then SOURCE_DATE_EPOCH, then the config's, then `fallback` (0 unless
+ * given; undefined asks the caller to derive one). Throws on a malformed variable.
+ */
+export function resolveEpoch(configEpoch: number | undefined, explicit?: number): number;
+export function resolveEpoch(
+  configEpoch: number | undefined,
+  explicit: number | undefined,
+  fallback: undefined,
+): number | undefined;
+export function resolveEpoch(
+  configEpoch: number | undefined,
+  explicit?: number,
+  ...rest: [fallback?: undefined]
+): number | undefined {
   if (explicit !== undefined) return explicit;
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env !== undefined && env !== '') {
@@ -90,7 +107,24 @@ export function resolveEpoch(configEpoch: number | undefined, explicit?: number)
       );
     return Number(env);
   }
-  return configEpoch ?? 0;
+  return configEpoch ?? (rest.length > 0 ? undefined : 0);
+}
+
+/**
+ * The default epoch of a `packages:` build: the newest changelog date of the locked packages (the date Debian's own
+ * reproducible builds use), so images say when their newest package was made instead of 1970, and the same lock
+ * gives the same date on any machine. Remembered by the .deb digests, so a warm build reads no .deb for it.
+ * Files-only builds stay at 0: the only dates they have are file mtimes, which a git checkout sets to the checkout
+ * time (so two clones would give two digests).
+ */
+async function packagesEpoch(debian: DebianPlan, cache: LayerCache | undefined): Promise<number> {
+  const key =
+    cache && `source-date-${cacheKey({ v: 1, debs: debian.lock.packages.map((p) => p.sha256).sort() })}`;
+  const hit = key ? await cache!.getRecord(key) : undefined;
+  if (hit !== undefined && /^\d+\n$/.test(hit)) return Number(hit);
+  const date = (await debian.sourceDate()) ?? 0;
+  if (key) await cache!.putRecord(key, `${date}\n`);
+  return date;
 }
 
 function toList(v: string | readonly string[] | undefined): string[] | undefined {
@@ -143,11 +177,19 @@ function atGlob(
   return e;
 }
 
+/** The Debian architecture whose merged-/usr links a files-only image gets (the OCI name when Debian has none). */
+function usrArch(p: Platform): string {
+  try {
+    return debianArch(p);
+  } catch {
+    return p.architecture;
+  }
+}
+
 /** Runs the build described by a loaded pare.yaml. */
 export async function build(loaded: LoadedConfig, options: BuildOptions = {}): Promise<BuildResult> {
   const cfg = loaded.config;
-  const epoch = resolveEpoch(cfg.epoch, options.epoch);
-  const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+  const givenEpoch = resolveEpoch(cfg.epoch, options.epoch, undefined);
   const platforms = cfg.platforms.map(parsePlatform);
   const name = cfg.name ?? basename(loaded.dir);
   const tag = options.tag ?? cfg.output.tag ?? 'latest';
@@ -162,6 +204,9 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     });
     packagesRoot = debian.rootfs;
   }
+  const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
+  const epoch = givenEpoch ?? (debian ? await packagesEpoch(debian, layerCache) : 0);
+  const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
 
   const images: { image: Image; platform: Platform }[] = [];
   const trees = new Map<string, () => Promise<Tree>>();
@@ -171,7 +216,6 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
     typeof cfg.slice === 'object' ? cfg.slice : {};
   const compression = cfg.output.compression ?? 'gzip';
-  const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
   if (sliceCfg.drop?.length && !(cfg.packages?.length && sliceMode === 'auto'))
     throw new UsageError(
       'CONFIG_INVALID',
@@ -224,7 +268,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
         : cfg.packages?.length
           ? await packagesRoot!(platform, epoch)
           : cfg.base === 'minimal'
-            ? minimalBase(epoch)
+            ? minimalBase(epoch, usrArch(platform))
             : undefined;
       base = await withAccounts(base, loaded, epoch);
       ids = await idsFromTree(base ?? minimalBase(epoch));
@@ -311,6 +355,21 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       }
       layers.push(appLayer);
       history.push({ created, created_by: 'pare build: files' });
+    }
+    // The tree the image unpacks to must run: ELF machines, loaders, libraries and the entrypoint (check.ts). A pass
+    // is remembered by the layers' diff_ids and the command, so a warm build does not unpack its cached layer again.
+    const checkKey =
+      layerCache &&
+      `check-${cacheKey({
+        check: CHECK_VERSION,
+        pare: PARE_VERSION,
+        platform: key,
+        layers: await Promise.all(layers.map((l) => l.diffId())),
+        command: [rc.Entrypoint, rc.Cmd, rc.Env, rc.WorkingDir],
+      })}`;
+    if (!(checkKey && (await layerCache!.getRecord(checkKey)) === 'runnable\n')) {
+      await assertRunnable(await trees.get(key)!(), platform, rc, loaded.path);
+      if (checkKey) await layerCache!.putRecord(checkKey, 'runnable\n');
     }
     const annotations: Record<string, string> = {
       'org.opencontainers.image.created': created,

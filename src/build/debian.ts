@@ -5,6 +5,7 @@ import {
   type Assembled,
   assembleRootfs,
   assertLockSatisfied,
+  changelogDate,
   createLock,
   type DebFile,
   type DebianArchive,
@@ -86,6 +87,11 @@ export interface DebianPlan {
   rootfs(platform: Platform, epoch: number): Promise<Tree>;
   /** Like rootfs, with which package owns each path (for slicing and the SBOM). */
   assembled(platform: Platform, epoch: number): Promise<Assembled>;
+  /**
+   * The newest changelog date (seconds) of every locked package, all architectures (changelog.ts), or undefined
+   * when none has a changelog: the default SOURCE_DATE_EPOCH. Reads every .deb (kept for assembling).
+   */
+  sourceDate(): Promise<number | undefined>;
 }
 
 /** The DebianSource of a config (defaults filled by the schema). */
@@ -334,6 +340,14 @@ function plan(
     },
     async rootfs(platform, epoch) {
       return (await this.assembled(platform, epoch)).tree;
+    },
+    async sourceDate() {
+      const all = new Map<string, DebFile>();
+      for (const list of debs.values()) for (const d of list) all.set(d.path, d);
+      const files = [...all.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const dates = await mapLimit(files, READ_CONCURRENCY, async (d) => changelogDate(await read(d)));
+      const known = dates.filter((x): x is number => x !== undefined);
+      return known.length ? Math.max(...known) : undefined;
     },
   };
 }

@@ -16,6 +16,7 @@ export { assembleRootfs, statusStanza } from './assemble.ts';
 export { CA_BUNDLE, caCertificatesConf, caTrustEntries, pemLinkName } from './cacerts.ts';
 export type { ByteCounter } from './cache.ts';
 export { DownloadCache, defaultCacheDir, hashFile } from './cache.ts';
+export { changelogDate, changelogTrailerDate, MAX_CHANGELOG_HEAD } from './changelog.ts';
 export type { ControlErrorCode, Paragraph } from './control.ts';
 export { ControlError, formatControl, iterateControl, parseControl } from './control.ts';
 export type { DebCompression, DebPackage, ReadDebOptions } from './deb.ts';

@@ -110,7 +110,7 @@ describe('sliceTree', () => {
         why: 'interpreter',
         from: '/usr/bin/app',
       });
-      expect(r.kept.get('/lib64')?.why).toBe('symlink-chain');
+      expect(r.kept.get('/lib64')).toEqual({ why: 'base', detail: 'merged /usr' });
       expect(r.kept.get('/usr/lib64/ld-linux-x86-64.so.2')?.why).toBe('symlink-chain');
       expect(r.kept.get(`${LIB}/libfoo.so.1.0`)).toMatchObject({
         why: 'elf-needed',
@@ -213,6 +213,26 @@ describe('sliceTree', () => {
       const r = await sliceTree(fixture(), { entrypoint: ['/usr/bin/run.sh'], shell: true });
       expect(r.tree.file('/bin/sh')).toBeDefined();
       expect(r.kept.get('/usr/bin/sh')?.why).toBe('symlink-chain');
+    });
+
+    it('keeps /bin/sh → dash and its closure with shell: true even when nothing runs it, and the merged-/usr links always', async () => {
+      // note: before, shell: true only allowed shells; an image whose entrypoint is not a script got no /bin/sh.
+      const r = await sliceTree(fixture(), { entrypoint: ['/usr/bin/bar'], shell: true });
+      expect(r.tree.get('/usr/bin/sh')).toMatchObject({ kind: 'symlink', target: 'dash' });
+      expect(r.kept.get('/usr/bin/dash')).toEqual({ why: 'root', detail: 'shell: true' });
+      expect(r.tree.file(`${LIB}/libc.so.6`)).toBeDefined();
+      expect(r.roots).toContainEqual({
+        kind: 'executable',
+        spec: '/bin/sh (shell: true)',
+        paths: ['/usr/bin/dash'],
+      });
+      const none = await sliceTree(fixture(), { entrypoint: ['/usr/bin/bar'] });
+      expect(none.tree.get('/usr/bin/sh')).toBeUndefined();
+      expect(none.tree.get('/usr/bin/dash')).toBeUndefined();
+      for (const d of ['bin', 'lib', 'lib64', 'sbin']) {
+        expect(none.tree.get(`/${d}`)).toMatchObject({ kind: 'symlink', target: `usr/${d}` });
+        expect(none.tree.get(`/usr/${d}`)?.kind).toBe('dir');
+      }
     });
   });
 

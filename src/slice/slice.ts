@@ -256,6 +256,18 @@ class Slicer {
 
     await this.addRoots();
     for (const p of BASE_FILES) this.keep(p, { why: 'base' });
+    // Merged /usr: /bin, /sbin, /lib, /lib64 … stay links into /usr (every `#!/bin/sh` and PT_INTERP expects them).
+    for (const top of this.tree.children('/')) {
+      const e = this.tree.get(top);
+      if (e?.kind === 'symlink' && e.target === `usr${top}`)
+        this.keepEntry(top, { why: 'base', detail: 'merged /usr' });
+    }
+    // shell: true keeps /bin/sh (→ dash) and its closure, whether or not the entrypoint needs it.
+    if (this.shell && this.safeWalk('/usr/bin/sh')?.entry) {
+      const sh = this.safeWalk('/usr/bin/sh')!;
+      this.roots.push({ kind: 'executable', spec: '/bin/sh (shell: true)', paths: [sh.path] });
+      this.keep('/usr/bin/sh', { why: 'root', detail: 'shell: true' });
+    }
     for (const home of await this.homes()) this.keep(home, { why: 'base', detail: '/etc/passwd home' });
     if (this.tree.get(this.cwd)) this.keep(this.cwd, { why: 'base', detail: 'WorkingDir' });
 

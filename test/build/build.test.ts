@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { craftElf } from '../../src/elf/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { imageToTree, selectImage } from '../../src/oci/index.ts';
 import { pare, pareSpawn } from '../helpers/cli.ts';
@@ -20,8 +21,8 @@ import { tempDir } from '../helpers/tmp.ts';
  * `pare build` through the real CLI, as the README runs it. The golden digest pins the whole chain (tar bytes, gzip
  * settings, JSON field order); when it changes on purpose, update it here and say why in the commit.
  */
-const HELLO = resolve('examples/hello');
-const GOLDEN_HELLO = 'sha256:966a854117f3ec701b0bf3956de518a32c65cab7ec95662a8d88e4cb1a945eeb';
+const HELLO = resolve('test/fixtures/build/files-only');
+const GOLDEN_HELLO = 'sha256:9a9668faa4622d733b227b714eaf4c2ec0ffc37801299fcb75ae1795ad6cd227';
 
 function copyProject(to: string, order: 'forward' | 'reverse'): string {
   // Recreate the files in a different order with different timestamps: none of that may reach the image.
@@ -209,6 +210,104 @@ describe('pare build', () => {
       const tree = await imageToTree(img);
       expect(tree.get('/app/link-to-shadow')).toMatchObject({ kind: 'symlink' });
       expect(new TextDecoder().decode(await tree.readFile('/app/ok.txt'))).toBe('fine\n');
+    });
+  });
+
+  describe('when the image could not run', () => {
+    // Crafted ELF files (src/elf/craft.ts): a static x86-64 program, and a dynamic one needing ld.so and libc.
+    const x86Static = craftElf({ machine: 62, type: 'EXEC' });
+    const x86Dynamic = craftElf({
+      machine: 62,
+      type: 'DYN',
+      interp: '/lib64/ld-linux-x86-64.so.2',
+      needed: ['libcrypto.so.3', 'libc.so.6'],
+    });
+    const cases: [string, string, Record<string, Uint8Array | string>, string[]][] = [
+      [
+        'an x86-64 program in the arm64 image',
+        'platforms: [linux/amd64, linux/arm64]\nfiles:\n  - src: fetch\n    dest: /usr/local/bin/fetch\nimage:\n  entrypoint: [/usr/local/bin/fetch]\n',
+        { fetch: x86Static },
+        [
+          'the linux/arm64 image cannot run',
+          '/usr/local/bin/fetch is a x86_64 ELF file (e_machine 62), not aarch64 as linux/arm64 needs',
+        ],
+      ],
+      [
+        'a dynamic program without its loader and libraries',
+        'files:\n  - src: fetch\n    dest: /app/fetch\nimage:\n  entrypoint: [/app/fetch]\n',
+        { fetch: x86Dynamic },
+        [
+          'the linux/amd64 image cannot run',
+          '/app/fetch needs the dynamic loader /lib64/ld-linux-x86-64.so.2, which is not in the image',
+          '/app/fetch needs the library libc.so.6, which ld.so does not find in the image',
+          '/app/fetch needs the library libcrypto.so.3, which ld.so does not find in the image',
+        ],
+      ],
+      [
+        'a missing entrypoint',
+        'files:\n  - content: x\n    dest: /app/x\nimage:\n  entrypoint: [/app/run]\n',
+        {},
+        ['entrypoint "/app/run" is not in the image'],
+      ],
+      [
+        'an entrypoint without an exec bit',
+        'files:\n  - src: fetch\n    dest: /app/fetch\n    mode: "0644"\nimage:\n  entrypoint: [/app/fetch]\n',
+        { fetch: x86Static },
+        ['entrypoint "/app/fetch": /app/fetch is not executable (mode 0644)'],
+      ],
+      [
+        'a script whose #! interpreter is missing',
+        'files:\n  - src: run.sh\n    dest: /app/run.sh\n    mode: "0755"\nimage:\n  entrypoint: [/app/run.sh]\n',
+        { 'run.sh': '#!/bin/sh\necho hi\n' },
+        [
+          'entrypoint "/app/run.sh": /app/run.sh needs the interpreter /bin/sh, which is not in the linux/amd64 image',
+        ],
+      ],
+      [
+        'a bare command not on PATH',
+        'files:\n  - src: fetch\n    dest: /opt/fetch\nimage:\n  cmd: [fetch]\n',
+        { fetch: x86Static },
+        [
+          'entrypoint "fetch" is not found on PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        ],
+      ],
+    ];
+    it.each(cases)(
+      'refuses %s with exit 1, naming the file, and writes nothing',
+      (_what, yaml, files, messages) => {
+        const p = join(dir, `run-${randomBytes(4).toString('hex')}`);
+        mkdirSync(p);
+        writeFileSync(join(p, 'pare.yaml'), yaml);
+        for (const [name, bytes] of Object.entries(files))
+          writeFileSync(join(p, name), bytes, { mode: 0o755 });
+        const out = join(p, 'out');
+        const r = pare(['build', p, '-o', out]);
+        for (const m of messages) expect(r.stderr).toContain(m);
+        expect(r.code).toBe(1);
+        expect(existsSync(out)).toBe(false);
+      },
+    );
+
+    it('builds the same static program for amd64 alone, with the merged-/usr links in the files-only base', async () => {
+      const p = join(dir, 'static-ok');
+      mkdirSync(p);
+      writeFileSync(
+        join(p, 'pare.yaml'),
+        'files:\n  - src: fetch\n    dest: /usr/local/bin/fetch\nimage:\n  entrypoint: [fetch]\n',
+      );
+      writeFileSync(join(p, 'fetch'), x86Static, { mode: 0o755 });
+      const r = pare(['build', p, '-o', join(p, 'out')]);
+      expect(r.stderr).toContain('built');
+      expect(r.code).toBe(0);
+      const a = await (await OciLayout.open(join(p, 'out'))).readArtifact('latest');
+      const tree = await imageToTree(a.kind === 'image' ? a.image : (undefined as never));
+      for (const d of ['bin', 'sbin', 'lib', 'lib64'])
+        expect([d, tree.get(`/${d}`)?.kind, (tree.get(`/${d}`) as { target?: string })?.target]).toEqual([
+          d,
+          'symlink',
+          `usr/${d}`,
+        ]);
+      expect(tree.get('/usr/bin')?.kind).toBe('dir');
     });
   });
 

@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, provenanceInput } from '../../src/build/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
+import { craftElf } from '../../src/elf/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { imageToTree, selectImage } from '../../src/oci/index.ts';
 import { pareAsync as pare } from '../helpers/cli.ts';
@@ -13,6 +15,9 @@ import { tempDir } from '../helpers/tmp.ts';
  * `packages:` builds end to end through the real CLI, against a signed Debian-style archive the test generates and
  * serves on 127.0.0.1 (offline, deterministic). The real mirror is exercised by test/build/examples.test.ts.
  */
+/** A gzip-compressed file of a fake package. */
+const gz = (text: string) => ({ content: gzipSync(text) });
+
 describe('pare build with packages', () => {
   const dir = tempDir();
   let archive: FakeArchive;
@@ -32,17 +37,28 @@ describe('pare build with packages', () => {
                   'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
                 'etc/debian_version': '12.4\n',
                 'usr/share/doc/base-files/copyright': copyright,
+                // The newest changelog entry of the lock: the default SOURCE_DATE_EPOCH (a native package: changelog.gz).
+                'usr/share/doc/base-files/changelog.gz': gz(
+                  'base-files (12.4) bookworm; urgency=medium\n\n  * Release.\n\n -- Santiago Vila <sanvila@debian.org>  Sat, 10 Feb 2024 10:00:00 +0000\n\nbase-files (12.3) bookworm; urgency=medium\n\n  * Older.\n\n -- Santiago Vila <sanvila@debian.org>  Sun, 01 Jan 2023 00:00:00 +0000\n',
+                ),
               },
             },
-            {
+            // A static program of each architecture's machine (the image must run: pare build checks it).
+            ...(
+              [
+                ['amd64', 62],
+                ['arm64', 183],
+              ] as const
+            ).map(([architecture, machine]) => ({
               name: 'app',
               version: '1.0',
+              architecture,
               fields: { Depends: 'libfoo (>= 1.0) | libbar' },
               files: {
-                'usr/bin/app': { content: '#!/usr/bin/env true\n', mode: 0o755 },
+                'usr/bin/app': { content: craftElf({ machine, type: 'EXEC' }), mode: 0o755 },
                 'usr/share/doc/app/copyright': copyright,
               },
-            },
+            })),
             { name: 'libfoo', version: '1.0', files: { 'usr/lib/libfoo.so.1': 'old' } },
             { name: 'unused', version: '1.0' },
           ],
@@ -104,6 +120,17 @@ describe('pare build with packages', () => {
     expect(tree.get('/var/lib/dpkg/status.d/libfoo')?.kind).toBe('file');
     expect(tree.get('/tmp')?.mode).toBe(0o1777);
     expect((await img.config()).config?.User).toBe('65532:65532');
+    // No epoch given: the newest changelog date of the locked packages (base-files 12.4), not 1970.
+    expect((await img.config()).created).toBe('2024-02-10T10:00:00Z');
+    const given = await pare(['build', p, '--dry-run'], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1'), SOURCE_DATE_EPOCH: '1707559200' },
+    });
+    expect(given.stdout).toBe(r1.stdout);
+    const other = await pare(['build', p, '--dry-run'], {
+      env: { XDG_CACHE_HOME: join(dir, 'cache1'), SOURCE_DATE_EPOCH: '0' },
+    });
+    expect(other.code).toBe(0);
+    expect(other.stdout).not.toBe(r1.stdout);
   });
 
   it('builds from the lock and the cache alone, reading no index', async () => {
@@ -143,8 +170,13 @@ describe('pare build with packages', () => {
       });
       const cold = await pare(['build', p, '-o', join(dir, 'out5a')], { env });
       expect(cold.code).toBe(0);
-      // Per platform, the rootfs facts and the SBOM texts: the next build reads them instead of unpacking the cached layer.
-      expect(readdirSync(join(dir, 'cache5', 'pare', 'records'))).toHaveLength(4);
+      // Per platform, the rootfs facts, the SBOM texts and the passed run check (check.ts): the next build reads them
+      // instead of unpacking the cached layer.
+      // The default epoch (the newest changelog date) is remembered by the .deb digests too.
+      const kept = readdirSync(join(dir, 'cache5', 'pare', 'records'));
+      expect(kept).toHaveLength(7);
+      expect(kept.filter((n) => n.startsWith('source-date-'))).toHaveLength(1);
+      expect(kept.filter((n) => n.startsWith('check-'))).toHaveLength(2);
       const warm = await pare(['build', p, '-o', join(dir, 'out5b')], { env });
       expect(warm.code).toBe(0);
       rmSync(join(dir, 'cache5', 'pare', 'records'), { recursive: true });

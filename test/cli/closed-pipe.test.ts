@@ -27,7 +27,7 @@ function intoClosedPipe(args: readonly string[]): Promise<{ code: number | null;
 describe('a closed stdout pipe', () => {
   beforeAll(() => {
     work = tempDir('pare-pipe-');
-    const built = pare(['build', resolve('examples/hello'), '-o', join(work, 'out')]);
+    const built = pare(['build', resolve('test/fixtures/build/files-only'), '-o', join(work, 'out')]);
     expect(built.code, built.stderr).toBe(0);
     image = `oci:${join(work, 'out')}:hello`;
   });

@@ -30,7 +30,7 @@ describe('modules loaded at start-up', () => {
   let work: string;
   beforeAll(() => {
     work = tempDir('pare-modules-');
-    const built = pare(['build', resolve('examples/hello'), '-o', join(work, 'out')]);
+    const built = pare(['build', resolve('test/fixtures/build/files-only'), '-o', join(work, 'out')]);
     expect(built.code, built.stderr).toBe(0);
   });
 

@@ -62,9 +62,9 @@ describe('the npm package', () => {
     expect(manifest.engines.node).toBe(`>=${NODE_MAJOR}`);
   });
 
-  it('builds examples/hello from outside the clone, to the digest the clone builds', () => {
+  it('builds a files-only project (test/fixtures/build/files-only) from outside the clone, to the digest the clone builds', () => {
     const dir = join(work, 'elsewhere');
-    cpSync(join(ROOT, 'examples/hello'), join(dir, 'examples/hello'), { recursive: true });
+    cpSync(join(ROOT, 'test/fixtures/build/files-only'), join(dir, 'examples/hello'), { recursive: true });
     const installed = run(inst.bin, ['build', 'examples/hello', '-o', 'out'], dir);
     expect(installed.code, installed.stderr).toBe(0);
     expect(installed.stderr).toContain(`built oci:${join(dir, 'out')}:hello`);
