@@ -1,9 +1,29 @@
 export type { AuditOptions, SymbolUser } from './audit.ts';
 export { auditRoot, auditTree, symbolUsers } from './audit.ts';
+export type { Classification, ImageClass } from './classify.ts';
+export { classifyImage, entrypointProgram } from './classify.ts';
 export type { PackageOwner } from './dpkg.ts';
 export { DpkgIndex } from './dpkg.ts';
+export type {
+  Acceptance,
+  LintConfig,
+  LintEvidence,
+  LintFinding,
+  LintInput,
+  LintRule,
+  Severity,
+} from './lint.ts';
+export {
+  LINT_RULES,
+  lintImage,
+  lintRuleNames,
+  lintSummary,
+  parseAcceptance,
+  parseIgnoreFile,
+  secretInContent,
+} from './lint.ts';
 export type { TableOptions } from './render.ts';
-export { renderTable, renderUsers } from './render.ts';
+export { renderLint, renderTable, renderUsers } from './render.ts';
 export type { Requirement } from './require.ts';
 export { parseRequirements, REQUIREMENT_NAMES, violations } from './require.ts';
 export type {
@@ -13,5 +33,6 @@ export type {
   AuditImport,
   AuditLibrary,
   AuditReport,
+  LintReport,
 } from './schema.ts';
 export { AUDIT_SCHEMA } from './schema.ts';

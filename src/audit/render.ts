@@ -1,4 +1,6 @@
 import type { SymbolUser } from './audit.ts';
+import type { Classification } from './classify.ts';
+import { type LintFinding, lintSummary } from './lint.ts';
 import type { AuditReport } from './schema.ts';
 
 export interface TableOptions {
@@ -108,4 +110,33 @@ export function renderUsers(users: readonly SymbolUser[]): string {
       (u) => `${u.path}\t${u.symbol}${u.version ? `@${u.version}` : ''}\t${u.library}\t${u.package ?? '-'}\n`,
     )
     .join('');
+}
+
+/**
+ * Returns the lint findings (one line each: severity, id, short name, message, layer) and the classification with
+ * its evidence, ending in a newline. Accepted findings are listed as such and not counted.
+ */
+export function renderLint(
+  findings: readonly LintFinding[],
+  classification: Classification,
+  options: TableOptions = {},
+): string {
+  const tone = { fatal: TONES.bad, warn: TONES.warn, info: TONES.plain } as const;
+  const lines = ['', 'LINT'];
+  for (const f of findings) {
+    const sev = f.accepted ? 'accepted' : f.severity.toUpperCase();
+    const label = `${sev.padEnd(8)} ${f.id.padEnd(11)} ${f.name}`;
+    const painted =
+      options.color && !f.accepted && tone[f.severity] !== 0
+        ? `\x1b[${tone[f.severity]}m${label}\x1b[0m`
+        : label;
+    const layer = f.evidence.layer ? ` [layer ${f.evidence.layer.slice(0, 19)}]` : '';
+    lines.push(`${painted}  ${f.message}${layer}`);
+  }
+  const s = lintSummary(findings);
+  lines.push(`${s.fatal} fatal, ${s.warn} warn, ${s.info} info, ${s.accepted} accepted`);
+  lines.push('', `CLASS ${classification.class}`);
+  for (const e of classification.evidence) lines.push(`  ${e}`);
+  if (!s.passed) lines.push(`lint failed: ${s.fatal} fatal finding${s.fatal === 1 ? '' : 's'} not accepted`);
+  return `${lines.join('\n')}\n`;
 }

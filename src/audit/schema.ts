@@ -3,7 +3,9 @@
  * only ever added; a change in meaning gets a new schema name. Documented field by field in src/audit/README.md.
  */
 import type { Fact, FoundBy, Linkage, PieKind, Relro, SymbolKind } from '../elf/index.ts';
+import type { Classification } from './classify.ts';
 import type { PackageOwner } from './dpkg.ts';
+import type { LintFinding } from './lint.ts';
 
 export const AUDIT_SCHEMA = 'pare.audit/v1';
 
@@ -94,6 +96,20 @@ export interface AuditError {
   readonly message: string;
 }
 
+export interface LintReport {
+  /** Every finding, accepted ones included (`accepted: true`), in rule order then path. */
+  readonly findings: readonly LintFinding[];
+  readonly summary: {
+    readonly fatal: number;
+    readonly warn: number;
+    readonly info: number;
+    /** Findings accepted by --accept or the ignore file (not counted above). */
+    readonly accepted: number;
+    /** False when a fatal finding was not accepted. */
+    readonly passed: boolean;
+  };
+}
+
 export interface AuditReport {
   readonly schema: typeof AUDIT_SCHEMA;
   /** The root the paths are relative to (a host directory or an image name). */
@@ -104,6 +120,10 @@ export interface AuditReport {
   readonly files: readonly AuditFile[];
   /** Files that start like ELF but could not be parsed (typed ElfError code and message); each fails a gate. */
   readonly errors: readonly AuditError[];
+  /** Image lint (image targets only; absent for host paths and under --no-lint). */
+  readonly lint?: LintReport;
+  /** Image classification (image targets only, as lint). */
+  readonly classification?: Classification;
   readonly summary: {
     readonly files: number;
     readonly errors: number;

@@ -13,7 +13,12 @@ import { ContentSpool } from './spool.ts';
  */
 export async function imageToTree(
   image: Image,
-  options: { limits?: ReadLimits; spoolDir?: string } = {},
+  options: {
+    limits?: ReadLimits;
+    spoolDir?: string;
+    /** Filled with the digest of the layer that last wrote each path (lint evidence). */
+    origins?: Map<string, string>;
+  } = {},
 ): Promise<Tree> {
   const limits = options.limits ?? readLimits();
   const spool = new ContentSpool(options.spoolDir ? { dir: options.spoolDir } : {});
@@ -29,6 +34,7 @@ export async function imageToTree(
       limitNames: { entries: LIMIT_ENV.entries, pathLength: LIMIT_ENV.pathLength },
     });
     tree = applyLayer(tree, entries);
+    if (options.origins) for (const [p] of entries) options.origins.set(p, d);
   }
   return tree;
 }

@@ -1,18 +1,27 @@
 import { once } from 'node:events';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
+  type Acceptance,
   type AuditOptions,
   type AuditReport,
   auditRoot,
   auditTree,
+  classifyImage,
+  type LintConfig,
+  lintImage,
+  lintSummary,
+  parseAcceptance,
+  parseIgnoreFile,
+  renderLint,
   renderTable,
   renderUsers,
   symbolUsers,
 } from '../../audit/index.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
+import type { TransportReference } from '../../registry/index.ts';
 import { printJson, useColor } from '../format.ts';
 import { type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
@@ -26,6 +35,27 @@ interface AuditFlags extends Partial<RegistryFlags> {
   scanCode?: boolean;
   platform?: string;
   color?: boolean;
+  lint?: boolean;
+  accept?: string[];
+  ignoreFile?: string;
+}
+
+/** The acceptances of --accept and the ignore file (--ignore-file, else ./.pareignore when it exists). */
+async function acceptances(flags: AuditFlags): Promise<Acceptance[]> {
+  const out = (flags.accept ?? []).map((a) => parseAcceptance(a, `--accept ${a}`));
+  const file = flags.ignoreFile ?? '.pareignore';
+  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' && flags.ignoreFile === undefined) return undefined;
+    throw new UsageError('USAGE', `cannot read the ignore file ${JSON.stringify(file)}: ${e.message}`);
+  });
+  if (text !== undefined) out.push(...parseIgnoreFile(text, file));
+  return out;
+}
+
+/** The tag an image argument names: '' for a registry reference without tag or digest, undefined when none applies. */
+function referenceTag(reference: TransportReference): string | undefined {
+  if (reference.transport === 'docker') return reference.ref.digest ? undefined : (reference.ref.tag ?? '');
+  return 'tag' in reference && typeof reference.tag === 'string' ? reference.tag : undefined;
 }
 
 /**
@@ -67,6 +97,7 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
     packages: !table,
     scanCode: flags.scanCode !== false && wanted,
   };
+  const accepts = await acceptances(flags);
   if (!(await isHostTarget(target))) {
     // Loaded only for image targets: the image readers and the registry client cost more start-up time than
     // auditing a small directory.
@@ -78,8 +109,27 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
     const platform = platformFlag(flags.platform);
     const client = lazyClient({ ...flags, quiet: true });
     try {
-      const image = await (await openReference(target, client)).image(platform);
-      return auditTree(await imageToTree(image), { ...options, name: target });
+      const opened = await openReference(target, client);
+      const image = await opened.image(platform);
+      const origins = new Map<string, string>();
+      const tree = await imageToTree(image, { origins });
+      const report = await auditTree(tree, { ...options, name: target });
+      if (flags.lint === false) return report;
+      // The run config as the image has it, Docker's Healthcheck included (the parsed RunConfig omits it).
+      const raw = JSON.parse(Buffer.from(await image.rawConfig()).toString('utf8')) as {
+        config?: LintConfig;
+      };
+      const config = raw.config ?? undefined;
+      const tag = referenceTag(opened.reference);
+      const findings = await lintImage(
+        { tree, config, origins, ...(tag !== undefined ? { tag } : {}) },
+        accepts,
+      );
+      return {
+        ...report,
+        lint: { findings, summary: lintSummary(findings) },
+        classification: await classifyImage(tree, config, report.files),
+      };
     } finally {
       await client.close();
     }
@@ -127,7 +177,8 @@ export function* reportJson(report: AuditReport): Generator<string> {
 /**
  * `pare audit TARGET`: hardening (checksec columns), library closure and imported functions of every ELF file in a
  * directory, a single file, or an image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, an OCI layout
- * directory or an image tar). Exit 1 when `--require` is violated or a file could not be checked against it; exit 2
+ * directory or an image tar); an image is also linted and classified (src/audit/lint.ts, classify.ts). Exit 1 when
+ * `--require` is violated, a file could not be checked against it, or a fatal lint finding is not accepted; exit 2
  * when the target named is not ELF (a script, an ar archive, an empty file) or not there.
  */
 export function register(program: Command): void {
@@ -153,6 +204,16 @@ export function register(program: Command): void {
         '--no-scan-code',
         'do not scan code for stack-clash probes (the table skips it anyway unless --require stack-clash)',
       )
+      .option('--no-lint', 'skip image lint and classification')
+      .option(
+        '--accept <rule[:path]>',
+        'accept lint findings of RULE (id or short name), optionally only at paths matching a glob (repeatable)',
+        (v: string, prev: string[] = []) => [...prev, v],
+      )
+      .option(
+        '--ignore-file <file>',
+        'file of accepted findings, one RULE[:PATH] per line (default ./.pareignore)',
+      )
       .option('--color', 'force colours')
       .option('--no-color', 'no colours'),
   ).action(async (target: string, flags: AuditFlags) => {
@@ -173,8 +234,14 @@ export function register(program: Command): void {
           throw e;
         }
       }
-    } else process.stdout.write(renderTable(report, { color: flags.color ?? useColor() }));
-    // A file the gate could not read fails it (summary.passed), as a violation does.
-    if (report.summary.passed === false) process.exitCode = 1;
+    } else {
+      const color = flags.color ?? useColor();
+      process.stdout.write(renderTable(report, { color }));
+      if (report.lint && report.classification)
+        process.stdout.write(renderLint(report.lint.findings, report.classification, { color }));
+    }
+    // A file the gate could not read fails it (summary.passed), as a violation does; so does a fatal lint finding
+    // that was not accepted.
+    if (report.summary.passed === false || report.lint?.summary.passed === false) process.exitCode = 1;
   });
 }
