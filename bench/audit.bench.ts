@@ -7,7 +7,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { PARE_BIN, PARE_NODE_FLAGS } from './lib.ts';
+import { PARE_BIN, PARE_NODE_FLAGS, summarize } from './lib.ts';
 
 const run = promisify(execFile);
 const DIR = process.argv[2] ?? '/usr/bin';
@@ -78,6 +78,12 @@ console.log(
 console.log(
   `checksec --dir: ${s(c.ms)}  ${rate(c.ms)}  → pare --json full is ${(c.ms / p.ms).toFixed(1)}× faster, table ${(c.ms / pTable.ms).toFixed(1)}×, --json columns ${(c.ms / pFast.ms).toFixed(1)}×, table of checksec's columns ${(c.ms / pCols.ms).toFixed(1)}× (goal ≥ 50×, ≥ 1000 files/s, ≤ 200 MB)`,
 );
+summarize({
+  work: `pare audit --json of ${report.files.length} ELF files, vs checksec --dir`,
+  measured: `${(c.ms / p.ms).toFixed(1)}× faster, ${rate(p.ms)}, ${rss(p.maxRssKb)}`,
+  goal: '≥ 50× faster, ≥ 1000 files/s, ≤ 200 MB',
+  met: c.ms / p.ms >= 50 && report.files.length / (p.ms / 1000) >= 1000 && p.maxRssKb / 1024 <= 200,
+});
 console.log(
   `hardening-check (${elfs.length} files, 2 parallel): ${s(hMs)}  → pare full is ${(hMs / p.ms).toFixed(1)}× faster`,
 );

@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { debianSource } from '../src/build/index.ts';
 import { loadConfig } from '../src/config/index.ts';
 import { resolveSuites } from '../src/debian/index.ts';
-import { have, type Measure, measure, pareArgs, report } from './lib.ts';
+import { have, type Measure, measure, pareArgs, report, summarize } from './lib.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../examples/python');
 const NODE = resolve(import.meta.dirname, '../node_modules/.bin/node');
@@ -136,6 +136,25 @@ try {
     `warm ≤ 1 s with identical digest: ${warm.seconds.toFixed(2)} s (cold/warm ${(cold.seconds / warm.seconds).toFixed(1)}×), ${same ? 'identical' : 'different'} → ${met(warm.seconds <= 1 && same)}`,
     `peak RSS ≤ 300 MiB: cold ${cold.rssMiB?.toFixed(0) ?? '?'} MiB, warm ${warm.rssMiB?.toFixed(0) ?? '?'} MiB → ${met(Math.max(cold.rssMiB ?? Infinity, warm.rssMiB ?? Infinity) <= 300)}`,
   ]);
+  if (extract)
+    summarize({
+      work: 'cold pare build examples/python vs mmdebstrap extract + umoci',
+      measured: `${ratio(cold, extract).toFixed(2)}× (${cold.seconds.toFixed(2)} s vs ${extract.seconds.toFixed(2)} s)`,
+      goal: '≤ 0.4×',
+      met: ratio(cold, extract) <= 0.4,
+    });
+  summarize({
+    work: 'warm pare build examples/python, same digest',
+    measured: `${warm.seconds.toFixed(2)} s, ${same ? 'identical' : 'DIFFERENT'}`,
+    goal: '≤ 1 s, identical',
+    met: warm.seconds <= 1 && same,
+  });
+  summarize({
+    work: 'pare build examples/python, peak RSS (cold, warm)',
+    measured: `${cold.rssMiB?.toFixed(0) ?? '?'} MiB, ${warm.rssMiB?.toFixed(0) ?? '?'} MiB`,
+    goal: '≤ 300 MiB',
+    met: Math.max(cold.rssMiB ?? Infinity, warm.rssMiB ?? Infinity) <= 300,
+  });
   if (!same) {
     console.error(`warm digests ${warmDigests.join(', ')} differ from the cold ${digest}`);
     process.exitCode = 1;

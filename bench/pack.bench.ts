@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { have, type Measure, measure, report } from './lib.ts';
+import { have, type Measure, measure, report, summarize } from './lib.ts';
 
 const TARGET = Number(process.env.PARE_BENCH_PACK_MB ?? 300) << 20;
 const work = mkdtempSync(join(tmpdir(), 'pare-bench-pack-'));
@@ -68,4 +68,17 @@ report(`pack ${(total / 2 ** 20).toFixed(0)} MiB into a gzip layer`, pare, resul
     : 'pare ≤ 1.0× umoci repack: umoci not installed, not measured',
   `pare peak RSS ≤ 200 MiB: ${pare.rssMiB?.toFixed(0) ?? '?'} MiB → ${(pare.rssMiB ?? Infinity) <= 200 ? 'met' : 'NOT met'}`,
 ]);
+if (umoci)
+  summarize({
+    work: `pack ${(total / 2 ** 20).toFixed(0)} MiB into a gzip layer, vs umoci repack`,
+    measured: `${(pare.seconds / umoci.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${umoci.seconds.toFixed(2)} s)`,
+    goal: '≤ 1.0×',
+    met: pare.seconds <= umoci.seconds,
+  });
+summarize({
+  work: `pack ${(total / 2 ** 20).toFixed(0)} MiB into a gzip layer, peak RSS`,
+  measured: `${pare.rssMiB?.toFixed(0) ?? '?'} MiB`,
+  goal: '≤ 200 MiB',
+  met: (pare.rssMiB ?? Infinity) <= 200,
+});
 rmSync(work, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { writeLocal } from '../src/layout/index.ts';
 import { buildImage, layerFromBytes, MediaType } from '../src/oci/index.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
 import { tarOneFile } from '../test/registry/images.ts';
-import { have, type Measure, measure, pareArgs, report } from './lib.ts';
+import { have, type Measure, measure, pareArgs, report, summarize } from './lib.ts';
 
 const TOTAL = Number(process.env.PARE_BENCH_REGISTRY_MB ?? 200) << 20;
 const LAYERS = 8;
@@ -104,6 +104,14 @@ try {
   const floor = (cmd: string) => measure(`pare ${cmd} --help`, node, pareArgs(cmd, '--help'), { runs: RUNS });
   const goals = (pare: Measure, peers: readonly Measure[], start: Measure) => {
     const fastest = Math.min(...peers.map((m) => m.seconds));
+    const crane = peers.find((m) => m.name.startsWith('crane'));
+    if (crane)
+      summarize({
+        work: `${pare.name} ${mb.toFixed(0)} MiB, ${LAYERS} layers, vs ${crane.name}`,
+        measured: `${(pare.seconds / crane.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${crane.seconds.toFixed(2)} s)`,
+        goal: '≤ 1.0×',
+        met: pare.seconds <= crane.seconds,
+      });
     return [
       `pare ≤ 1.0× the fastest peer: ${(pare.seconds / fastest).toFixed(2)}× → ${pare.seconds <= fastest ? 'met' : 'NOT met'}`,
       `start-up floor (${start.name}): ${start.seconds.toFixed(2)} s; the rest: ${(pare.seconds - start.seconds).toFixed(2)} s = ${((pare.seconds - start.seconds) / fastest).toFixed(2)}× the fastest peer`,
