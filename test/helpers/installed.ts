@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /**
@@ -72,4 +72,25 @@ export function packAndInstall(dir: string): Installed {
     nodeDir,
     path,
   };
+}
+
+/**
+ * The Node and pare entry (`[node, bin/pare.js]`) another user can run, `as` being the command that switches to it
+ * (`setpriv --reuid=… --`): the clone's, when that user can reach them; else (a clone under a 0700 directory, such as
+ * root's home) pare installed from this tree (`packAndInstall`) beside a copy of the pinned Node, under `dir`
+ * (created searchable; its parents must be).
+ */
+export function entryRunnableBy(as: readonly string[], dir: string): readonly [node: string, script: string] {
+  const clone = [PINNED_NODE, join(ROOT, 'bin/pare.js')] as const;
+  if (spawnSync(as[0]!, [...as.slice(1), ...clone, '--version'], { stdio: 'ignore' }).status === 0)
+    return clone;
+  mkdirSync(dir, { mode: 0o755 });
+  const inst = packAndInstall(dir);
+  const node = join(dir, 'node');
+  copyFileSync(PINNED_NODE, node);
+  chmodSync(node, 0o755);
+  const script = join(inst.pkg, 'bin/pare.js');
+  const probe = spawnSync(as[0]!, [...as.slice(1), node, script, '--version'], { encoding: 'utf8' });
+  if (probe.status !== 0) throw new Error(`the installed pare does not run as another user: ${probe.stderr}`);
+  return [node, script];
 }

@@ -1,8 +1,7 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
-  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -18,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { bufferContent, dirEntry, fileEntry, hostFileContent, Tree } from '../../src/fstree/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { buildImage, hostPlatform, layerFromTree } from '../../src/oci/index.ts';
-import { PINNED_NODE, packAndInstall } from '../helpers/installed.ts';
+import { entryRunnableBy } from '../helpers/installed.ts';
 import { isRoot, peersOrSkip } from '../helpers/peers.ts';
 import { compileProbe } from '../helpers/probe.ts';
 
@@ -74,25 +73,6 @@ function pareAs(
   entry?: readonly [node: string, script: string],
 ): Promise<Result> {
   return pare(args, env, prefix, entry).done;
-}
-
-/**
- * The Node and pare entry another user (`as`: setpriv and its flags) can run: the clone's, when that user can reach
- * them; else — a clone under a 0700 directory, such as root's home — pare installed from this tree (npm pack +
- * npm install -g, test/helpers/installed.ts) beside a copy of the pinned Node, all under `dir` (made searchable).
- */
-function entryFor(as: string[], dir: string): readonly [node: string, script: string] {
-  if (spawnSync(as[0]!, [...as.slice(1), NODE, PARE, '--version'], { stdio: 'ignore' }).status === 0)
-    return [NODE, PARE];
-  mkdirSync(dir, { mode: 0o755 });
-  const inst = packAndInstall(dir);
-  const node = join(dir, 'node');
-  copyFileSync(PINNED_NODE, node);
-  chmodSync(node, 0o755);
-  const script = join(inst.pkg, 'bin/pare.js');
-  const probe = spawnSync(as[0]!, [...as.slice(1), node, script, '--version'], { encoding: 'utf8' });
-  if (probe.status !== 0) throw new Error(`the installed pare does not run as another user: ${probe.stderr}`);
-  return [node, script];
 }
 
 const PASSWD = 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/home/app:/sbin/nologin\n';
@@ -266,7 +246,7 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
           'net',
         ],
         { HOME: home, XDG_CACHE_HOME: '' },
-        entryFor(as, join(work, 'for-nobody')),
+        entryRunnableBy(as, join(work, 'for-nobody')),
       );
       expect(r.stderr).toContain('dropped setuid/setgid bits for the rootless run: /usr/bin/su');
       expect(r.stdout.trim().split('\n')).toEqual([

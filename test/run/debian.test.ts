@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAptSources, resolveSuites } from '../../src/debian/index.ts';
+import { entryRunnableBy } from '../helpers/installed.ts';
 import { isRoot, peersOrSkip, peersRequired } from '../helpers/peers.ts';
 
 /**
@@ -131,6 +132,7 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
       prefix: readonly string[],
       cacheDir: string,
       env: NodeJS.ProcessEnv = {},
+      entry: readonly [node: string, script: string] = [process.execPath, join(ROOT, 'bin/pare.js')],
     ) {
       const site = join(work, 'site');
       mkdirSync(site, { recursive: true, mode: 0o755 });
@@ -138,8 +140,8 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
       const port = await freePort();
       const argv = [
         ...prefix,
-        process.execPath,
-        ...pareArgs([
+        ...entry,
+        ...[
           'run',
           '--cache-dir',
           cacheDir,
@@ -155,7 +157,7 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
           '-d',
           '/srv',
           '8000',
-        ]),
+        ],
       ];
       const child = spawn(argv[0]!, argv.slice(1), {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -200,6 +202,7 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
         for (let d = image; d.startsWith(work); d = dirname(d)) chmodSync(d, 0o755);
         chmodSync(work, 0o755);
         execFileSync('chmod', ['-R', 'a+rX', image]);
+        const as = [rootless.paths.setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
         await serveThroughPublish(
           [
             rootless.paths.unshare!,
@@ -211,14 +214,11 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
             'mount -t tmpfs tmpfs "$0"; mknod -m 666 "$0/tun" c 10 200; mount --bind "$0/tun" /dev/net/tun; shift; exec "$@"',
             tun,
             '--',
-            rootless.paths.setpriv!,
-            '--reuid=65534',
-            '--regid=65534',
-            '--clear-groups',
-            '--',
+            ...as,
           ],
           join(home, 'cache'),
           { HOME: home },
+          entryRunnableBy(as, join(work, 'for-nobody')),
         );
       },
     );
