@@ -264,7 +264,7 @@ describe.skipIf(peers.skip)('pare run (CLI, OCI layout)', () => {
       const [dir] = readdirSync(cache);
       expect(statSync(join(cache, dir!)).uid).toBe(65534);
       expect(statSync(join(cache, dir!, 'usr/lib/app')).mode & 0o777).toBe(0o555);
-    });
+    }, 600_000); // from a clone under a 0700 home, it packs and installs pare first
   });
 
   describe('--print', () => {

@@ -221,6 +221,7 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
           entryRunnableBy(as, join(work, 'for-nobody')),
         );
       },
+      600_000, // from a clone under a 0700 home, it packs and installs pare first
     );
 
     it('fails (exit 1) with pasta’s message when the host port is taken', async () => {
