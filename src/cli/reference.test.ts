@@ -80,14 +80,14 @@ describe('parseImageArgument', () => {
 });
 
 describe('registryArg', () => {
-  it('takes HOST/REPO with or without docker:// and refuses local transports', () => {
-    expect(registryArg('docker://h.example/app:1')).toEqual({
+  it('takes HOST/REPO with or without docker:// and refuses local transports', async () => {
+    expect(await registryArg('docker://h.example/app:1')).toEqual({
       registry: 'h.example',
       repository: 'app',
       tag: '1',
     });
-    expect(registryArg('h.example/app')).toEqual({ registry: 'h.example', repository: 'app' });
-    expect(() => registryArg('oci:/x', 'a registry repository to push to')).toThrow(
+    expect(await registryArg('h.example/app')).toEqual({ registry: 'h.example', repository: 'app' });
+    await expect(registryArg('oci:/x', 'a registry repository to push to')).rejects.toThrow(
       expect.objectContaining({
         code: 'USAGE',
         message: expect.stringContaining('want a registry repository to push to'),

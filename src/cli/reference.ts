@@ -1,25 +1,25 @@
 import { stat } from 'node:fs/promises';
-import { type ArtifactStore, layoutStore, registryStore } from '../attest/index.ts';
+import type { ArtifactStore } from '../attest/index.ts';
 import { isRegistryError, OciError, UsageError } from '../errors.ts';
-import { formatLocalRef, type LocalRef, localTags, readLocal, splitPathAndTag } from '../layout/index.ts';
+import {
+  formatLocalRef,
+  type LocalRef,
+  localTags,
+  parseLocalTransport,
+  readLocal,
+  splitPathAndTag,
+} from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
   formatPlatform,
   type Image,
   type Platform,
+  parsePlatform,
   platformMatches,
   selectImage,
 } from '../oci/index.ts';
-import {
-  formatReference,
-  type ImageReference,
-  listTags,
-  parseReference,
-  parseTransportReference,
-  pull,
-  type TransportReference,
-} from '../registry/index.ts';
+import type { ImageReference, TransportReference } from '../registry/index.ts';
 import type { LazyClient } from './registry-flags.ts';
 
 /**
@@ -30,7 +30,13 @@ import type { LazyClient } from './registry-flags.ts';
  * - `oci:DIR[:TAG|@DIGEST]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`;
  * - a bare path: a directory is an OCI layout, a file an archive (`PATH:TAG` picks a tag). A path that exists wins
  *   over a registry reference of the same spelling (`localhost/app` as a directory is a directory).
+ *
+ * The registry and attest modules are loaded only when a registry reference or a signature store is met, so
+ * `pare inspect oci:…` does not load the registry client.
  */
+
+/** The registry module, loaded on first use. */
+const registry = () => import('../registry/index.ts');
 
 /** An image argument, parsed and opened lazily: nothing is read until a method asks. */
 export interface OpenedReference {
@@ -59,14 +65,10 @@ export interface OpenReferenceOptions {
   readonly note?: (line: string) => void;
 }
 
-function displayName(t: TransportReference): string {
-  return t.transport === 'docker' ? formatReference(t.ref) : formatLocalRef(t);
-}
-
 /** Runs a parser and turns a bad registry reference into a UsageError (exit 2: nothing was done). */
-function asUsage<T>(fn: () => T): T {
+async function asUsage<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (e) {
     if (isRegistryError(e, 'REGISTRY_REFERENCE'))
       throw new UsageError('INPUT_INVALID', e.message, { cause: e });
@@ -88,12 +90,10 @@ async function local(path: string, tag: string | undefined): Promise<LocalRef | 
  * malformed reference and INPUT_NOT_FOUND for a bare name that is neither a path nor a registry reference.
  */
 export async function parseImageArgument(input: string): Promise<TransportReference> {
-  if (
-    input.startsWith('docker://') ||
-    /^[a-z][a-z0-9+.-]*:\/\//.test(input) ||
-    /^(oci|oci-archive|docker-archive):/.test(input)
-  )
-    return asUsage(() => parseTransportReference(input));
+  const prefixed = parseLocalTransport(input);
+  if (prefixed) return prefixed;
+  if (/^[a-z][a-z0-9+.-]*:\/\//.test(input))
+    return asUsage(async () => (await registry()).parseTransportReference(input));
   const whole = await local(input, undefined);
   if (whole) return whole;
   const { path, tag } = splitPathAndTag(input);
@@ -106,6 +106,7 @@ export async function parseImageArgument(input: string): Promise<TransportRefere
       'INPUT_NOT_FOUND',
       `cannot open image ${JSON.stringify(input)}: no such file or directory (write ${FORMS})`,
     );
+  const { parseReference } = await registry();
   try {
     return { transport: 'docker', ref: parseReference(input) };
   } catch (e) {
@@ -120,8 +121,8 @@ export async function parseImageArgument(input: string): Promise<TransportRefere
 }
 
 /** Returns the registry reference an argument names (`docker://` optional); local forms are a usage error. */
-export function registryArg(input: string, what = 'a registry repository'): ImageReference {
-  const t = asUsage(() => parseTransportReference(input));
+export async function registryArg(input: string, what = 'a registry repository'): Promise<ImageReference> {
+  const t = await asUsage(async () => (await registry()).parseTransportReference(input));
   if (t.transport !== 'docker')
     throw new UsageError(
       'USAGE',
@@ -136,22 +137,27 @@ export async function openReference(
   client: LazyClient,
   options: OpenReferenceOptions = {},
 ): Promise<OpenedReference> {
-  const reference = await parseImageArgument(input);
-  return openTransport(input, reference, client, options);
+  return openTransport(input, await parseImageArgument(input), client, options);
 }
 
 /** Opens an already parsed transport reference (see openReference). */
-export function openTransport(
+export async function openTransport(
   input: string,
   reference: TransportReference,
   client: LazyClient,
   options: OpenReferenceOptions = {},
-): OpenedReference {
-  const name = displayName(reference);
+): Promise<OpenedReference> {
+  const name =
+    reference.transport === 'docker'
+      ? (await registry()).formatReference(reference.ref)
+      : formatLocalRef(reference);
   const note = options.note ?? ((s: string) => process.stderr.write(`${s}\n`));
   let artifact: Promise<Artifact> | undefined;
   const open = () => {
-    artifact ??= reference.transport === 'docker' ? pull(client.get(), reference.ref) : readLocal(reference);
+    artifact ??=
+      reference.transport === 'docker'
+        ? (async () => (await registry()).pull(await client.get(), reference.ref))()
+        : readLocal(reference);
     return artifact;
   };
   const opened: OpenedReference = {
@@ -192,11 +198,13 @@ export function openTransport(
       return image;
     },
     async tags() {
-      if (reference.transport === 'docker') return listTags(client.get(), reference.ref);
+      if (reference.transport === 'docker')
+        return (await registry()).listTags(await client.get(), reference.ref);
       return localTags(reference);
     },
     async store(verb) {
-      if (reference.transport === 'docker') return registryStore(client.get(), reference.ref);
+      const { layoutStore, registryStore } = await import('../attest/index.ts');
+      if (reference.transport === 'docker') return registryStore(await client.get(), reference.ref);
       if (reference.transport === 'oci') return layoutStore(reference.path);
       throw new UsageError(
         'USAGE',
@@ -205,4 +213,14 @@ export function openTransport(
     },
   };
   return opened;
+}
+
+/** Returns the platform of a `--platform` flag, or undefined; a bad value is a usage error. */
+export function platformFlag(v: string | undefined): Platform | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parsePlatform(v);
+  } catch (e) {
+    throw new UsageError('USAGE', (e as Error).message, { cause: e });
+  }
 }

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import { type Platform, parsePlatform } from '../oci/index.ts';
-import { type BlobProgress, RegistryClient } from '../registry/index.ts';
+import type { BlobProgress, RegistryClient } from '../registry/index.ts';
 import { formatBytes } from './format.ts';
 
 /**
  * The flags every command that may reach a registry shares (--ca-file, --insecure-registry, --retries, --timeout,
- * --quiet), the client made from them, the blob progress display, and `--platform`.
+ * --quiet), the client made from them, and the blob progress display. The registry module is loaded only when a
+ * client is made: a command given a local image (or `pare audit DIR`) never loads it.
  */
 
 export interface RegistryFlags {
@@ -75,7 +75,8 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e
 }
 
 /** Returns a client configured from the shared flags (defaults when a command has none of them). */
-export function clientFromFlags(flags: Partial<RegistryFlags> = {}): RegistryClient {
+export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promise<RegistryClient> {
+  const { RegistryClient } = await import('../registry/index.ts');
   return new RegistryClient({
     caFile: flags.caFile ?? [],
     insecureHosts: [
@@ -91,13 +92,13 @@ export function clientFromFlags(flags: Partial<RegistryFlags> = {}): RegistryCli
 
 /** A registry client made on first use (local references never make one), closed once. */
 export interface LazyClient {
-  get(): RegistryClient;
+  get(): Promise<RegistryClient>;
   close(): Promise<void>;
 }
 
 /** Returns a LazyClient configured from the shared flags. */
 export function lazyClient(flags: Partial<RegistryFlags> = {}): LazyClient {
-  let client: RegistryClient | undefined;
+  let client: Promise<RegistryClient> | undefined;
   return {
     get: () => {
       client ??= clientFromFlags(flags);
@@ -106,17 +107,7 @@ export function lazyClient(flags: Partial<RegistryFlags> = {}): LazyClient {
     close: async () => {
       const c = client;
       client = undefined;
-      await c?.close();
+      await (await c)?.close();
     },
   };
-}
-
-/** Returns the platform of `--platform`, or undefined; a bad value is a usage error. */
-export function platformFlag(v: string | undefined): Platform | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return parsePlatform(v);
-  } catch (e) {
-    throw new UsageError('USAGE', (e as Error).message, { cause: e });
-  }
 }

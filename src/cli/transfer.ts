@@ -2,8 +2,8 @@ import { type ArtifactStore, copyReferrers } from '../attest/index.ts';
 import type { Digest } from '../digest/index.ts';
 import { type Artifact, type ImageIndex, isIndexType, verifyArtifact } from '../oci/index.ts';
 import { type TransportReference, writeSink } from '../registry/index.ts';
-import { type OpenedReference, openTransport } from './reference.ts';
-import { type LazyClient, lazyClient, platformFlag, type RegistryFlags } from './registry-flags.ts';
+import { type OpenedReference, openTransport, platformFlag } from './reference.ts';
+import { type LazyClient, lazyClient, type RegistryFlags } from './registry-flags.ts';
 
 /**
  * The copy action of copy, push and pull: open the source, narrow an index unless --all (saying so), write the sink,
@@ -90,18 +90,18 @@ export async function copyAndPrint(
   const platform = platformFlag(flags.platform);
   const client: LazyClient = lazyClient(flags);
   try {
-    const from = openTransport(srcInput, src, client);
+    const from = await openTransport(srcInput, src, client);
     const source = await from.artifact();
     const artifact: Artifact =
       source.kind === 'index' && !flags.all ? { kind: 'image', image: await from.image(platform) } : source;
     // A local source is read and checked whole (digests, sizes, diff_ids, limits) before anything is written.
     if (src.transport !== 'docker') await verifyArtifact(artifact);
-    const d = await writeSink(client.get(), dst, artifact, {
+    const d = await writeSink(await client.get(), dst, artifact, {
       ...(platform ? { platform } : {}),
       ...(flags.tag?.length ? { tags: flags.tag } : {}),
     });
     if (flags.referrers !== false) {
-      const to = openTransport(dstInput, dst, client);
+      const to = await openTransport(dstInput, dst, client);
       await carryReferrers(from, to, source, artifact, (s) => process.stderr.write(`${s}\n`));
     }
     process.stdout.write(`${d.digest}\n`);

@@ -101,7 +101,7 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
   if (!(await isHostTarget(target))) {
     // Loaded only for image targets: the image readers and the registry client cost more start-up time than
     // auditing a small directory.
-    const [{ imageToTree }, { openReference }, { lazyClient, platformFlag }] = await Promise.all([
+    const [{ imageToTree }, { openReference, platformFlag }, { lazyClient }] = await Promise.all([
       import('../../oci/index.ts'),
       import('../reference.ts'),
       import('../registry-flags.ts'),

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { openReference } from '../reference.ts';
-import { lazyClient, platformFlag, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
+import { openReference, platformFlag } from '../reference.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
  * `pare digest REF`: prints the digest of the manifest the reference names, as `crane digest` does (an index's own

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { formatPlatform, type Image, verifyArtifact } from '../../oci/index.ts';
 import { formatBytes, printJson, table } from '../format.ts';
-import { openReference } from '../reference.ts';
-import { lazyClient, platformFlag, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
+import { openReference, platformFlag } from '../reference.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /** `pare inspect REF`: what an image is and how it runs; an index lists its images unless --platform picks one. */
 export function register(program: Command): void {

@@ -48,7 +48,7 @@ export function register(program: Command): void {
         throw new UsageError('USAGE', 'cannot log in: give --password or --password-stdin, not both');
       const password = opts.passwordStdin ? await readStdin() : opts.password;
       if (!password) throw new UsageError('USAGE', 'cannot log in: no password; use --password-stdin');
-      const base = clientFromFlags({ ...opts, quiet: true });
+      const base = await clientFromFlags({ ...opts, quiet: true });
       const client = new RegistryClient({
         ...base.options,
         credentials: staticCredentials(h, { username: opts.username, password }),

@@ -26,7 +26,7 @@ export function register(program: Command): void {
         'USAGE',
         `cannot push ${JSON.stringify(src)}: it is a registry reference; use pare copy`,
       );
-    const to = registryArg(dst, 'a registry repository to push to');
+    const to = await registryArg(dst, 'a registry repository to push to');
     // note: unlike pull and copy, push keeps every platform of an index unless --platform picks one
     await copyAndPrint(
       src,

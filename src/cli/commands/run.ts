@@ -15,14 +15,8 @@ import {
   runnableReference,
   startSandbox,
 } from '../../run/index.ts';
-import { openReference } from '../reference.ts';
-import {
-  collect,
-  lazyClient,
-  platformFlag,
-  type RegistryFlags,
-  withRegistryFlags,
-} from '../registry-flags.ts';
+import { openReference, platformFlag } from '../reference.ts';
+import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
  * `pare run IMAGE [-- CMD…]`: run an image in the bubblewrap sandbox (src/run), or `--print docker|podman|kubernetes`

@@ -5,8 +5,8 @@ import { imageToTree } from '../../oci/index.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { cycloneDxJson, inventory, spdxJson } from '../../sbom/index.ts';
 import { VERSION } from '../main.ts';
-import { openReference } from '../reference.ts';
-import { lazyClient, platformFlag, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
+import { openReference, platformFlag } from '../reference.ts';
+import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
  * `pare sbom REF --format spdx|cyclonedx [-o FILE]`: the SBOM of an image in any transport (an OCI layout, an

@@ -12,14 +12,8 @@ import {
   sliceTree,
 } from '../../slice/index.ts';
 import { printJson } from '../format.ts';
-import { openReference } from '../reference.ts';
-import {
-  collect,
-  lazyClient,
-  platformFlag,
-  type RegistryFlags,
-  withRegistryFlags,
-} from '../registry-flags.ts';
+import { openReference, platformFlag } from '../reference.ts';
+import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /** The file name a build stores its slice report under (next to the project or the layout). */
 export const SLICE_REPORT_FILE = 'slice-report.json';
