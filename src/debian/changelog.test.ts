@@ -1,7 +1,14 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { bufferContent, fileEntry, TreeBuilder } from '../fstree/index.ts';
-import { changelogDate, changelogTrailerDate, MAX_CHANGELOG_HEAD } from './changelog.ts';
+import {
+  changelogDate,
+  changelogSince,
+  changelogTrailerDate,
+  cveIds,
+  MAX_CHANGELOG_HEAD,
+  parseChangelog,
+} from './changelog.ts';
 import { parseControl } from './control.ts';
 import type { DebPackage } from './deb.ts';
 
@@ -76,5 +83,34 @@ describe('changelogDate', () => {
     expect(
       await changelogDate(deb('broken', { '/usr/share/doc/broken/changelog.Debian.gz': broken })),
     ).toBeUndefined();
+  });
+});
+
+describe('changelogSince', () => {
+  const text =
+    'hello (2:1.2-1+deb12u1) bookworm-security; urgency=high\n\n  * CVE-2024-1234 and CVE-2024-1234 again.\n\n -- J <j@e.org>  Thu, 01 Feb 2024 13:00:00 +0100\n\n' +
+    'hello (2:1.2-1) bookworm; urgency=medium\n\n  * Fixes CVE-2023-99999.\n\n -- J <j@e.org>  Mon, 01 Jan 2024 13:00:00 +0100\n\n' +
+    'hello (1.10-1) unstable; urgency=low\n\n  * CVE-2020-0001.\n\n -- J <j@e.org>  Mon, 01 Jan 2020 13:00:00 +0100\n';
+
+  it('parses every entry header and body', () => {
+    const e = parseChangelog(text);
+    expect(e.map((x) => `${x.source} ${x.version} ${x.distributions}`)).toEqual([
+      'hello 2:1.2-1+deb12u1 bookworm-security',
+      'hello 2:1.2-1 bookworm',
+      'hello 1.10-1 unstable',
+    ]);
+    expect(e[1]!.text).toBe('  * Fixes CVE-2023-99999.\n\n -- J <j@e.org>  Mon, 01 Jan 2024 13:00:00 +0100');
+    expect(cveIds(text)).toEqual(['CVE-2020-0001', 'CVE-2023-99999', 'CVE-2024-1234']);
+  });
+
+  it('keeps the entries newer than the version, compared as Debian versions (epoch, ~, +)', async () => {
+    const pkg = deb('hello', { '/usr/share/doc/hello/changelog.Debian.gz': gzipSync(text) });
+    expect(await changelogSince(pkg, '2:1.2-1')).toMatchObject({ cves: ['CVE-2024-1234'], complete: true });
+    // 1.10-1 without epoch is older than every 2: version; 1.9 < 1.10 as Debian compares them, not as strings
+    const since = await changelogSince(pkg, '1.9-1');
+    expect(since!.entries.map((x) => x.version)).toEqual(['2:1.2-1+deb12u1', '2:1.2-1', '1.10-1']);
+    expect(since!.complete).toBe(false);
+    expect((await changelogSince(pkg, '2:1.2-1+deb12u1'))!.entries).toEqual([]);
+    expect(await changelogSince(deb('hello', {}), '1')).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 import { createGunzip } from 'node:zlib';
 import type { DebPackage } from './deb.ts';
+import { compareVersions } from './version.ts';
 
 /**
  * The date of a package's newest changelog entry: the trailer line of the first entry of
@@ -58,6 +59,100 @@ function gunzipHead(gz: Uint8Array): Promise<string> {
       parts.push(c);
       size += c.length;
       if (size >= MAX_CHANGELOG_HEAD || TRAILER.test(c.toString('latin1'))) done();
+    });
+    z.on('end', done);
+    z.on('error', reject);
+    z.end(gz);
+  });
+}
+
+/** Decompressed changelog bytes read at most when listing the entries newer than a version (`changelogSince`). */
+export const MAX_CHANGELOG_TEXT = 16 * 1024 * 1024;
+
+/** One entry of a Debian changelog (deb-changelog(5)): its header fields and its text up to the trailer. */
+export interface ChangelogEntry {
+  readonly source: string;
+  readonly version: string;
+  readonly distributions: string;
+  /** The entry's lines after the header, up to and including its trailer. */
+  readonly text: string;
+}
+
+// deb-changelog(5): "package (version) distribution(s); urgency=urgency", at column 0.
+const HEADER = /^(\w[-+0-9a-z.]*) \(([^() \t]+)\)((?:\s+[-+0-9a-z.]+)+);.*$/gim;
+const CVE = /\bCVE-\d{4}-\d{4,}\b/g;
+
+/** Returns the entries of a changelog's text, newest first (text before the first header is ignored). */
+export function parseChangelog(text: string): ChangelogEntry[] {
+  const heads = [...text.matchAll(HEADER)];
+  return heads.map((m, i) => ({
+    source: m[1]!,
+    version: m[2]!,
+    distributions: m[3]!.trim(),
+    text: text.slice(m.index + m[0].length, heads[i + 1]?.index ?? text.length).replace(/^\n+|\s+$/g, ''),
+  }));
+}
+
+/** Returns the CVE ids named in `text`, unique and sorted. */
+export function cveIds(text: string): string[] {
+  return [...new Set(text.match(CVE) ?? [])].sort();
+}
+
+/** The entries of a package's changelog newer than a version, and whether the changelog reached that version. */
+export interface ChangelogSince {
+  readonly entries: readonly ChangelogEntry[];
+  /** The CVE ids the entries name, unique and sorted. */
+  readonly cves: readonly string[];
+  /**
+   * True when an entry at or below the version was found (the list is complete); false when the changelog (or the
+   * first MAX_CHANGELOG_TEXT bytes of it) ends before: entries may be missing.
+   */
+  readonly complete: boolean;
+}
+
+/**
+ * Returns the entries of `pkg`'s changelog (`/usr/share/doc/<package>/changelog.Debian.gz`, or `changelog.gz` for a
+ * native package) whose version is newer than `since`, compared as Debian versions; undefined when the package has
+ * no readable changelog (a doc directory that links to another package's, or a malformed gzip).
+ */
+export async function changelogSince(pkg: DebPackage, since: string): Promise<ChangelogSince | undefined> {
+  const name = pkg.control.get('Package');
+  if (!name) return undefined;
+  for (const f of ['changelog.Debian.gz', 'changelog.gz']) {
+    const e = pkg.tree.file(`/usr/share/doc/${name}/${f}`);
+    if (!e || e.content.size > MAX_CHANGELOG_GZ) continue;
+    const text = await gunzipBounded(await e.content.bytes(), MAX_CHANGELOG_TEXT).catch(() => undefined);
+    if (text === undefined) continue;
+    const all = parseChangelog(text);
+    if (all.length === 0) continue;
+    const stop = all.findIndex((x) => {
+      try {
+        return compareVersions(x.version, since) <= 0;
+      } catch {
+        return false; // an unparsable version in an old entry: keep reading
+      }
+    });
+    const entries = stop < 0 ? all : all.slice(0, stop);
+    return { entries, cves: cveIds(entries.map((x) => x.text).join('\n')), complete: stop >= 0 };
+  }
+  return undefined;
+}
+
+/** Decompresses a gzip stream, keeping at most `max` bytes of output (the rest is not inflated). */
+function gunzipBounded(gz: Uint8Array, max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const z = createGunzip();
+    const parts: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      z.removeAllListeners('data');
+      z.destroy();
+      resolve(Buffer.concat(parts).subarray(0, max).toString('utf8'));
+    };
+    z.on('data', (c: Buffer) => {
+      parts.push(c);
+      size += c.length;
+      if (size >= max) done();
     });
     z.on('end', done);
     z.on('error', reject);

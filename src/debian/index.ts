@@ -16,7 +16,16 @@ export { assembleRootfs, statusStanza } from './assemble.ts';
 export { CA_BUNDLE, caCertificatesConf, caTrustEntries, pemLinkName } from './cacerts.ts';
 export type { ByteCounter } from './cache.ts';
 export { DownloadCache, defaultCacheDir, hashFile } from './cache.ts';
-export { changelogDate, changelogTrailerDate, MAX_CHANGELOG_HEAD } from './changelog.ts';
+export type { ChangelogEntry, ChangelogSince } from './changelog.ts';
+export {
+  changelogDate,
+  changelogSince,
+  changelogTrailerDate,
+  cveIds,
+  MAX_CHANGELOG_HEAD,
+  MAX_CHANGELOG_TEXT,
+  parseChangelog,
+} from './changelog.ts';
 export type { ControlErrorCode, Paragraph } from './control.ts';
 export { ControlError, formatControl, iterateControl, parseControl } from './control.ts';
 export type { DebCompression, DebPackage, ReadDebOptions } from './deb.ts';
@@ -40,6 +49,8 @@ export {
 } from './lock.ts';
 export type { AptSourceEntry, ArchiveSuite, DebianSource, MirrorOptions } from './mirror.ts';
 export { parseDeb822Sources, parseOneLineSources, readAptSources, resolveSuites } from './mirror.ts';
+export type { OutdatedPackage, OutdatedReport } from './outdated.ts';
+export { findOutdated, outdatedSource } from './outdated.ts';
 export type { IndexOrigin, PackageRecord } from './packages.ts';
 export {
   detachRecord,
