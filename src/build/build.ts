@@ -12,16 +12,26 @@ import {
   type Descriptor,
   formatPlatform,
   type Image,
+  imageToTree,
   type Layer,
   layerFromTree,
   type Platform,
   parsePlatform,
   type RunConfig,
 } from '../oci/index.ts';
+import { RegistryClient } from '../registry/index.ts';
 import { type SliceReport, sliceReport, sliceTree } from '../slice/index.ts';
 import { collectEntries } from '../tar/index.ts';
 import { withAccounts } from './accounts.ts';
 import { idsFromTree, minimalBase } from './base.ts';
+import {
+  type BaseImage,
+  baseImageFor,
+  changedEntries,
+  isImageBase,
+  openBaseImage,
+  saveBaseLock,
+} from './base-image.ts';
 import { assertRunnable, CHECK_VERSION } from './check.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
 import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
@@ -59,6 +69,8 @@ export interface BuildOptions {
   readonly layerCache?: string | false;
   /** Lets `files:` sources leave the directory of pare.yaml (`--allow-outside-context`). Default false. */
   readonly allowOutsideContext?: boolean;
+  /** The registry client for a `docker://` base (made on first use; default: one with pare's defaults, closed after). */
+  readonly registry?: () => RegistryClient | Promise<RegistryClient>;
 }
 
 export interface BuildResult {
@@ -74,6 +86,8 @@ export interface BuildResult {
   readonly epoch: number;
   /** The Debian resolution, lock and .debs, for `packages:` builds. */
   readonly debian: DebianPlan | undefined;
+  /** The pinned `base:` image, when base names one. */
+  readonly baseImage: BaseImage | undefined;
   /** The slice report of each platform (by `os/arch[/variant]`), when the build sliced. */
   readonly slices: ReadonlyMap<string, SliceReport>;
   /** Platforms whose packages layer came from the layer cache. */
@@ -158,6 +172,45 @@ export function runConfig(
 }
 
 /**
+ * Returns the run config of an image built on `base`: the base's config, overridden field by field by `image:`
+ * (env by variable name, labels, ports and volumes by key). As in a Dockerfile, an `entrypoint:` without `cmd:`
+ * drops the base's Cmd. Nothing of pare's hardened defaults is added: the base's user and PATH stay.
+ */
+export function inheritedRunConfig(
+  base: RunConfig | undefined,
+  loaded: LoadedConfig,
+  resolveUser: (u: string | number) => { uid: number; gid: number },
+): RunConfig {
+  const img = loaded.config.image;
+  const env = new Map<string, string>();
+  for (const e of base?.Env ?? []) {
+    const i = e.indexOf('=');
+    env.set(i < 0 ? e : e.slice(0, i), e);
+  }
+  for (const [k, v] of Object.entries(img.env ?? {})) env.set(k, `${k}=${String(v)}`);
+  const user = img.user === undefined ? undefined : resolveUser(img.user);
+  const ports = img.ports?.map((p) => (typeof p === 'number' || !p.includes('/') ? `${p}/tcp` : p));
+  const exposed = { ...(base?.ExposedPorts ?? {}), ...Object.fromEntries((ports ?? []).map((p) => [p, {}])) };
+  const volumes = {
+    ...(base?.Volumes ?? {}),
+    ...Object.fromEntries((img.volumes ?? []).map((v) => [v, {}])),
+  };
+  const labels = { ...(base?.Labels ?? {}), ...(img.labels ?? {}) };
+  const some = (o: object) => Object.keys(o).length > 0;
+  return {
+    User: user ? `${user.uid}:${user.gid}` : base?.User,
+    ExposedPorts: some(exposed) ? exposed : undefined,
+    Env: env.size ? [...env.values()] : undefined,
+    Entrypoint: img.entrypoint !== undefined ? toList(img.entrypoint) : base?.Entrypoint,
+    Cmd: img.cmd !== undefined ? toList(img.cmd) : img.entrypoint !== undefined ? undefined : base?.Cmd,
+    Volumes: some(volumes) ? volumes : undefined,
+    WorkingDir: img.workdir ?? base?.WorkingDir,
+    Labels: some(labels) ? labels : undefined,
+    StopSignal: img.stopSignal ?? base?.StopSignal,
+  };
+}
+
+/**
  * Returns `e` located in pare.yaml when it is a slicing error about one of the `slice.keep`/`slice.drop` globs (the
  * slicer does not know the file), else `e` itself.
  */
@@ -188,12 +241,32 @@ function usrArch(p: Platform): string {
 
 /** Runs the build described by a loaded pare.yaml. */
 export async function build(loaded: LoadedConfig, options: BuildOptions = {}): Promise<BuildResult> {
+  let own: RegistryClient | undefined;
+  try {
+    return await buildWith(loaded, {
+      ...options,
+      registry: options.registry ?? (() => (own ??= new RegistryClient({ userAgent: 'pare' }))),
+    });
+  } finally {
+    await own?.close();
+  }
+}
+
+async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<BuildResult> {
   const cfg = loaded.config;
   const givenEpoch = resolveEpoch(cfg.epoch, options.epoch, undefined);
   const platforms = cfg.platforms.map(parsePlatform);
   const name = cfg.name ?? basename(loaded.dir);
   const tag = options.tag ?? cfg.output.tag ?? 'latest';
 
+  // An image base is opened (and pinned) first: packages: next to it is refused before any archive is read.
+  const baseImage = isImageBase(cfg.base)
+    ? await openBaseImage(loaded, {
+        client: options.registry!,
+        locked: options.debian?.locked,
+        update: options.debian?.update,
+      })
+    : undefined;
   let debian: DebianPlan | undefined;
   let packagesRoot = options.packagesRoot;
   if (cfg.packages?.length && !packagesRoot) {
@@ -236,6 +309,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     let cacheKeyFor: string | undefined;
     let hit: CachedBase | undefined;
     let slicedApp: Tree | undefined;
+    let fromBase: { image: Image; layers: readonly Layer[]; config: RunConfig | undefined } | undefined;
     if (cfg.packages?.length && debian && layerCache) {
       cacheKeyFor = cacheKey({
         pare: PARE_VERSION,
@@ -253,7 +327,16 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       });
       hit = await layerCache.get(cacheKeyFor);
     }
-    if (hit) {
+    if (baseImage) {
+      // An image base: its layers are kept as they are; accounts: changes become a layer of pare's own.
+      const image = await baseImageFor(baseImage, platform);
+      const lower = await imageToTree(image);
+      base = (await withAccounts(lower, loaded, epoch)) ?? lower;
+      ids = await idsFromTree(base);
+      const own = changedEntries(lower, base);
+      if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
+      fromBase = { image, layers: await image.layers(), config: (await image.config()).config };
+    } else if (hit) {
       cached.push(key);
       baseLayer = hit.layer;
       ids = {
@@ -315,7 +398,8 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     const resolveOwner = ownerResolver(ids.users, ids.groups);
     // The same ids give the same tree: reuse the one the slice was computed with.
     const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner, filesOptions));
-    const rc = runConfig(loaded, (u) => resolveOwner(u, loaded.locate(['image', 'user'])));
+    const userOf = (u: string | number) => resolveOwner(u, loaded.locate(['image', 'user']));
+    const rc = fromBase ? inheritedRunConfig(fromBase.config, loaded, userOf) : runConfig(loaded, userOf);
     const baseTree = base;
     const cachedLayer = hit?.layer;
     // What the image unpacks to: built only when asked (records, tests), from the tree or from the cached layer.
@@ -332,8 +416,8 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
       return rootfs;
     });
     if (!cachedLayer) checkSymlinkLoops(await trees.get(key)!(), `${loaded.path} for ${key}`);
-    const layers: Layer[] = [];
-    const history = [];
+    const layers: Layer[] = [...(fromBase?.layers ?? [])];
+    const history = [...((fromBase && (await fromBase.image.config()).history) ?? [])];
     if (baseLayer) {
       layers.push(baseLayer);
       history.push({
@@ -374,6 +458,12 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     const annotations: Record<string, string> = {
       'org.opencontainers.image.created': created,
       'org.opencontainers.image.title': name,
+      ...(fromBase && baseImage
+        ? {
+            'org.opencontainers.image.base.digest': await fromBase.image.digest(),
+            'org.opencontainers.image.base.name': baseImage.name,
+          }
+        : {}),
       ...(cfg.image.annotations ?? {}),
     };
     images.push({
@@ -406,6 +496,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     options.tar ?? (cfg.output.tar !== undefined ? resolve(loaded.dir, cfg.output.tar) : undefined);
   if (!options.dryRun) {
     if (debian) await saveLock(debian);
+    if (baseImage) await saveBaseLock(baseImage);
     const layout = await OciLayout.create(layoutDir);
     await layout.writeArtifact(artifact, { tag });
     if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
@@ -421,6 +512,7 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
     tarFile: options.dryRun ? undefined : tarOpt,
     epoch,
     debian,
+    baseImage,
     slices,
     cached,
     records: undefined,

@@ -10,6 +10,9 @@ import { ID_MAX } from '../accounts/index.ts';
  * Returns a schema for a field checked by `why`, which returns undefined for a good value and otherwise says what is
  * wanted (the message sees the input, so it can show the fix).
  */
+/** The transports `base:` may name (the reference itself is parsed by build/base-image.ts). */
+export const IMAGE_BASE = /^(oci:|oci-archive:|docker:\/\/)./;
+
 function checked<T>(why: (v: unknown) => string | undefined) {
   return z.custom<T>((v) => why(v) === undefined, { error: (iss) => why(iss.input) ?? 'invalid value' });
 }
@@ -229,8 +232,16 @@ export const configSchema = z.strictObject({
       'want a lowercase image name such as "hello" or "team/app"',
     )
     .optional(),
-  /** `minimal` adds /etc/passwd, /etc/group, /tmp and /home/nonroot; `scratch` adds nothing. Debian builds always assemble a full base. */
-  base: z.enum(['minimal', 'scratch']).default('minimal'),
+  /**
+   * `minimal` adds /etc/passwd, /etc/group, /tmp and /home/nonroot; `scratch` adds nothing (Debian builds always
+   * assemble a full base). Or an existing image, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+   * `docker://HOST/REPO[:TAG|@DIGEST]`, pinned by digest in pare.lock (build/base-image.ts).
+   */
+  base: checked<string>((v) =>
+    v === 'minimal' || v === 'scratch' || (typeof v === 'string' && IMAGE_BASE.test(v))
+      ? undefined
+      : 'want minimal, scratch, or an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]',
+  ).default('minimal'),
   platforms: z.array(platform).min(1).default(['linux/amd64']),
   debian: debianSection.optional(),
   packages: z.array(z.string().min(1)).optional(),

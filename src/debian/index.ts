@@ -34,7 +34,7 @@ export type { Fetch, FetchResponse, HttpOptions } from './download.ts';
 export { mapLimit } from './download.ts';
 export type { Keyring, KeyringOptions } from './keyring.ts';
 export { loadKeyring, SYSTEM_KEYRINGS } from './keyring.ts';
-export type { LockChange, LockedPackage, LockedSuite, LockFile } from './lock.ts';
+export type { LockChange, LockedBase, LockedPackage, LockedSuite, LockFile } from './lock.ts';
 export {
   assertLockSatisfied,
   createLock,

@@ -47,10 +47,20 @@ export interface LockedPackage {
   readonly suite: string;
 }
 
+/** The image a `base:` reference named when it was locked (build/base-image.ts). */
+export interface LockedBase {
+  /** `base:` as written in pare.yaml. */
+  readonly reference: string;
+  /** The manifest (or index) digest the reference resolved to. */
+  readonly digest: Digest;
+}
+
 export interface LockFile {
   readonly version: typeof LOCK_VERSION;
   readonly suites: readonly LockedSuite[];
   readonly packages: readonly LockedPackage[];
+  /** Only for a `base:` image; absent otherwise, so package-only locks stay byte-identical. */
+  readonly base?: LockedBase;
 }
 
 /** One difference between two locks, for `--locked` failures and `pare lock --update` output. */
@@ -89,6 +99,10 @@ const lockSchema = z
         })
         .strict(),
     ),
+    base: z
+      .object({ reference: z.string().min(1), digest: digestSchema })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -127,6 +141,7 @@ function normalizeLock(lock: LockFile): LockFile {
       .sort(
         (a, b) => cmp(a.name, b.name) || cmp(a.architecture, b.architecture) || cmp(a.version, b.version),
       ),
+    ...(lock.base ? { base: { reference: lock.base.reference, digest: lock.base.digest } } : {}),
   };
 }
 

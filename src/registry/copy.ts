@@ -34,9 +34,17 @@ export interface CopyOptions {
   readonly tags?: readonly string[];
 }
 
-/** Returns the artifact a transport reference names (lazy: blobs are read when a sink pulls). */
-export async function openSource(client: RegistryClient, src: TransportReference): Promise<Artifact> {
-  if (src.transport === 'docker') return pull(client, src.ref);
+/**
+ * Returns the artifact a transport reference names (lazy: blobs are read when a sink pulls): what `copy` and `base:`
+ * (build/base-image.ts) open; cli/reference.ts does the same with the registry module loaded lazily. `client` may be a function,
+ * called only for a registry reference, so local references never make one.
+ */
+export async function openSource(
+  client: RegistryClient | (() => RegistryClient | Promise<RegistryClient>),
+  src: TransportReference,
+): Promise<Artifact> {
+  if (src.transport === 'docker')
+    return pull(typeof client === 'function' ? await client() : client, src.ref);
   return readLocal(src);
 }
 

@@ -3,6 +3,7 @@ import { build } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { formatSliceSummary } from '../../slice/index.ts';
 import { formatBytes, printJson, progressBar } from '../format.ts';
+import { lazyClient } from '../registry-flags.ts';
 
 interface BuildFlags {
   output?: string;
@@ -26,8 +27,8 @@ export function register(program: Command): void {
     .option('-t, --tag <tag>', 'tag to write in the layout (default: output.tag, else latest)')
     .option('--tar <file>', 'also write a single-file archive (OCI layout + docker-archive)')
     .option('--dry-run', 'compute the image and its digest, write nothing (not even pare.lock)')
-    .option('--locked', 'fail if the packages would differ from pare.lock (for CI)')
-    .option('--update', 'resolve packages afresh against the archive and rewrite pare.lock')
+    .option('--locked', 'fail if the packages or the base: image would differ from pare.lock (for CI)')
+    .option('--update', 'resolve packages (and a base: image tag) afresh and rewrite pare.lock')
     .option(
       '--allow-outside-context',
       'let files: sources leave the directory of pare.yaml (refused by default, symlinks resolved)',
@@ -37,6 +38,8 @@ export function register(program: Command): void {
     .action(async (project: string, opts: BuildFlags) => {
       const loaded = await loadConfig(project);
       const progress = progressBar();
+      // A docker:// base is pulled with pare's defaults (PARE_INSECURE_REGISTRIES; loopback may be plain HTTP).
+      const client = lazyClient({ quiet: true });
       const r = await build(loaded, {
         output: opts.output,
         tag: opts.tag,
@@ -44,7 +47,8 @@ export function register(program: Command): void {
         dryRun: opts.dryRun,
         allowOutsideContext: opts.allowOutsideContext,
         debian: { locked: opts.locked, update: opts.update, onProgress: progress.update },
-      });
+        registry: client.get,
+      }).finally(() => client.close());
       progress.done();
       const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
       const size = m ? m.layers.reduce((n, l) => n + l.size, 0) : undefined;
@@ -58,6 +62,7 @@ export function register(program: Command): void {
           tar: r.tarFile,
           compressedSize: size,
           epoch: r.epoch,
+          base: r.baseImage ? { name: r.baseImage.name, digest: r.baseImage.digest } : undefined,
           lock: r.debian
             ? { path: r.debian.lockPath, state: r.debian.lockState, packages: r.debian.lock.packages.length }
             : undefined,
@@ -72,6 +77,7 @@ export function register(program: Command): void {
       if (opts.quiet) return;
       const err = (s: string) => process.stderr.write(`${s}\n`);
       if (r.debian) err(`pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})`);
+      if (r.baseImage) err(`base: ${r.baseImage.name} pinned at ${r.baseImage.digest}`);
       for (const [platform, s] of r.slices) err(`sliced ${platform}:\n${formatSliceSummary(s)}`);
       const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
       err(`built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}`);
