@@ -97,7 +97,11 @@ describe.skipIf(p.skip)('every command × every transport', () => {
           ? { code: 2, err: 'an archive has no tag listing' }
           : { code: 0, out: REGISTRY.includes(t) ? '1\n' : 'hello\n' },
     ],
-    ['audit', (r) => ['audit', '--platform', 'linux/amd64', r], () => ({ code: 0, out: '0 ELF files' })],
+    [
+      'audit',
+      (r) => ['audit', '--platform', 'linux/amd64', r],
+      () => ({ code: 0, out: /\/usr\/bin\/dash\n[\s\S]*\d+ ELF files, 0 unreadable/ }),
+    ],
     [
       'sbom',
       (r) => ['sbom', '--platform', 'linux/amd64', r],
@@ -105,7 +109,7 @@ describe.skipIf(p.skip)('every command × every transport', () => {
     ],
     [
       'why-kept',
-      (r) => ['why-kept', '/app/hello.sh', r, '--platform', 'linux/amd64'],
+      (r) => ['why-kept', '--shell', '/app/hello.sh', r, '--platform', 'linux/amd64'],
       () => ({ code: 0, out: 'root (entrypoint "/app/hello.sh")' }),
     ],
     [
