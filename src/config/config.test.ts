@@ -8,6 +8,14 @@ describe('parseConfigText', () => {
     expect(c.base).toBe('minimal');
     expect(c.files).toEqual([]);
   });
+  it('accepts an image base by transport', () => {
+    for (const b of [
+      'oci:img:v1',
+      'oci-archive:base.tar',
+      'docker://127.0.0.1:5000/app@sha256:' + '0'.repeat(64),
+    ])
+      expect(parseConfigText(`base: "${b}"\n`).base).toBe(b);
+  });
   it('accepts octal strings, names, decimal ids and plainly written numbers', () => {
     const c = parseConfigText(
       'files:\n  - { dest: /a, content: x, mode: "755", owner: "app:1000" }\n  - { dest: /b, dir: true, mode: "0700", owner: 65532 }\nimage:\n  user: "0:0"\n  ports: [8080, "53/udp"]\n  env: { N: 3, B: false, S: "0755" }\nepoch: 1700000000\n',
@@ -28,6 +36,9 @@ describe('parseConfigText', () => {
         /pare.yaml:2:5: files.0: give exactly one of src/,
       ],
       ['platforms: [windows/amd64]\n', /pare.yaml:1:13: platforms.0: want a platform/],
+      // base: a preset or an image reference with its transport; a bare name is not guessed
+      ['base: debian:bookworm\n', /pare.yaml:1:7: base: want minimal, scratch, or an image: oci:DIR/],
+      ['base: ./image\n', /pare.yaml:1:7: base: want minimal, scratch, or an image/],
       ['image:\n  ports: [99999]\n', /pare.yaml:2:11: image.ports.0/],
       ['name: [unclosed\n', /pare.yaml:\d+:\d+: /],
       ['a: 1\na: 2\n', /pare.yaml:2:1: .*(unique|Map keys)/i],
