@@ -1,0 +1,267 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import zlib from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { sha256, verifyStream } from '../digest/index.ts';
+import { bufferContent, TreeBuilder } from '../fstree/index.ts';
+import { collect, tarFromTree } from '../tar/index.ts';
+import {
+  imageFromParts,
+  imageToTree,
+  layerFromOpener,
+  readLimits,
+  uncompressedLayer,
+  verifyImage,
+} from './index.ts';
+import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.ts';
+import { ContentSpool } from './spool.ts';
+
+async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+const drain = async (s: AsyncIterable<Uint8Array>) => {
+  for await (const _ of s) {
+    /* read */
+  }
+};
+const limits = (l: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...l });
+
+async function tarOf(files: Record<string, string | Uint8Array>): Promise<Uint8Array> {
+  const b = new TreeBuilder();
+  for (const [p, c] of Object.entries(files))
+    b.put(p, { kind: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, content: bufferContent(c) });
+  return collect(tarFromTree(b.build()));
+}
+
+/** An image of one stored layer whose config says `diffId`; the stored bytes are verified against their digest. */
+function imageOf(stored: Uint8Array, mediaType: string, diffId: string, l?: ReadLimits) {
+  const config = new TextEncoder().encode(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffId] } }),
+  );
+  const digest = sha256(stored);
+  const manifest = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: [{ mediaType, digest, size: stored.length }],
+    }),
+  );
+  return imageFromParts({
+    where: 'test-image',
+    rawManifest: async () => manifest,
+    rawConfig: async () => config,
+    layer: async (d, _i, id) =>
+      layerFromOpener({
+        open: () => verifyStream(once(stored), d.digest, d.size),
+        digest: d.digest,
+        size: d.size,
+        mediaType: d.mediaType,
+        ...(id ? { diffId: id } : {}),
+        what: `layer ${d.digest} of test-image`,
+        ...(l ? { limits: l } : {}),
+      }),
+  });
+}
+
+describe('uncompressedLayer', () => {
+  describe('when the consumer stops at the tar end marker', () => {
+    it('still reads the rest and refuses a layer whose bytes after the end differ from the diff_id', async () => {
+      const tar = await tarOf({ '/a': 'x' });
+      const tampered = Buffer.concat([tar, Buffer.from('trailing bytes after the end of the archive')]);
+      const img = imageOf(
+        zlib.gzipSync(tampered),
+        'application/vnd.oci.image.layer.v1.tar+gzip',
+        sha256(tar),
+      );
+      await expect(imageToTree(img)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'OCI_LAYER_INVALID',
+          message: expect.stringContaining('of test-image'),
+        }),
+      );
+    });
+    it('returns the tree when everything matches', async () => {
+      const tar = await tarOf({ '/a': 'x' });
+      const img = imageOf(
+        zlib.zstdCompressSync(tar),
+        'application/vnd.oci.image.layer.v1.tar+zstd',
+        sha256(tar),
+      );
+      const tree = await imageToTree(img);
+      expect(new TextDecoder().decode(await tree.readFile('/a'))).toBe('x');
+    });
+  });
+
+  describe('when the stored bytes do not match their digest but decompress to the diff_id', () => {
+    it('throws DIGEST_MISMATCH (the compressed stream is read to its end)', async () => {
+      const tar = await tarOf({ '/a': 'x' });
+      const gz = Buffer.from(zlib.gzipSync(tar));
+      const layer = layerFromOpener({
+        open: () =>
+          verifyStream(
+            once(Buffer.concat([gz.subarray(0, 4), Buffer.from([9]), gz.subarray(5)])),
+            sha256(gz),
+          ),
+        digest: sha256(gz),
+        size: gz.length,
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        diffId: sha256(tar),
+      });
+      await expect(drain(layer.uncompressed())).rejects.toThrow(
+        expect.objectContaining({ code: 'DIGEST_MISMATCH' }),
+      );
+    });
+  });
+
+  describe('when a limit is passed', () => {
+    const zeros = new Uint8Array(4 << 20);
+    it.each([
+      ['gzip', zlib.gzipSync(zeros)],
+      ['zstd', zlib.zstdCompressSync(zeros)],
+    ] as const)('refuses a %s bomb by its ratio, naming the layer and the variable', async (c, z) => {
+      const s = uncompressedLayer(once(z), {
+        compression: c,
+        what: 'layer L',
+        limits: limits({ ratio: 10, ratioAfter: 1 << 20 }),
+      });
+      await expect(drain(s)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'OCI_LIMIT',
+          message: expect.stringMatching(/layer L.*PARE_MAX_RATIO/),
+        }),
+      );
+    });
+    it('refuses more uncompressed bytes than allowed, compressed or not', async () => {
+      for (const [c, z] of [
+        ['none', zeros],
+        ['gzip', zlib.gzipSync(zeros)],
+      ] as const) {
+        const s = uncompressedLayer(once(z), {
+          compression: c,
+          what: 'layer L',
+          limits: limits({ layerBytes: 1 << 20 }),
+        });
+        await expect(drain(s)).rejects.toThrow(
+          expect.objectContaining({
+            code: 'OCI_LIMIT',
+            message: expect.stringContaining('PARE_MAX_LAYER_BYTES'),
+          }),
+        );
+      }
+    });
+    it('refuses a zstd frame whose window is over the limit, naming the layer', async () => {
+      const z = zlib.zstdCompressSync(randomBytes(4 << 20), {
+        params: { [zlib.constants.ZSTD_c_windowLog]: 24, [zlib.constants.ZSTD_c_contentSizeFlag]: 0 },
+        pledgedSrcSize: undefined,
+      } as zlib.ZstdOptions);
+      const s = uncompressedLayer(once(z), {
+        compression: 'zstd',
+        what: 'layer L',
+        limits: limits({ zstdWindowLog: 20 }),
+      });
+      await expect(drain(s)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'OCI_LAYER_INVALID',
+          message: expect.stringMatching(/cannot decompress layer L \(zstd\)/),
+        }),
+      );
+    });
+    it('refuses a layer with more members or a longer path than allowed (TAR_LIMIT)', async () => {
+      const tar = await tarOf({ '/a': 'x', '/b': 'y', [`/${'p'.repeat(200)}`]: 'z' });
+      for (const l of [limits({ entries: 2 }), limits({ pathLength: 100 })]) {
+        const img = imageOf(tar, 'application/vnd.oci.image.layer.v1.tar', sha256(tar));
+        await expect(imageToTree(img, { limits: l })).rejects.toThrow(
+          expect.objectContaining({
+            code: 'TAR_LIMIT',
+            message: expect.stringMatching(/PARE_MAX_(ENTRIES|PATH_LENGTH)/),
+          }),
+        );
+      }
+    });
+  });
+
+  it('verifyImage refuses a diff_id count that differs from the layer count', async () => {
+    const tar = await tarOf({ '/a': 'x' });
+    const config = new TextEncoder().encode(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [sha256(tar), sha256(tar)] },
+      }),
+    );
+    const manifest = new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: sha256(config),
+          size: config.length,
+        },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(tar), size: tar.length },
+        ],
+      }),
+    );
+    const img = imageFromParts({
+      rawManifest: async () => manifest,
+      rawConfig: async () => config,
+      layer: async () => {
+        throw new Error('not reached');
+      },
+    });
+    await expect(verifyImage(img)).rejects.toThrow(expect.objectContaining({ code: 'OCI_MANIFEST_INVALID' }));
+  });
+});
+
+describe('readLimits', () => {
+  it('takes each limit from its variable and refuses a bad value', () => {
+    expect(readLimits({ PARE_MAX_RATIO: '7', PARE_MAX_ENTRIES: '9' })).toMatchObject({
+      ratio: 7,
+      entries: 9,
+    });
+    expect(readLimits({})).toEqual(DEFAULT_READ_LIMITS);
+    for (const v of ['0', '-1', '1.5', 'x', '1e9'])
+      expect(() => readLimits({ PARE_MAX_RATIO: v })).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    expect(() => readLimits({ PARE_MAX_ZSTD_WINDOW_LOG: '40' })).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    );
+  });
+});
+
+describe('ContentSpool', () => {
+  it('gives back every file, in memory or from its temp file, whole and by range', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-spool-test-'));
+    const spool = new ContentSpool({ dir });
+    const files = [0, 10, ContentSpool.SMALL_FILE + 1, 3 * ContentSpool.SMALL_FILE + 7, 5].map((n) =>
+      randomBytes(n),
+    );
+    const contents = [];
+    for (const f of files) {
+      const parts: Uint8Array[] = [];
+      for (let o = 0; o < f.length; o += 65536) parts.push(f.subarray(o, o + 65536));
+      contents.push(
+        await spool.content(
+          f.length,
+          (async function* () {
+            yield* parts;
+          })(),
+        ),
+      );
+    }
+    for (const [i, c] of contents.entries()) {
+      const f = files[i]!;
+      expect(c.size).toBe(f.length);
+      expect(Buffer.from(await collect(c.open()))).toEqual(f);
+      const off = Math.floor(f.length / 3);
+      expect(Buffer.from(await c.read(off, 1000))).toEqual(f.subarray(off, off + 1000));
+    }
+    // the two big files went to one spool file
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
+});
