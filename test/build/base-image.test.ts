@@ -135,6 +135,17 @@ ${extra}`;
     const id = await pare(['run', `oci:${out1}:latest`, '--', 'id', '-un']);
     expect(id.stdout).toBe('app\n');
 
+    // The same base as an oci-archive (copied by skopeo): pinned to the same digest, the same layers kept.
+    runPeer(peers.paths.skopeo!, ['copy', `oci:${layout}:deb`, `oci-archive:${join(dir, 'base.tar')}:deb`]);
+    const pa = join(dir, 'app-archive');
+    mkdirSync(pa);
+    writeFileSync(join(pa, 'pare.yaml'), yaml('oci-archive:../base.tar:deb'));
+    const ba = await pare(['build', pa, '-o', join(dir, 'out-archive'), '-q']);
+    expect(ba.code, ba.stderr).toBe(0);
+    expect(lockOf(pa).base?.digest).toBe(base.Digest);
+    expect(inspect(`oci:${join(dir, 'out-archive')}:latest`).Layers.slice(1)).toEqual(built.Layers.slice(1));
+    expect(inspect(`oci:${join(dir, 'out-archive')}:latest`).Layers[0]).toBe(base.Layers[0]);
+
     // The tag moves: --locked refuses it, a plain build keeps the pinned digest, --update re-pins.
     umoci('config', '--image', `${layout}:deb`, '--config.env', 'GREETING=moved');
     const moved = inspect(`oci:${layout}:deb`).Digest;
