@@ -49,7 +49,7 @@ export {
 } from './lock.ts';
 export type { AptSourceEntry, ArchiveSuite, DebianSource, MirrorOptions } from './mirror.ts';
 export { parseDeb822Sources, parseOneLineSources, readAptSources, resolveSuites } from './mirror.ts';
-export type { OutdatedPackage, OutdatedReport } from './outdated.ts';
+export type { InstalledPackages, OutdatedPackage, OutdatedReport } from './outdated.ts';
 export { findOutdated, outdatedSource } from './outdated.ts';
 export type { IndexOrigin, PackageRecord } from './packages.ts';
 export {

@@ -2,7 +2,6 @@ import type { Digest } from '../digest/index.ts';
 import { type ArchiveOptions, type DebianArchive, openArchive, type SuiteState } from './archive.ts';
 import { changelogSince } from './changelog.ts';
 import { readDebFile } from './deb.ts';
-import type { LockFile } from './lock.ts';
 import type { DebianSource } from './mirror.ts';
 import { detachRecord, type PackageRecord } from './packages.ts';
 import { compareVersions } from './version.ts';
@@ -20,7 +19,8 @@ export interface OutdatedPackage {
   readonly architecture: string;
   /** The locked version and the suite it was locked from. */
   readonly locked: string;
-  readonly lockedSuite: string;
+  /** Absent for an image (its dpkg metadata does not say which suite a package came from). */
+  readonly lockedSuite?: string;
   /** The newest version in any suite (on a tie, the security suite's). */
   readonly candidate: string;
   readonly suite: string;
@@ -35,6 +35,16 @@ export interface OutdatedPackage {
    * 'missing': the candidate .deb has no changelog of its own (its doc directory links to another package's).
    */
   readonly changelog: 'complete' | 'partial' | 'missing';
+}
+
+/** What is compared: a lock's packages, or the packages an image's dpkg metadata lists. */
+export interface InstalledPackages {
+  readonly packages: readonly {
+    readonly name: string;
+    readonly version: string;
+    readonly architecture: string;
+    readonly suite?: string;
+  }[];
 }
 
 export interface OutdatedReport {
@@ -63,7 +73,7 @@ export function outdatedSource(source: DebianSource): DebianSource {
  * index) and read one at a time. Throws the DebianError of `openArchive`, `packages()` and `fetchDebs`.
  */
 export async function findOutdated(
-  lock: LockFile,
+  lock: InstalledPackages,
   source: DebianSource,
   options: ArchiveOptions = {},
 ): Promise<OutdatedReport> {
@@ -92,7 +102,7 @@ export async function findOutdated(
         name: p.name,
         architecture: p.architecture,
         locked: p.version,
-        lockedSuite: p.suite,
+        ...(p.suite !== undefined ? { lockedSuite: p.suite } : {}),
         candidate: best.version,
         suite: best.suite,
         security: newer.some(isSec),
@@ -143,7 +153,10 @@ export async function findOutdated(
  * Returns the index records of the locked (name, architecture) pairs, detached: a function of its own so the whole
  * index is garbage before any .deb is read.
  */
-async function lockedNames(archive: DebianArchive, lock: LockFile): Promise<Map<string, PackageRecord[]>> {
+async function lockedNames(
+  archive: DebianArchive,
+  lock: InstalledPackages,
+): Promise<Map<string, PackageRecord[]>> {
   const byKey = new Map<string, PackageRecord[]>();
   const locked = new Set(lock.packages.map((p) => `${p.name}\0${p.architecture}`));
   for (const r of await archive.packages()) {

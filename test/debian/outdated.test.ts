@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { craftElf } from '../../src/elf/index.ts';
 import { pareAsync as pare } from '../helpers/cli.ts';
 import { createFakeArchive, type FakeArchive, generateArchiveKey } from '../helpers/fake-debian-archive.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -21,6 +22,13 @@ const NEW =
     'Wed, 01 May 2024 00:00:00 +0000',
   ) + entry('1.0-1+deb12u1', '  * Fix CVE-2024-0001.', 'Mon, 01 Apr 2024 00:00:00 +0000');
 
+const COPYRIGHT = 'Format: copyright-format/1.0\n\nFiles: *\nLicense: MIT\n';
+// A static program (an image must run: pare build checks it)
+const appFiles = {
+  'usr/bin/app': { content: craftElf({ machine: 62, type: 'EXEC' }), mode: 0o755 },
+  'usr/share/doc/app/copyright': COPYRIGHT,
+};
+
 const libfoo = (version: string, changelog: string) => ({
   name: 'libfoo',
   version,
@@ -35,7 +43,19 @@ describe('pare outdated', () => {
     const signingKey = await generateArchiveKey();
     const release = {
       name: 'bookworm',
-      packages: [libfoo('1.0-1', OLD), { name: 'app', version: '2.0', fields: { Depends: 'libfoo' } }],
+      packages: [
+        libfoo('1.0-1', OLD),
+        { name: 'app', version: '2.0', fields: { Depends: 'libfoo' }, files: appFiles },
+        {
+          name: 'base-files',
+          version: '12.4',
+          files: {
+            'etc/os-release':
+              'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n',
+            'usr/share/doc/base-files/copyright': COPYRIGHT,
+          },
+        },
+      ],
     };
     // outdated reads -updates whatever pare.yaml says: the archives have one (empty, as it often is)
     const updates = { name: 'bookworm-updates', codename: 'bookworm-updates', packages: [] };
@@ -65,12 +85,12 @@ describe('pare outdated', () => {
     await after?.close();
   });
 
-  function project(name: string, archive: FakeArchive, security: boolean): string {
+  function project(name: string, archive: FakeArchive, security: boolean, packages = 'app'): string {
     const p = join(dir, name);
     mkdirSync(p, { recursive: true });
     writeFileSync(
       join(p, 'pare.yaml'),
-      `name: outdated\nplatforms: [linux/amd64]\ndebian:\n  suite: bookworm\n  updates: false\n  security: ${security}\n  mirror: ${archive.url}\n  securityMirror: ${archive.url}\n  keyring: ${before.keyringAsc}\npackages: [app]\n`,
+      `name: outdated\nplatforms: [linux/amd64]\ndebian:\n  suite: bookworm\n  updates: false\n  security: ${security}\n  mirror: ${archive.url}\n  securityMirror: ${archive.url}\n  keyring: ${before.keyringAsc}\npackages: [${packages}]\nimage:\n  entrypoint: [/usr/bin/app]\nslice: none\n`,
     );
     return p;
   }
@@ -169,5 +189,31 @@ describe('pare outdated', () => {
     } finally {
       await after.write(pool, good);
     }
+  });
+
+  it('checks an image by its dpkg metadata: pare outdated IMAGE', async () => {
+    const p = project('image', before, true, 'base-files, app');
+    const out = join(dir, 'image-out');
+    const built = await pare(['build', p, '-o', out], { env: env() });
+    expect(built.code, built.stderr).toBe(0);
+    // The archive settings (mirror, keyring) from a pare.yaml that points at the archive as it is now.
+    const now = project('image-now', after, true, 'base-files, app');
+    const r = await pare(['outdated', `oci:${out}`, '--config', join(now, 'pare.yaml'), '--json'], {
+      env: env(),
+    });
+    expect(r.code, r.stderr).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.image).toContain(out);
+    expect(
+      report.packages.map(
+        (x: { name: string; locked: string; candidate: string; cves: string[] }) =>
+          `${x.name} ${x.locked} -> ${x.candidate} ${x.cves.join(',')}`,
+      ),
+    ).toEqual(['app 2.0 -> 2.1 ', 'libfoo 1.0-1 -> 1.0-1+deb12u2 CVE-2024-0001,CVE-2024-1234,CVE-2024-5678']);
+    expect(report.packages[1].lockedSuite).toBeUndefined();
+
+    const same = await pare(['outdated', `oci:${out}`, '--config', join(p, 'pare.yaml')], { env: env() });
+    expect(same.stdout).toBe('');
+    expect(same.code, same.stderr).toBe(0);
   });
 });
