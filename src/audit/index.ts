@@ -22,8 +22,18 @@ export {
   parseIgnoreFile,
   secretInContent,
 } from './lint.ts';
+export type { Policy, PolicyResult, PolicyViolation } from './policy.ts';
+export {
+  baselineKeys,
+  checkPolicy,
+  lintKey,
+  parsePolicy,
+  policyNeedsCodeScan,
+  policySchema,
+  treeSize,
+} from './policy.ts';
 export type { TableOptions } from './render.ts';
-export { renderLint, renderTable, renderUsers } from './render.ts';
+export { renderLint, renderPolicy, renderTable, renderUsers } from './render.ts';
 export type { Requirement } from './require.ts';
 export { parseRequirements, REQUIREMENT_NAMES, violations } from './require.ts';
 export type {

@@ -1,6 +1,7 @@
 import type { SymbolUser } from './audit.ts';
 import type { Classification } from './classify.ts';
 import { type LintFinding, lintSummary } from './lint.ts';
+import type { PolicyResult } from './policy.ts';
 import type { AuditReport } from './schema.ts';
 
 export interface TableOptions {
@@ -138,5 +139,22 @@ export function renderLint(
   lines.push('', `CLASS ${classification.class}`);
   for (const e of classification.evidence) lines.push(`  ${e}`);
   if (!s.passed) lines.push(`lint failed: ${s.fatal} fatal finding${s.fatal === 1 ? '' : 's'} not accepted`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Returns the policy violations (new ones first marked, baseline ones as such) and the verdict, ending in a newline. */
+export function renderPolicy(policy: PolicyResult, options: TableOptions = {}): string {
+  const lines = ['', `POLICY ${policy.file}`];
+  for (const v of policy.violations) {
+    const label = v.baseline ? 'baseline' : 'VIOLATES';
+    const painted = options.color && !v.baseline ? `\x1b[${TONES.bad}m${label}\x1b[0m` : label;
+    lines.push(`${painted} ${v.rule.padEnd(8)} ${v.message}`);
+  }
+  const fresh = policy.violations.filter((v) => !v.baseline).length;
+  lines.push(
+    policy.passed
+      ? `policy passed (${policy.violations.length} violation${policy.violations.length === 1 ? '' : 's'} in the baseline)`
+      : `policy failed: ${fresh} violation${fresh === 1 ? '' : 's'}`,
+  );
   return `${lines.join('\n')}\n`;
 }

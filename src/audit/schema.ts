@@ -6,6 +6,7 @@ import type { Fact, FoundBy, Linkage, PieKind, Relro, SymbolKind } from '../elf/
 import type { Classification } from './classify.ts';
 import type { PackageOwner } from './dpkg.ts';
 import type { LintFinding } from './lint.ts';
+import type { PolicyResult } from './policy.ts';
 
 export const AUDIT_SCHEMA = 'pare.audit/v1';
 
@@ -124,6 +125,8 @@ export interface AuditReport {
   readonly lint?: LintReport;
   /** Image classification (image targets only, as lint). */
   readonly classification?: Classification;
+  /** The `--policy` verdict (absent without --policy). */
+  readonly policy?: PolicyResult;
   readonly summary: {
     readonly files: number;
     readonly errors: number;

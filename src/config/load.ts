@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
 import { UsageError } from '../errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
@@ -64,6 +65,15 @@ export async function loadConfig(target: string): Promise<LoadedConfig> {
 
 /** Parses pare.yaml text (see loadConfig). */
 export function parseConfigText(text: string, path = 'pare.yaml'): Config {
+  return parseYamlFile(text, path, configSchema, "see the README's pare.yaml reference");
+}
+
+/**
+ * Parses YAML `text` (from `path`, for messages) and validates it with a zod `schema`. Any error — YAML syntax, a
+ * schema issue (for an unknown key, the key itself), a number or boolean not in its plain spelling — is a UsageError
+ * CONFIG_INVALID whose message starts with `path:line:column:`. `hint` follows an unknown-key message.
+ */
+export function parseYamlFile<T>(text: string, path: string, schema: z.ZodType<T>, hint: string): T {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined) => {
@@ -80,7 +90,7 @@ export function parseConfigText(text: string, path = 'pare.yaml'): Config {
     });
   }
   const value = doc.toJS() ?? {};
-  const r = configSchema.safeParse(value);
+  const r = schema.safeParse(value);
   if (r.success) {
     checkScalars(text, doc.contents, [], (offset, message) => {
       const { line, column } = at(offset);
@@ -111,7 +121,7 @@ export function parseConfigText(text: string, path = 'pare.yaml'): Config {
   const field = keys.join('.') || '(top level)';
   const msg =
     issue.code === 'unrecognized_keys'
-      ? `unknown key ${JSON.stringify(issue.keys[0])}${issue.path.length ? ` in ${issue.path.join('.')}` : ''}; see the README's pare.yaml reference`
+      ? `unknown key ${JSON.stringify(issue.keys[0])}${issue.path.length ? ` in ${issue.path.join('.')}` : ''}; ${hint}`
       : `${field}: ${issue.message}`;
   throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${msg}`, { file: path, line, column });
 }

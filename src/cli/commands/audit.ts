@@ -8,16 +8,24 @@ import {
   type AuditReport,
   auditRoot,
   auditTree,
+  baselineKeys,
+  checkPolicy,
   classifyImage,
   type LintConfig,
   lintImage,
+  lintKey,
   lintSummary,
+  type Policy,
   parseAcceptance,
   parseIgnoreFile,
+  parsePolicy,
+  policyNeedsCodeScan,
   renderLint,
+  renderPolicy,
   renderTable,
   renderUsers,
   symbolUsers,
+  treeSize,
 } from '../../audit/index.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
@@ -38,6 +46,17 @@ interface AuditFlags extends Partial<RegistryFlags> {
   lint?: boolean;
   accept?: string[];
   ignoreFile?: string;
+  policy?: string;
+  baseline?: string;
+}
+
+/** Reads a file the user named for a flag; unreadable is a usage error (exit 2) naming the flag and the file. */
+async function readFlagFile(flag: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError('USAGE', `cannot read ${flag} ${JSON.stringify(file)}: ${(e as Error).message}`);
+  }
 }
 
 /** The acceptances of --accept and the ignore file (--ignore-file, else ./.pareignore when it exists). */
@@ -81,8 +100,28 @@ async function isHostTarget(target: string): Promise<boolean> {
   }
 }
 
-/** Runs the audit a CLI target names. */
+/** Runs the audit a CLI target names, then the --policy gate. */
 async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport> {
+  // Inputs are read (and refused) before the image is.
+  const policy = flags.policy
+    ? parsePolicy(await readFlagFile('--policy', flags.policy), flags.policy)
+    : undefined;
+  const baseline = flags.baseline
+    ? baselineKeys(await readFlagFile('--baseline', flags.baseline), flags.baseline)
+    : undefined;
+  if (baseline && !policy) throw new UsageError('USAGE', '--baseline needs --policy');
+  const { report, size } = await auditTarget(target, flags, policy, baseline);
+  if (!policy) return report;
+  return { ...report, policy: checkPolicy(policy, flags.policy!, report, size, baseline) };
+}
+
+/** The audit of a target, and its unpacked size (an image's files, for maxSize; 0 for host paths). */
+async function auditTarget(
+  target: string,
+  flags: AuditFlags,
+  policy: Policy | undefined,
+  baseline: ReadonlySet<string> | undefined,
+): Promise<{ report: AuditReport; size: number }> {
   // The table has no stack-clash column: the code scan (the one step that reads whole code segments) runs only when
   // its answer is printed (--json report) or gated (--require stack-clash).
   const wanted =
@@ -95,8 +134,10 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
     closure: flags.closure !== false,
     imports: flags.imports !== false && !table,
     packages: !table,
-    scanCode: flags.scanCode !== false && wanted,
+    scanCode: flags.scanCode !== false && (wanted || (policy !== undefined && policyNeedsCodeScan(policy))),
   };
+  if (policy?.maxSize !== undefined && (await isHostTarget(target)))
+    throw new UsageError('USAGE', `${flags.policy}: maxSize needs an image target, not a host path`);
   const accepts = await acceptances(flags);
   if (!(await isHostTarget(target))) {
     // Loaded only for image targets: the image readers and the registry client cost more start-up time than
@@ -114,21 +155,31 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
       const origins = new Map<string, string>();
       const tree = await imageToTree(image, { origins });
       const report = await auditTree(tree, { ...options, name: target });
-      if (flags.lint === false) return report;
+      const size = treeSize(tree);
+      if (flags.lint === false) return { report, size };
       // The run config as the image has it, Docker's Healthcheck included (the parsed RunConfig omits it).
       const raw = JSON.parse(Buffer.from(await image.rawConfig()).toString('utf8')) as {
         config?: LintConfig;
       };
       const config = raw.config ?? undefined;
       const tag = referenceTag(opened.reference);
-      const findings = await lintImage(
+      const linted = await lintImage(
         { tree, config, origins, ...(tag !== undefined ? { tag } : {}) },
         accepts,
       );
+      // A finding the baseline report already had is accepted: CI fails only on new ones.
+      const findings = baseline
+        ? linted.map((f) =>
+            baseline.has(lintKey(f.name, f.evidence.path, f.evidence.key)) ? { ...f, accepted: true } : f,
+          )
+        : linted;
       return {
-        ...report,
-        lint: { findings, summary: lintSummary(findings) },
-        classification: await classifyImage(tree, config, report.files),
+        report: {
+          ...report,
+          lint: { findings, summary: lintSummary(findings) },
+          classification: await classifyImage(tree, config, report.files),
+        },
+        size,
       };
     } finally {
       await client.close();
@@ -142,7 +193,7 @@ async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport>
       'USAGE',
       `cannot audit ${JSON.stringify(target)}: it is outside the root ${JSON.stringify(root)} (see --root)`,
     );
-  return auditRoot(hostRootFs(root), { ...options, paths: [`/${rel}`] });
+  return { report: await auditRoot(hostRootFs(root), { ...options, paths: [`/${rel}`] }), size: 0 };
 }
 
 /**
@@ -214,6 +265,14 @@ export function register(program: Command): void {
         '--ignore-file <file>',
         'file of accepted findings, one RULE[:PATH] per line (default ./.pareignore)',
       )
+      .option(
+        '--policy <file>',
+        'fail (exit 1) on violations of a YAML policy: require, overrides, deny, classes, maxSize',
+      )
+      .option(
+        '--baseline <file>',
+        'a previous pare audit --json report: its violations and findings are accepted',
+      )
       .option('--color', 'force colours')
       .option('--no-color', 'no colours'),
   ).action(async (target: string, flags: AuditFlags) => {
@@ -239,9 +298,15 @@ export function register(program: Command): void {
       process.stdout.write(renderTable(report, { color }));
       if (report.lint && report.classification)
         process.stdout.write(renderLint(report.lint.findings, report.classification, { color }));
+      if (report.policy) process.stdout.write(renderPolicy(report.policy, { color }));
     }
     // A file the gate could not read fails it (summary.passed), as a violation does; so does a fatal lint finding
     // that was not accepted.
-    if (report.summary.passed === false || report.lint?.summary.passed === false) process.exitCode = 1;
+    if (
+      report.summary.passed === false ||
+      report.lint?.summary.passed === false ||
+      report.policy?.passed === false
+    )
+      process.exitCode = 1;
   });
 }
