@@ -352,10 +352,12 @@ export type SliceErrorCode =
   | 'SLICE_OPTIONS_INVALID'
   | 'SLICE_PROBE_UNAVAILABLE'
   | 'SLICE_PROBE_FAILED'
+  | 'SLICE_SLIM_BROKEN'
   | 'SLICE_REPORT_INVALID';
 /**
  * Slicing that cannot give a working image: a root (entrypoint, executable, keep glob) that is not in the tree, a
- * script whose interpreter is a shell while `shell: false`, a probe command that fails, a malformed slice report.
+ * script whose interpreter is a shell while `shell: false`, a probe command that fails, a slimmed image that fails a
+ * probe its source passed (`pare slim`), a malformed slice report.
  */
 export class SliceError extends BaseError<SliceErrorCode> {
   readonly path: string | undefined;

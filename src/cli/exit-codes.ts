@@ -204,6 +204,8 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   SLICE_OPTIONS_INVALID: 2,
   SLICE_PROBE_UNAVAILABLE: 1,
   SLICE_PROBE_FAILED: 1,
+  // pare slim: the slimmed image fails a probe the source passed; nothing is written.
+  SLICE_SLIM_BROKEN: 1,
   SLICE_REPORT_INVALID: 2,
 };
 

@@ -821,12 +821,15 @@ class Slicer {
   }
 
   licenseAndMetadata(key: string): void {
-    const pkg = this.packages.find((p) => p.key === key)!;
+    // A package named by `owners` that status.d does not record (a classic /var/lib/dpkg/status, which pare slim
+    // trims itself) keeps its license only.
+    const pkg = this.packages.find((p) => p.key === key);
     const lic = { why: 'license' as const, detail: key };
     let found = false;
     for (const p of this.ownedBy(key))
       if (/^\/usr\/share\/doc\/[^/]+\/copyright$/.test(p)) found = this.keep(p, lic, false) || found;
-    if (!found) this.keep(`/usr/share/doc/${pkg.name}/copyright`, lic, false);
+    if (!found) this.keep(`/usr/share/doc/${pkg?.name ?? key}/copyright`, lic, false);
+    if (!pkg) return;
     this.keep(pkg.stanzaPath, { why: 'dpkg-metadata', detail: key }, false);
     if (pkg.md5sumsPath) this.keep(pkg.md5sumsPath, { why: 'dpkg-metadata', detail: key }, false);
   }
