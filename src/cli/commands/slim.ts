@@ -4,14 +4,8 @@ import { UsageError } from '../../errors.ts';
 import { writeSink } from '../../registry/index.ts';
 import { type SlimResult, slimImage, splitCommand } from '../../slim/index.ts';
 import { formatBytes, printJson, table } from '../format.ts';
-import { openReference, parseImageArgument } from '../reference.ts';
-import {
-  collect,
-  lazyClient,
-  platformFlag,
-  type RegistryFlags,
-  withRegistryFlags,
-} from '../registry-flags.ts';
+import { openReference, parseImageArgument, platformFlag } from '../reference.ts';
+import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 interface Opts extends RegistryFlags {
   probe?: string[];
@@ -111,7 +105,7 @@ export function register(program: Command): void {
         probeTimeoutMs: timeout * 1000,
         ...(epoch !== undefined ? { epoch } : {}),
       });
-      const written = await writeSink(client.get(), sink, { kind: 'image', image: r.image });
+      const written = await writeSink(await client.get(), sink, { kind: 'image', image: r.image });
       const j = await report(r, written.digest);
       if (o.json) printJson(j);
       else printText(j);
