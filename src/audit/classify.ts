@@ -1,4 +1,4 @@
-import { joinPath, type Tree } from '../fstree/index.ts';
+import { baseName, joinPath, type Tree } from '../fstree/index.ts';
 import { isExecutable, type LintConfig, namedPrograms } from './lint.ts';
 import type { AuditFile } from './schema.ts';
 
@@ -33,22 +33,46 @@ function list(paths: readonly string[]): string {
     : `${paths.slice(0, SHOWN).join(', ')} and ${paths.length - SHOWN} more`;
 }
 
+/** True when `path` resolves to a file named busybox (an applet link). */
+function isBusyboxApplet(tree: Tree, path: string): boolean {
+  let r = tree.resolve(path, { follow: true });
+  if (r.entry?.kind === 'hardlink') r = { path: r.entry.target, entry: tree.get(r.entry.target) };
+  return r.path !== path && baseName(r.path) === 'busybox';
+}
+
 /** The canonical path of the entrypoint's program (Entrypoint[0], else Cmd[0], looked up in $PATH), or null. */
 export function entrypointProgram(tree: Tree, config: LintConfig | undefined): string | null {
   const argv0 = config?.Entrypoint?.[0] ?? config?.Cmd?.[0];
   if (!argv0) return null;
+  return findProgram(tree, argv0, searchPath(config));
+}
+
+/** The directories of the config's PATH (Docker's default without one). */
+function searchPath(config: LintConfig | undefined): string[] {
   const path = (config?.Env ?? []).find((kv) => kv.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
-  const candidates = argv0.includes('/')
-    ? [argv0.startsWith('/') ? argv0 : joinPath('/', argv0)]
-    : path
-        .split(':')
-        .filter((d) => d.startsWith('/'))
-        .map((d) => joinPath(d, argv0));
+  return path.split(':').filter((d) => d.startsWith('/'));
+}
+
+/** The canonical path of the program `name` runs (a path, or a name looked up in `dirs`), or null when none. */
+function findProgram(tree: Tree, name: string, dirs: readonly string[]): string | null {
+  const candidates = name.includes('/')
+    ? [name.startsWith('/') ? name : joinPath('/', name)]
+    : dirs.map((d) => joinPath(d, name));
   for (const c of candidates) {
     if (!isExecutable(tree, c)) continue;
     return tree.resolve(c, { follow: true }).path;
   }
   return null;
+}
+
+/** The program a `#!` line runs (through `/usr/bin/env NAME` too), or null when it is not in the image. */
+function scriptInterpreter(tree: Tree, head: string, dirs: readonly string[]): string | null {
+  const m = /^#!\s*(\S+)(?:[ \t]+(\S+))?/.exec(head);
+  if (!m) return null;
+  const interp = findProgram(tree, m[1]!, []);
+  if (interp !== null && m[1]!.endsWith('/env') && m[2] && !m[2].startsWith('-'))
+    return findProgram(tree, m[2], dirs);
+  return interp;
 }
 
 /**
@@ -62,7 +86,10 @@ export async function classifyImage(
 ): Promise<Classification> {
   const named = namedPrograms(tree);
   const shells = named.filter((n) => n.rule === 'shell-present').map((n) => n.path);
-  const packageManagers = named.filter((n) => n.rule === 'package-manager-present').map((n) => n.path);
+  // Busybox's dpkg and rpm applets unpack a local package and cannot fetch or resolve one: not a package manager.
+  const packageManagers = named
+    .filter((n) => n.rule === 'package-manager-present' && !isBusyboxApplet(tree, n.path))
+    .map((n) => n.path);
   const entrypoint = entrypointProgram(tree, config);
   const elf = new Map(files.map((f) => [f.path, f]));
   const entryFile = entrypoint ? elf.get(entrypoint) : undefined;
@@ -72,6 +99,7 @@ export async function classifyImage(
   for (const l of entryFile?.libraries ?? []) closure.add(l.realPath);
   if (entryFile?.interpreter) closure.add(tree.resolve(entryFile.interpreter, { follow: true }).path);
 
+  const pathDirs = searchPath(config);
   const otherPrograms: string[] = [];
   let sharedObjects = 0;
   for (const path of tree.paths()) {
@@ -88,8 +116,13 @@ export async function classifyImage(
       continue;
     }
     if ((e.mode & 0o111) === 0 || e.content.size < 2 || closure.has(path)) continue;
-    const head = await tree.readFile(path);
-    if (head[0] === 0x23 && head[1] === 0x21) otherPrograms.push(path);
+    const head = Buffer.from(await tree.readFile(path));
+    if (head[0] !== 0x23 || head[1] !== 0x21) continue;
+    // A script is a program when its interpreter is a program in the image other than the entrypoint's: one whose
+    // interpreter is the entrypoint (Python's stdlib modules with `#!/usr/bin/python3`) is that runtime's code, and
+    // one whose interpreter is absent cannot run.
+    const interp = scriptInterpreter(tree, head.toString('latin1', 0, Math.min(head.length, 256)), pathDirs);
+    if (interp !== null && interp !== entrypoint) otherPrograms.push(path);
   }
 
   const evidence: string[] = [];

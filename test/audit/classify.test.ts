@@ -53,8 +53,11 @@ describe('classification', () => {
   it('slim: busybox and its applet links, no package manager', async () => {
     const t = new TreeBuilder().put('/bin/busybox', bytes(staticExe));
     for (const a of ['sh', 'ls', 'wget']) t.put(`/bin/${a}`, symlinkEntry('busybox'));
+    // Busybox's dpkg applet unpacks a local .deb; it is not a package manager.
+    t.put('/bin/dpkg', symlinkEntry('busybox'));
     const c = await classify(t.build(), { Cmd: ['sh'] });
     expect(c.class).toBe('slim');
+    expect(c.packageManagers).toEqual([]);
     expect(c.evidence).toEqual(['shell: /bin/busybox, /bin/sh', 'no package manager']);
   });
 
@@ -75,16 +78,30 @@ describe('classification', () => {
     const c = await classify(runtime().put('/usr/bin/tool', bytes(dynExe)).build(), APP);
     expect(c.class).toBe('shell-less');
     expect(c.otherPrograms).toEqual(['/usr/bin/tool']);
+    // A script runs under its interpreter: a program when that is another program of the image.
     const s = await classify(
-      runtime().put('/usr/local/bin/run.py', text('#!/usr/bin/python3\n', 0o755)).build(),
+      runtime()
+        .put('/usr/bin/tool', bytes(dynExe))
+        .put('/usr/local/bin/run.py', text('#!/usr/bin/env tool -x\n', 0o755))
+        .put('/usr/bin/env', bytes(dynExe))
+        .build(),
       APP,
     );
-    expect(s.class).toBe('shell-less');
-    // The same script without an execute bit is data.
-    expect(
-      (await classify(runtime().put('/usr/local/bin/run.py', text('#!/usr/bin/python3\n')).build(), APP))
-        .class,
-    ).toBe('distroless');
+    expect(s.otherPrograms).toEqual(['/usr/bin/env', '/usr/bin/tool', '/usr/local/bin/run.py']);
+  });
+
+  it("distroless: scripts of the entrypoint's own interpreter, or of one the image lacks, are not programs", async () => {
+    const t = runtime()
+      .put('/usr/lib/python3.11/base64.py', text('#! /usr/bin/python3\n', 0o755))
+      .put('/usr/bin/python3', symlinkEntry('/app/server'))
+      .put('/usr/share/x/tool.pl', text('#!/usr/bin/perl\n', 0o755))
+      .build();
+    const c = await classify(t, APP);
+    expect(c.class, c.evidence.join('\n')).toBe('distroless');
+    // The same script, not executable, is data either way.
+    expect((await classify(runtime().put('/x.py', text('#!/usr/bin/python3\n')).build(), APP)).class).toBe(
+      'distroless',
+    );
   });
 
   it('binary-less: a runtime with no program (a base image) or an entrypoint whose closure is incomplete', async () => {
