@@ -36,6 +36,7 @@ export type { TableOptions } from './render.ts';
 export { renderLint, renderPolicy, renderTable, renderUsers } from './render.ts';
 export type { Requirement } from './require.ts';
 export { parseRequirements, REQUIREMENT_NAMES, violations } from './require.ts';
+export { sarifRuleId, toSarif } from './sarif.ts';
 export type {
   AuditError,
   AuditFile,

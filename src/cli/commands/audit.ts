@@ -25,12 +25,15 @@ import {
   renderTable,
   renderUsers,
   symbolUsers,
+  toSarif,
   treeSize,
 } from '../../audit/index.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
+import { writeFileAtomic } from '../../layout/atomic.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { printJson, useColor } from '../format.ts';
+import { VERSION } from '../main.ts';
 import { type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 interface AuditFlags extends Partial<RegistryFlags> {
@@ -48,6 +51,8 @@ interface AuditFlags extends Partial<RegistryFlags> {
   ignoreFile?: string;
   policy?: string;
   baseline?: string;
+  format?: string;
+  output?: string;
 }
 
 /** Reads a file the user named for a flag; unreadable is a usage error (exit 2) naming the flag and the file. */
@@ -196,6 +201,15 @@ async function auditTarget(
   return { report: await auditRoot(hostRootFs(root), { ...options, paths: [`/${rel}`] }), size: 0 };
 }
 
+/** The table, then the lint, classification and policy sections when the report has them. */
+function renderText(report: AuditReport, color: boolean): string {
+  let out = renderTable(report, { color });
+  if (report.lint && report.classification)
+    out += renderLint(report.lint.findings, report.classification, { color });
+  if (report.policy) out += renderPolicy(report.policy, { color });
+  return out;
+}
+
 /**
  * Yields `JSON.stringify(report, null, 2)` plus a newline, file by file: the same bytes as printJson, without
  * building one string of the whole report (17 MiB for /usr/bin, and twice that while it is built and written).
@@ -241,7 +255,12 @@ export function register(program: Command): void {
         '<target>',
         'directory, file, or image (oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE, [docker://]HOST/REPO[:TAG])',
       )
-      .option('--json', 'print the pare.audit/v1 JSON report (see src/audit/README.md)')
+      .option(
+        '--json',
+        'print the pare.audit/v1 JSON report (see src/audit/README.md); same as --format json',
+      )
+      .option('--format <format>', 'table (default), json or sarif (SARIF 2.1.0, for code scanning)')
+      .option('-o, --output <file>', 'write the report to FILE (atomically) instead of standard output')
       .option(
         '--require <spec>',
         'fail (exit 1) unless every file is read and meets e.g. relro=full,pie,nx,canary',
@@ -276,11 +295,28 @@ export function register(program: Command): void {
       .option('--color', 'force colours')
       .option('--no-color', 'no colours'),
   ).action(async (target: string, flags: AuditFlags) => {
+    const format = flags.format ?? (flags.json ? 'json' : 'table');
+    if (!['table', 'json', 'sarif'].includes(format))
+      throw new UsageError('USAGE', `--format ${JSON.stringify(format)}: want table, json or sarif`);
+    if (flags.json && format !== 'json')
+      throw new UsageError('USAGE', `--json and --format ${format} ask for two formats: keep one`);
+    // --json and --format json are one thing from here on (the JSON report includes what the table skips).
+    if (format === 'json') flags.json = true;
     const report = await runAudit(target, flags);
+    const color = flags.output ? false : (flags.color ?? useColor());
     if (flags.uses) {
       const users = symbolUsers(report, flags.uses);
       if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
       else process.stdout.write(renderUsers(users));
+    } else if (format === 'sarif' || flags.output) {
+      const text =
+        format === 'sarif'
+          ? `${JSON.stringify(toSarif(report, VERSION), null, 2)}\n`
+          : format === 'json'
+            ? [...reportJson(report)].join('')
+            : renderText(report, color);
+      if (flags.output) await writeFileAtomic(flags.output, text);
+      else process.stdout.write(text);
     } else if (flags.json) {
       // Wait for the pipe to drain when it is full: otherwise a slow reader makes Node queue the whole report.
       for (const chunk of reportJson(report)) {
@@ -293,13 +329,7 @@ export function register(program: Command): void {
           throw e;
         }
       }
-    } else {
-      const color = flags.color ?? useColor();
-      process.stdout.write(renderTable(report, { color }));
-      if (report.lint && report.classification)
-        process.stdout.write(renderLint(report.lint.findings, report.classification, { color }));
-      if (report.policy) process.stdout.write(renderPolicy(report.policy, { color }));
-    }
+    } else process.stdout.write(renderText(report, color));
     // A file the gate could not read fails it (summary.passed), as a violation does; so does a fatal lint finding
     // that was not accepted.
     if (
