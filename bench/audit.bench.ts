@@ -42,6 +42,32 @@ const elfs = report.files.map((f) => f.path).filter((f) => !f.slice(DIR.length +
 const pFast = pareRuns(['audit', DIR, '--json', '--no-closure', '--no-scan-code']);
 const pTable = pareRuns(['audit', DIR, '--no-color']);
 const pCols = pareRuns(['audit', DIR, '--no-closure', '--no-color']);
+// The same files as an image (one layer under /usr/bin): lint and classification run on images only, so this pair
+// measures what they add to the table run.
+const image = await (async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { readHostDir, TreeBuilder } = await import('../src/fstree/index.ts');
+  const { buildImage, layerFromTree } = await import('../src/oci/index.ts');
+  const { OciLayout } = await import('../src/layout/index.ts');
+  const host = await readHostDir(DIR);
+  const b = new TreeBuilder();
+  for (const p of host.paths()) {
+    const e = host.get(p)!;
+    if (p !== '/') b.put(`/usr/bin${p}`, e.kind === 'hardlink' ? { ...e, target: `/usr/bin${e.target}` } : e);
+  }
+  const img = buildImage({
+    layers: [layerFromTree(b.build())],
+    platform: { os: 'linux', architecture: 'amd64' },
+    config: { User: '65532' },
+  });
+  const dir = join(mkdtempSync(join(tmpdir(), 'pare-audit-bench-')), 'layout');
+  await (await OciLayout.create(dir)).writeArtifact({ kind: 'image', image: img }, { tag: 't' });
+  return `oci:${dir}:t`;
+})();
+const pImage = pareRuns(['audit', image, '--no-color']);
+const pImageNoLint = pareRuns(['audit', image, '--no-color', '--no-lint']);
 const c = timed('checksec', ['--output=json', `--dir=${DIR}`]);
 
 // hardening-check over the same files: 2 at a time (2 cores), like the parity test.
@@ -74,6 +100,9 @@ console.log(
 );
 console.log(
   `pare audit --no-closure (table of exactly checksec's columns): ${s(pCols.ms)}  ${rate(pCols.ms)}  ${rss(pCols.maxRssKb)}`,
+);
+console.log(
+  `pare audit IMAGE (same files as one layer; table + lint + classification): ${s(pImage.ms)}  ${rss(pImage.maxRssKb)}; --no-lint ${s(pImageNoLint.ms)} → lint+classification add ${(((pImage.ms - pImageNoLint.ms) / pImageNoLint.ms) * 100).toFixed(0)}%; checksec is ${(c.ms / pImage.ms).toFixed(1)}× slower than the image run`,
 );
 console.log(
   `checksec --dir: ${s(c.ms)}  ${rate(c.ms)}  → pare --json full is ${(c.ms / p.ms).toFixed(1)}× faster, table ${(c.ms / pTable.ms).toFixed(1)}×, --json columns ${(c.ms / pFast.ms).toFixed(1)}×, table of checksec's columns ${(c.ms / pCols.ms).toFixed(1)}× (goal ≥ 50×, ≥ 1000 files/s, ≤ 200 MB)`,
