@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Tree } from '../../src/fstree/index.ts';
@@ -10,13 +12,13 @@ import { peersOrSkip } from '../helpers/peers.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /**
- * `pare slim` on an image pare did not build: mmdebstrap (`--variant=apt`: shell, apt and dpkg inside, plus python3)
- * packed by umoci. The slimmed image must pass its probe under `pare run`, be at most 30% of the input's compressed
+ * `pare slim` on an image pare did not build: mmdebstrap (`--variant=apt`: shell, apt and dpkg inside, plus python3
+ * and curl) packed by umoci; more tags of it made with umoci (curl as the entrypoint; a static program added). The slimmed image must pass its probe under `pare run`, be at most 30% of the input's compressed
  * size, hold no shell, apt or dpkg, and carry a dpkg database a scanner can trust; and a slimmed image that would fail
  * a probe is refused with the missing path and the `--keep` that brings it back.
  */
 
-const peers = peersOrSkip('mmdebstrap', 'umoci', 'bwrap', 'strace');
+const peers = peersOrSkip('mmdebstrap', 'umoci', 'bwrap', 'strace', 'gcc');
 const PROBE = 'python3 -c "import json, ssl; print(json.dumps([ssl.OPENSSL_VERSION[:7]]))"';
 const SHELL_PROBE = `python3 -c "import subprocess; subprocess.run(['sh', '-c', 'exit 0'], check=True)"`;
 
@@ -37,11 +39,12 @@ function exists(tree: Tree, path: string): boolean {
 describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', () => {
   const work = peers.skip ? '' : tempDir('pare-slim-');
   let src = '';
+  let layout = '';
   beforeAll(() => {
-    src = debianImage(
+    ({ ref: src, layout } = debianImage(
       { mmdebstrap: peers.paths.mmdebstrap!, umoci: peers.paths.umoci! },
       {
-        include: ['python3'],
+        include: ['python3', 'curl'],
         config: [
           '--config.cmd=python3',
           '--config.workingdir=/tmp',
@@ -50,7 +53,7 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
           '--config.env=LANG=C.UTF-8',
         ],
       },
-    ).ref;
+    ));
   }, 600_000);
 
   it('keeps what the probe needs, passes it under pare run, ≤ 30% of the input, scanner-true, deterministic', async () => {
@@ -150,5 +153,91 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
     ]);
     expect(fixed.stderr).not.toMatch(/^pare: error/m);
     expect(fixed.code).toBe(0);
+  }, 600_000);
+
+  it('a curl image: the file:// probe passes under pare run, ≤ 30% of the input', async () => {
+    const umoci = peers.paths.umoci!;
+    execFileSync(umoci, [
+      'config',
+      '--image',
+      `${layout}:base`,
+      '--tag',
+      'curl',
+      '--config.entrypoint=curl',
+      '--clear=config.cmd',
+    ]);
+    const out = join(work, 'curl');
+    const r = await pareAsync([
+      'slim',
+      `oci:${layout}:curl`,
+      `oci:${out}:a`,
+      '--probe',
+      'curl -sI file:///etc/os-release',
+      '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/^pare: error/m);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.compressed / report.source.compressed).toBeLessThanOrEqual(0.3);
+    const run = await pareAsync([
+      'run',
+      '--cache-dir',
+      join(work, 'rootfs'),
+      `oci:${out}:a`,
+      '--',
+      '-sI',
+      'file:///etc/os-release',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Content-Length: \d+/m);
+    const tree = await imageToTree(await imageAt(out, 'a'));
+    for (const gone of ['/bin/sh', '/usr/bin/python3', '/usr/bin/apt', '/usr/bin/dpkg'])
+      expect(exists(tree, gone), gone).toBe(false);
+    const names = (await readDpkgDatabase(tree)).map((p) => p.name);
+    expect(names).toContain('curl');
+    expect(names).not.toContain('python3.11-minimal');
+  }, 600_000);
+
+  it('a static program on a full Debian base: the result holds the program and little else (≤ 2 MiB)', async () => {
+    const umoci = peers.paths.umoci!;
+    const c = join(work, 'hello.c');
+    writeFileSync(c, '#include <stdio.h>\nint main(void) { puts("static hello"); return 0; }\n');
+    execFileSync(peers.paths.gcc!, ['-static', '-O2', '-o', join(work, 'hello'), c]);
+    execFileSync(umoci, [
+      'insert',
+      '--image',
+      `${layout}:base`,
+      '--tag',
+      'static',
+      join(work, 'hello'),
+      '/usr/local/bin/hello',
+    ]);
+    execFileSync(umoci, [
+      'config',
+      '--image',
+      `${layout}:static`,
+      '--config.entrypoint=/usr/local/bin/hello',
+      '--clear=config.cmd',
+    ]);
+    const out = join(work, 'static');
+    const r = await pareAsync([
+      'slim',
+      `oci:${layout}:static`,
+      `oci:${out}:a`,
+      '--probe',
+      '/usr/local/bin/hello',
+      '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/^pare: error/m);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.compressed).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(report.bytes.after).toBeLessThanOrEqual(2 * 1024 * 1024);
+    const run = await pareAsync(['run', '--cache-dir', join(work, 'rootfs'), `oci:${out}:a`]);
+    expect(run.stdout).toBe('static hello\n');
+    const tree = await imageToTree(await imageAt(out, 'a'));
+    expect(exists(tree, '/usr/local/bin/hello')).toBe(true);
+    for (const gone of ['/usr/bin/python3', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/bin/sh'])
+      expect(exists(tree, gone), gone).toBe(false);
   }, 600_000);
 });
