@@ -337,6 +337,26 @@ describe('sliceTree', () => {
       expect(r.roots.find((x) => x.kind === 'probe')?.paths).toEqual(['/usr/bin', '/usr/bin/bar']);
     });
   });
+
+  it('owners naming a package status.d does not record (a classic dpkg status, pare slim): its configuration and license are kept, no metadata', async () => {
+    const tree = fixture((b) => {
+      b.put('/usr/bin/tool', fileEntry(bufferContent(exe(['libc.so.6'])), { mode: 0o755 }));
+      b.put('/etc/tool.conf', fileEntry(bufferContent('t=1\n')));
+      b.put('/usr/share/doc/tool/copyright', fileEntry(bufferContent('C\n')));
+    });
+    const owners = new Map([
+      ['/usr/bin/tool', ['tool']],
+      ['/etc/tool.conf', ['tool']],
+      ['/usr/share/doc/tool/copyright', ['tool']],
+    ]);
+    const r = await sliceTree(tree, { ...base, entrypoint: ['tool'], owners });
+    expect(r.kept.get('/etc/tool.conf')).toMatchObject({
+      why: 'package-data',
+      detail: 'configuration of tool',
+    });
+    expect(r.kept.get('/usr/share/doc/tool/copyright')).toMatchObject({ why: 'license', detail: 'tool' });
+    expect(r.summary.has('tool')).toBe(false);
+  });
 });
 
 describe('formatWhyKept', () => {
