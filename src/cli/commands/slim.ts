@@ -51,7 +51,13 @@ function printText(j: Awaited<ReturnType<typeof report>>): void {
   out.write(
     `files ${j.files.before} → ${j.files.after} (${j.dropped} dropped), bytes ${formatBytes(j.bytes.before)} → ${formatBytes(j.bytes.after)}; compressed ${formatBytes(j.source.compressed)} in ${j.source.layers.length} layer(s) → ${formatBytes(j.compressed)} in 1 (${pct(j.compressed, j.source.compressed)})\n`,
   );
-  for (const n of j.notes) out.write(`pare: note: ${n}\n`);
+  // A probe run by Python touches every bytecode cache it loads; one line says they went (Python reads the sources).
+  const pyc = j.notes.filter((n) => / \(Python bytecode cache\), needed by /.test(n));
+  for (const n of j.notes) if (!pyc.includes(n)) out.write(`pare: note: ${n}\n`);
+  if (pyc.length > 0)
+    out.write(
+      `pare: note: dropped ${pyc.length} Python bytecode cache(s) the probes read (Python compiles the kept sources)\n`,
+    );
   process.stdout.write(`${j.digest}\n`);
 }
 
