@@ -1,3 +1,4 @@
+import { DEFAULT_PATH } from '../defaults.ts';
 import { baseName, joinPath, type Tree } from '../fstree/index.ts';
 import { isExecutable, type LintConfig, namedPrograms } from './lint.ts';
 import type { AuditFile } from './schema.ts';
@@ -24,7 +25,6 @@ export interface Classification {
   readonly sharedObjects: number;
 }
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SHOWN = 5;
 
 function list(paths: readonly string[]): string {

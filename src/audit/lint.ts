@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { DEFAULT_PATH } from '../defaults.ts';
 import { UsageError } from '../errors.ts';
 import { baseName, comparePaths, type Entry, parentPath, type Tree } from '../fstree/index.ts';
 import type { LintReport } from './schema.ts';
@@ -424,8 +425,6 @@ function userUid(user: string, passwd: Map<string, number>): number | undefined 
   if (/^\d+$/.test(u)) return Number(u);
   return passwd.get(u);
 }
-
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Lints an image: findings sorted by rule order, then path. `accepts` marks findings accepted. */
 export async function lintImage(

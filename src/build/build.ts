@@ -1,6 +1,7 @@
 import { basename, resolve } from 'node:path';
 import { NONROOT_ID } from '../accounts/index.ts';
-import { EPOCH_MAX, type LoadedConfig } from '../config/index.ts';
+import type { LoadedConfig } from '../config/index.ts';
+import { DEFAULT_PATH, sourceDateEpoch } from '../defaults.ts';
 import type { Digest } from '../digest/index.ts';
 import { SliceError, UsageError } from '../errors.ts';
 import { applyLayer, conflictReplace, merge, Tree } from '../fstree/index.ts';
@@ -112,15 +113,8 @@ export function resolveEpoch(
   ...rest: [fallback?: undefined]
 ): number | undefined {
   if (explicit !== undefined) return explicit;
-  const env = process.env.SOURCE_DATE_EPOCH;
-  if (env !== undefined && env !== '') {
-    if (!/^\d+$/.test(env) || Number(env) > EPOCH_MAX)
-      throw new UsageError(
-        'USAGE',
-        `cannot use SOURCE_DATE_EPOCH=${JSON.stringify(env)}: want whole seconds since 1970, at most ${EPOCH_MAX}`,
-      );
-    return Number(env);
-  }
+  const env = sourceDateEpoch();
+  if (env !== undefined) return env;
   return configEpoch ?? (rest.length > 0 ? undefined : 0);
 }
 
@@ -146,8 +140,6 @@ function toList(v: string | readonly string[] | undefined): string[] | undefined
   return typeof v === 'string' ? [v] : [...v];
 }
 
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
 /** Returns the image's run config from the `image:` section, with hardened defaults (user 65532). */
 export function runConfig(
   loaded: LoadedConfig,
@@ -155,7 +147,7 @@ export function runConfig(
 ): RunConfig {
   const img = loaded.config.image;
   const env = Object.entries(img.env ?? {}).map(([k, v]) => `${k}=${String(v)}`);
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
   const user = img.user === undefined ? { uid: NONROOT_ID, gid: NONROOT_ID } : resolveUser(img.user);
   const ports = img.ports?.map((p) => (typeof p === 'number' || !p.includes('/') ? `${p}/tcp` : p));
   return {

@@ -1,3 +1,4 @@
+import { DEFAULT_PATH } from '../defaults.ts';
 import {
   type ElfFile,
   ET,
@@ -45,7 +46,6 @@ const SHEBANG_MAX = 256;
 const MAX_SHEBANG_DEPTH = 4;
 /** Problems listed in one error; the rest are counted. */
 const MAX_LISTED = 20;
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function isElf(head: Uint8Array): boolean {
   return head.length >= 4 && ELF_MAGIC.every((b, i) => head[i] === b);

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import type { ProvenanceInput } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
+import { VERSION } from '../defaults.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { normalizePath, type Tree } from '../fstree/index.ts';
 import { writeFileAtomic } from '../layout/index.ts';
@@ -19,7 +20,8 @@ import { cacheKey, type LayerCache } from './layer-cache.ts';
  * platform (`sbom.linux-arm64.spdx.json`). All are deterministic: same build, same bytes.
  */
 
-export const PARE_VERSION = '0.1.0';
+/** pare's version, recorded in SBOMs and provenance (src/defaults.ts reads it from package.json). */
+export const PARE_VERSION = VERSION;
 
 export interface BuildRecords {
   readonly dir: string;

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../defaults.ts';
 import { BaseError } from '../errors.ts';
 import { loadCommands } from './commands/index.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exitCodeOf } from './exit-codes.ts';
@@ -8,8 +9,6 @@ import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exitCodeOf } from './exit-codes.t
  *   0 success · 1 a check failed or an operation could not be completed · 2 bad usage or bad input (nothing written).
  * Which error is which is one table: EXIT_RULES in exit-codes.ts.
  */
-
-export const VERSION = '0.1.0';
 
 /** Returns the program with the subcommands registered: only `only`'s when given and known, else all. */
 export async function program(only?: string): Promise<Command> {

@@ -8,6 +8,7 @@ import {
   type Signer,
   type Verifier,
 } from '../attest/index.ts';
+import { sourceDateEpoch } from '../defaults.ts';
 import { UsageError } from '../errors.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { cosignPassword } from './password.ts';
@@ -54,9 +55,7 @@ async function readKeyFile(path: string): Promise<string> {
   }
 }
 
-/** Seconds for the `created` annotation: SOURCE_DATE_EPOCH when set, else now. */
+/** Seconds for the `created` annotation: SOURCE_DATE_EPOCH when set (a bad one is a UsageError), else now. */
 export function createdTime(): number {
-  const sde = process.env.SOURCE_DATE_EPOCH;
-  if (sde !== undefined && /^\d+$/.test(sde)) return Number(sde);
-  return Math.floor(Date.now() / 1000);
+  return sourceDateEpoch() ?? Math.floor(Date.now() / 1000);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ID_MAX } from '../accounts/index.ts';
+import { EPOCH_WANT, isEpoch } from '../defaults.ts';
 
 /**
  * The pare.yaml schema. Strict: an unknown key is an error (a typo must not silently do nothing). Every field is
@@ -112,8 +113,7 @@ const port = checked<number | string>((v) => {
   return m && Number(m[1]) <= 65535 ? undefined : want;
 });
 
-/** The latest epoch pare accepts (2242-03-16): the largest mtime a tar header's 11 octal digits hold. */
-export const EPOCH_MAX = 8 ** 11 - 1;
+export { EPOCH_MAX } from '../defaults.ts';
 
 const platform = z
   .string()
@@ -252,11 +252,7 @@ export const configSchema = z.strictObject({
   slice: sliceSection.optional(),
   output: outputSection.default({}),
   /** SOURCE_DATE_EPOCH for this build (the environment variable wins). */
-  epoch: checked<number>((v) =>
-    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= EPOCH_MAX
-      ? undefined
-      : `want whole seconds since 1970 from 0 to ${EPOCH_MAX}`,
-  ).optional(),
+  epoch: checked<number>((v) => (isEpoch(v) ? undefined : EPOCH_WANT)).optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

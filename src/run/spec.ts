@@ -1,4 +1,5 @@
 import { isAbsolute, resolve as resolveHost } from 'node:path';
+import { DEFAULT_PATH } from '../defaults.ts';
 import { RunError } from '../errors.ts';
 import { normalizePath } from '../fstree/index.ts';
 import type { RunConfig } from '../oci/model.ts';
@@ -15,8 +16,7 @@ import type { ExecUser } from './user.ts';
  * Pure: no I/O.
  */
 
-/** docker's default PATH when the image sets none (moby oci/defaults.go). */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export { DEFAULT_PATH };
 export const DEFAULT_HOSTNAME = 'pare';
 
 /** A host path bound into the sandbox. */

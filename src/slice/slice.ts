@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { DEFAULT_PATH } from '../defaults.ts';
 import { type Closure, Loader, multiarchTriplet, resolveImports, treeRootFs } from '../elf/index.ts';
 import { SliceError } from '../errors.ts';
 import {
@@ -145,7 +146,6 @@ export interface SliceResult {
   readonly notes: readonly string[];
 }
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const ROOT_REASONS = new Set<Why>(['root', 'keep-glob']);
 /** Reasons that do not by themselves make a package "kept". */
 const PASSIVE = new Set<Why>(['license', 'dpkg-metadata', 'parent-dir', 'base']);

@@ -28,6 +28,7 @@ export function register(program: Command): void {
       reference: string,
       opts: RegistryFlags & { key: string; type: string; predicate: string; legacy: boolean },
     ) => {
+      const created = createdTime();
       const predicateType = predicateTypeFor(opts.type);
       let predicate: unknown;
       try {
@@ -48,7 +49,7 @@ export function register(program: Command): void {
       try {
         const t = await openTarget(reference, client, 'attest');
         const r = await attestImage(t.store, t.subject, predicateType, predicate, signer, {
-          created: createdTime(),
+          created,
           format: opts.legacy ? 'legacy' : 'bundle',
         });
         process.stderr.write(

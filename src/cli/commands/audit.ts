@@ -28,12 +28,12 @@ import {
   toSarif,
   treeSize,
 } from '../../audit/index.ts';
+import { VERSION } from '../../defaults.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../layout/atomic.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { printJson, useColor } from '../format.ts';
-import { VERSION } from '../main.ts';
 import { type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 interface AuditFlags extends Partial<RegistryFlags> {

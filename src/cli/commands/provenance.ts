@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ProvenanceInput, provenanceStatement, writeFileAtomic } from '../../attest/index.ts';
+import { sourceDateEpoch } from '../../defaults.ts';
 import { UsageError } from '../../errors.ts';
 
 /**
@@ -45,11 +46,9 @@ export function register(program: Command): void {
               file: opts.input,
             },
           );
-      const sde = process.env.SOURCE_DATE_EPOCH;
+      const sde = sourceDateEpoch();
       const withTime =
-        input.sourceDateEpoch === undefined && sde !== undefined && /^\d+$/.test(sde)
-          ? { ...input, sourceDateEpoch: Number(sde) }
-          : input;
+        input.sourceDateEpoch === undefined && sde !== undefined ? { ...input, sourceDateEpoch: sde } : input;
       const text = `${JSON.stringify(provenanceStatement(withTime), null, 2)}\n`;
       if (opts.output) await writeFileAtomic(opts.output, text);
       else process.stdout.write(text);

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../attest/index.ts';
+import { sourceDateEpoch, VERSION } from '../../defaults.ts';
 import { UsageError } from '../../errors.ts';
 import { imageToTree } from '../../oci/index.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { cycloneDxJson, inventory, spdxJson } from '../../sbom/index.ts';
-import { VERSION } from '../main.ts';
 import { openReference, platformFlag } from '../reference.ts';
 import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
@@ -38,19 +38,14 @@ export function register(program: Command): void {
           `cannot write SBOM format ${JSON.stringify(opts.format)}: want spdx or cyclonedx`,
         );
       const platform = platformFlag(opts.platform);
+      const epoch = sourceDateEpoch();
       const client = lazyClient({ ...opts, quiet: true });
       try {
         const opened = await openReference(reference, client);
         const image = await opened.image(platform);
         const name = sbomName(opened.reference);
         const config = await image.config();
-        const sde = process.env.SOURCE_DATE_EPOCH;
-        const created =
-          sde !== undefined && /^\d+$/.test(sde)
-            ? Number(sde)
-            : config.created
-              ? Math.floor(Date.parse(config.created) / 1000) || 0
-              : 0;
+        const created = epoch ?? (config.created ? Math.floor(Date.parse(config.created) / 1000) || 0 : 0);
         const inv = await inventory(await imageToTree(image), {
           name,
           digest: await image.digest(),

@@ -18,12 +18,13 @@ export function register(program: Command): void {
       .requiredOption('--key <file>', 'private key (cosign encrypted format or PKCS#8 PEM)')
       .option('--legacy', 'write the cosign v2 sha256-<hex>.sig tag instead of a bundle referrer', false),
   ).action(async (reference: string, opts: RegistryFlags & { key: string; legacy: boolean }) => {
+    const created = createdTime();
     const signer = await signerFromFile(opts.key);
     const client = lazyClient({ ...opts, quiet: true });
     try {
       const t = await openTarget(reference, client, 'sign');
       const r = await signImage(t.store, t.subject, signer, {
-        created: createdTime(),
+        created,
         format: opts.legacy ? 'legacy' : 'bundle',
       });
       process.stderr.write(
