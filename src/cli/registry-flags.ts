@@ -37,11 +37,15 @@ export function withRegistryFlags(cmd: Command): Command {
     .option('-q, --quiet', 'no progress on stderr', false);
 }
 
-function wholeNumber(name: string, v: string | undefined, fallback: number): number {
+/** Returns the decimal flag value (at least `min`), or `fallback` when absent; anything else is a USAGE error. */
+function wholeNumber(name: string, v: string | undefined, fallback: number, min: number): number {
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError('USAGE', `cannot use ${name} ${JSON.stringify(v)}: want a whole number`);
+  const n = /^[0-9]+$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new UsageError(
+      'USAGE',
+      `cannot use ${name} ${JSON.stringify(v)}: want a whole number${min > 0 ? ` from ${min}` : ''}`,
+    );
   return n;
 }
 
@@ -83,8 +87,8 @@ export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promi
       ...(flags.insecureRegistry ?? []),
       ...(process.env.PARE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean),
     ],
-    retries: wholeNumber('--retries', flags.retries, 4),
-    timeoutMs: wholeNumber('--timeout', flags.timeout, 60) * 1000,
+    retries: wholeNumber('--retries', flags.retries, 4, 0),
+    timeoutMs: wholeNumber('--timeout', flags.timeout, 60, 1) * 1000,
     userAgent: 'pare',
     ...(flags.quiet ? {} : { onProgress: progressPrinter() }),
   });

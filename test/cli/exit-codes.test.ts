@@ -94,3 +94,17 @@ describe('pare exit codes', () => {
     expect(r.code).toBe(1);
   });
 });
+
+describe('registry flags', () => {
+  // --timeout 0 would abort every request at once; 0x10, 1e1 and ' 5' are not the decimal numbers they look like.
+  it.each([
+    ['--timeout', '0', 'want a whole number from 1'],
+    ['--timeout', '1e1', 'want a whole number from 1'],
+    ['--retries', '0x10', 'want a whole number'],
+    ['--retries', ' 5', 'want a whole number'],
+  ])('pare tags %s %j exits 2 before any request', (flag, value, want) => {
+    const r = pare(['tags', flag, value, '127.0.0.1:9/none/x']);
+    expect(r.stderr).toBe(`pare: error: cannot use ${flag} ${JSON.stringify(value)}: ${want}\n`);
+    expect(r.code).toBe(2);
+  });
+});
