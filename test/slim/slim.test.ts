@@ -241,3 +241,22 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
       expect(exists(tree, gone), gone).toBe(false);
   }, 600_000);
 });
+
+describe('pare slim: bad options are exit 2 before any image is read', () => {
+  it('a probe with shell syntax, a bad --probe-timeout', async () => {
+    const pipe = await pareAsync([
+      'slim',
+      'oci:/nonexistent',
+      'oci:/nonexistent-out',
+      '--probe',
+      'python3 -V | cat',
+    ]);
+    expect(pipe.code).toBe(2);
+    expect(pipe.stderr).toMatch(
+      /cannot use --probe "python3 -V \| cat": "\|" means something to a shell at column 12/,
+    );
+    const t = await pareAsync(['slim', 'oci:/nonexistent', 'oci:/nonexistent-out', '--probe-timeout', '0']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/--probe-timeout "0": want whole seconds, at least 1/);
+  });
+});
