@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { streamToTemp } from './atomic.ts';
+import { exists, streamToTemp } from './atomic.ts';
 
 async function* from(chunks: readonly Uint8Array[], failAfter?: number): AsyncGenerator<Uint8Array> {
   for (const [i, c] of chunks.entries()) {
@@ -50,5 +50,17 @@ describe('streamToTemp', () => {
       await expect(streamToTemp(join(dir, 'x'), from(chunks, 90))).rejects.toThrow('source failed');
       expect(readdirSync(dir)).toEqual([]);
     });
+  });
+});
+
+describe('exists', () => {
+  it('is false only for a missing path, and throws when it cannot tell', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-exists-'));
+    writeFileSync(join(dir, 'file'), 'x');
+    symlinkSync('loop', join(dir, 'loop'));
+    expect(await exists(join(dir, 'file'))).toBe(true);
+    expect(await exists(join(dir, 'missing'))).toBe(false); // ENOENT
+    expect(await exists(join(dir, 'file', 'below'))).toBe(false); // ENOTDIR
+    await expect(exists(join(dir, 'loop'))).rejects.toMatchObject({ code: 'ELOOP' });
   });
 });

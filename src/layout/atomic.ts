@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LayoutError } from '../errors.ts';
@@ -11,6 +11,21 @@ import { LayoutError } from '../errors.ts';
  */
 
 /** Returns a temp path next to `path`. */
+/**
+ * True when `path` exists (symlinks followed). False only when it or a parent is missing (ENOENT, ENOTDIR); any other
+ * failure (EACCES, EIO, ELOOP) is thrown: a check that could not be made is not a "no".
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw e;
+  }
+}
+
 export function tempPath(path: string): string {
   return join(dirname(path), `.tmp-${randomBytes(8).toString('hex')}`);
 }

@@ -26,7 +26,7 @@ import {
   sniffMediaType,
   uncompressedLayer,
 } from '../oci/index.ts';
-import { streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
+import { exists, streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
 import { BlobWriter } from './blob-writer.ts';
 
 /**
@@ -508,15 +508,6 @@ export function validateTag(name: string): void {
       'LAYOUT_INVALID',
       `cannot use tag ${JSON.stringify(name)}: want letters, digits, "_", "." or "-" (at most 128, not starting with "." or "-")`,
     );
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

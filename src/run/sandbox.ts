@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { RunError } from '../errors.ts';
 import { isWithin } from '../fstree/index.ts';
+import { exists } from '../layout/atomic.ts';
 import {
   type CreatedNetwork,
   connectNetwork,
@@ -483,15 +483,6 @@ async function openSecrets(secrets: readonly Secret[]): Promise<number[]> {
   } catch (e) {
     for (const fd of fds) closeSync(fd);
     throw e;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

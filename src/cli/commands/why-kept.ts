@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
+import { exists } from '../../layout/atomic.ts';
 import { type Image, imageToTree } from '../../oci/index.ts';
 import {
   formatWhyKept,
@@ -33,15 +34,6 @@ interface Opts extends Partial<RegistryFlags> {
 async function isDir(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
   } catch {
     return false;
   }
