@@ -129,6 +129,22 @@ export class LayoutError extends BaseError<LayoutErrorCode> {
   }
 }
 
+export type ControlErrorCode = 'CONTROL_SYNTAX' | 'CONTROL_DUPLICATE_FIELD';
+/** A deb822 control file (Packages, Release, dpkg status, .sources) that does not parse; `line` is 1-based. */
+export class ControlError extends BaseError<ControlErrorCode> {
+  readonly line: number | undefined;
+  readonly source: string | undefined;
+  constructor(
+    code: ControlErrorCode,
+    message: string,
+    options?: { cause?: unknown; line?: number; source?: string },
+  ) {
+    super(code, message, options);
+    this.line = options?.line;
+    this.source = options?.source;
+  }
+}
+
 export type DebianErrorCode =
   | 'DEBIAN_VERSION_INVALID'
   | 'DEBIAN_RELATION_INVALID'

@@ -10,10 +10,10 @@
  * - `'cause'`: a wrapper that says which step failed; its `cause` chain decides (2 when some cause is bad input).
  * Anything that is not a pare error is an internal error: 1.
  */
-import type { ControlErrorCode } from '../debian/index.ts';
 import {
   type AttestErrorCode,
   BaseError,
+  type ControlErrorCode,
   type DebianErrorCode,
   type DigestErrorCode,
   type ElfErrorCode,

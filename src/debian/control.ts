@@ -1,4 +1,4 @@
-import { BaseError } from '../errors.ts';
+import { ControlError } from '../errors.ts';
 
 /**
  * deb822 control data (Debian Policy §5.1, deb822(5)): paragraphs of `Field: value` lines separated by blank lines;
@@ -8,20 +8,7 @@ import { BaseError } from '../errors.ts';
  * must report line numbers.
  */
 
-export type ControlErrorCode = 'CONTROL_SYNTAX' | 'CONTROL_DUPLICATE_FIELD';
-export class ControlError extends BaseError<ControlErrorCode> {
-  readonly line: number | undefined;
-  readonly source: string | undefined;
-  constructor(
-    code: ControlErrorCode,
-    message: string,
-    options?: { cause?: unknown; line?: number; source?: string },
-  ) {
-    super(code, message, options);
-    this.line = options?.line;
-    this.source = options?.source;
-  }
-}
+export { ControlError, type ControlErrorCode } from '../errors.ts';
 
 /**
  * Field values that the owner of a lazy paragraph already holds (an index record keeps Package, Version, …).
