@@ -89,6 +89,7 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   OCI_INDEX_INVALID: 2,
   OCI_MEDIA_TYPE: 2,
   OCI_PLATFORM_NOT_FOUND: 2,
+  OCI_PLATFORM_INVALID: 2,
   OCI_VALIDATION: 2,
   OCI_LAYER_INVALID: 2,
   OCI_LIMIT: 2,

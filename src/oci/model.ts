@@ -1,4 +1,5 @@
 import type { Digest } from '../digest/index.ts';
+import { OciError } from '../errors.ts';
 
 /**
  * The OCI data model (https://github.com/opencontainers/image-spec), after go-containerregistry's `v1`: small
@@ -179,6 +180,9 @@ export function formatPlatform(p: Platform): string {
 export function parsePlatform(s: string): Platform {
   const [os, architecture, variant, ...rest] = s.split('/');
   if (!os || !architecture || rest.length > 0)
-    throw new Error(`cannot parse platform ${JSON.stringify(s)}: want os/arch[/variant]`);
+    throw new OciError(
+      'OCI_PLATFORM_INVALID',
+      `cannot parse platform ${JSON.stringify(s)}: want os/arch[/variant]`,
+    );
   return variant ? { os, architecture, variant } : { os, architecture };
 }
