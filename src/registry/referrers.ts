@@ -3,6 +3,7 @@ import { RegistryError } from '../errors.ts';
 import { type Descriptor, type IndexManifest, type Manifest, MediaType } from '../oci/index.ts';
 import { repositoryScope } from './auth.ts';
 import { drain, type RegistryClient, readLimited } from './client.ts';
+import { nextLink } from './link.ts';
 import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
 import { getManifest } from './pull.ts';
 import { pushBlob, putManifest } from './push.ts';
@@ -43,15 +44,6 @@ const MAX_REFERRER_PAGES = 1000;
 export function referrersTag(subject: Digest): string {
   const { algorithm, hex } = parseDigest(subject);
   return `${algorithm}-${hex.slice(0, 64)}`;
-}
-
-function nextLink(header: string | null, base: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(',')) {
-    const m = /<([^>]*)>\s*;.*\brel="?next"?/i.exec(part);
-    if (m) return new URL(m[1]!, base).href;
-  }
-  return undefined;
 }
 
 function filterType(ds: readonly Descriptor[], artifactType: string | undefined): Descriptor[] {

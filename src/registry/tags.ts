@@ -1,6 +1,7 @@
 import { RegistryError } from '../errors.ts';
 import { repositoryScope } from './auth.ts';
 import { type RegistryClient, readLimited } from './client.ts';
+import { nextLink } from './link.ts';
 import type { ImageReference } from './reference.ts';
 
 /**
@@ -59,9 +60,7 @@ export async function listTags(
         );
       tags.push(...(j.tags as string[]));
     }
-    const link = res.headers.get('link');
-    const m = link ? /<([^>]*)>\s*;.*\brel="?next"?/i.exec(link) : null;
-    url = m ? new URL(m[1]!, url).href : undefined;
+    url = nextLink(res.headers.get('link'), url);
   }
   return tags;
 }
