@@ -12,6 +12,7 @@ export type { Digest } from './digest/index.ts';
 export { parseDigest, sha256 } from './digest/index.ts';
 export type {
   AttestErrorCode,
+  BuildErrorCode,
   DebianErrorCode,
   DigestErrorCode,
   ElfErrorCode,
@@ -29,6 +30,7 @@ export type {
 export {
   AttestError,
   BaseError,
+  BuildError,
   DebianError,
   DigestError,
   ElfError,
