@@ -6,4 +6,6 @@ const slugify = require('slugify-lite');
 
 const words = process.argv.slice(2);
 console.log(slugify(words.length ? words.join(' ') : 'Héllo from pare!'));
-console.log(`uid ${process.getuid()}, node ${process.version}, ${tls.rootCertificates.length} root certificates`);
+console.log(
+  `uid ${process.getuid()}, node ${process.version}, ${tls.rootCertificates.length} root certificates`,
+);
