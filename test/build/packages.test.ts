@@ -4,11 +4,14 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, provenanceInput } from '../../src/build/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
-import { craftElf } from '../../src/elf/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import { imageToTree, selectImage } from '../../src/oci/index.ts';
 import { pareAsync as pare } from '../helpers/cli.ts';
-import { createFakeArchive, type FakeArchive } from '../helpers/fake-debian-archive.ts';
+import {
+  createFakeArchive,
+  type FakeArchive,
+  staticProgramPackages,
+} from '../helpers/fake-debian-archive.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /**
@@ -44,21 +47,10 @@ describe('pare build with packages', () => {
               },
             },
             // A static program of each architecture's machine (the image must run: pare build checks it).
-            ...(
-              [
-                ['amd64', 62],
-                ['arm64', 183],
-              ] as const
-            ).map(([architecture, machine]) => ({
-              name: 'app',
-              version: '1.0',
-              architecture,
+            ...staticProgramPackages('app', '1.0', {
               fields: { Depends: 'libfoo (>= 1.0) | libbar' },
-              files: {
-                'usr/bin/app': { content: craftElf({ machine, type: 'EXEC' }), mode: 0o755 },
-                'usr/share/doc/app/copyright': copyright,
-              },
-            })),
+              files: { 'usr/share/doc/app/copyright': copyright },
+            }),
             { name: 'libfoo', version: '1.0', files: { 'usr/lib/libfoo.so.1': 'old' } },
             { name: 'unused', version: '1.0' },
           ],

@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { xz } from '@napi-rs/lzma';
 import * as openpgp from 'openpgp';
 import type { ArchiveOptions } from '../../src/debian/index.ts';
+import { craftElf } from '../../src/elf/index.ts';
 
 /**
  * A Debian-style archive generated from tiny specs and served on 127.0.0.1 (after chisel's test archives): pool/*.deb
@@ -102,6 +103,32 @@ export interface FakeArchive {
 const MTIME = 1_700_000_000;
 
 /** Returns a fresh signing key for test archives (ed25519, no passphrase). */
+/**
+ * A package `name` with a static program at `/usr/bin/<name>` for amd64 and for arm64, each of its architecture's
+ * machine: an image built from it can run, as pare build checks. `more` adds fields and files to both.
+ */
+export function staticProgramPackages(
+  name: string,
+  version: string,
+  more: Pick<FakePackage, 'fields' | 'files'> = {},
+): FakePackage[] {
+  return (
+    [
+      ['amd64', 62],
+      ['arm64', 183],
+    ] as const
+  ).map(([architecture, machine]) => ({
+    name,
+    version,
+    architecture,
+    ...(more.fields ? { fields: more.fields } : {}),
+    files: {
+      [`usr/bin/${name}`]: { content: craftElf({ machine, type: 'EXEC' }), mode: 0o755 },
+      ...more.files,
+    },
+  }));
+}
+
 export async function generateArchiveKey(name = 'pare test archive'): Promise<openpgp.PrivateKey> {
   const { privateKey } = await openpgp.generateKey({
     type: 'ecc',

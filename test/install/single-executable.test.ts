@@ -11,9 +11,12 @@ import {
   verifyMessageBundle,
   writeKeyFiles,
 } from '../../src/attest/index.ts';
-import { craftElf } from '../../src/elf/index.ts';
 import { type CliResult, NODE, pareAsync } from '../helpers/cli.ts';
-import { createFakeArchive, type FakeArchive } from '../helpers/fake-debian-archive.ts';
+import {
+  createFakeArchive,
+  type FakeArchive,
+  staticProgramPackages,
+} from '../helpers/fake-debian-archive.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -71,18 +74,7 @@ describe('the single executable', () => {
               version: '12.4',
               files: { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n', 'etc/debian_version': '12.4\n' },
             },
-            // A static program of each architecture's machine (the image must run: pare build checks it).
-            ...(
-              [
-                ['amd64', 62],
-                ['arm64', 183],
-              ] as const
-            ).map(([architecture, machine]) => ({
-              name: 'app',
-              version: '1.0',
-              architecture,
-              files: { 'usr/bin/app': { content: craftElf({ machine, type: 'EXEC' }), mode: 0o755 } },
-            })),
+            ...staticProgramPackages('app', '1.0'),
           ],
         },
       ],
