@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
 /** The project's pinned Node (node_modules/.bin/node) and the real `pare` entry, run the way `npx pare` runs it. */
@@ -51,6 +51,11 @@ export function pareAsync(
         env,
       })
     : spawn(NODE, [PARE, ...args], { cwd: options.cwd, env });
+  return collectChild(child);
+}
+
+/** Collects a child's stdout and stderr and its exit code (128 + 9 when a signal ended it). */
+export function collectChild(child: ChildProcessWithoutNullStreams): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {

@@ -11,7 +11,7 @@ import {
   verifyMessageBundle,
   writeKeyFiles,
 } from '../../src/attest/index.ts';
-import { type CliResult, NODE, pareAsync } from '../helpers/cli.ts';
+import { type CliResult, collectChild, NODE, pareAsync } from '../helpers/cli.ts';
 import {
   createFakeArchive,
   type FakeArchive,
@@ -36,19 +36,7 @@ let emptyPath: string;
 
 /** Runs the executable with nothing on PATH, in `cwd`, without blocking (the fake archive is served by this process). */
 function runExe(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const child = spawn(exe, args, { cwd, env: { PATH: emptyPath, HOME: work, NO_COLOR: '1', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  return new Promise((done, fail) => {
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr }));
-  });
+  return collectChild(spawn(exe, args, { cwd, env: { PATH: emptyPath, HOME: work, NO_COLOR: '1', ...env } }));
 }
 
 describe('the single executable', () => {
