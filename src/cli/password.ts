@@ -54,8 +54,9 @@ export function promptPassword(
           );
       }
     };
-    output.write(prompt);
+    // Echo goes off before the prompt is shown: an answer typed the moment the prompt appears is never echoed.
     input.setRawMode?.(true);
+    output.write(prompt);
     input.on('data', onData);
     input.resume();
   });
