@@ -2,8 +2,11 @@ export type { AuditOptions, SymbolUser } from './audit.ts';
 export { auditRoot, auditTree, symbolUsers } from './audit.ts';
 export type { Classification, ImageClass } from './classify.ts';
 export { classifyImage, entrypointProgram } from './classify.ts';
+export type { ImageLayer, ImageSummary, SizeGroup } from './contents.ts';
+export { NO_PACKAGE, sizeDirectory, summarizeImage } from './contents.ts';
 export type { PackageOwner } from './dpkg.ts';
 export { DpkgIndex } from './dpkg.ts';
+export { escapeHtml, renderHtml, squarify } from './html.ts';
 export type {
   Acceptance,
   LintConfig,

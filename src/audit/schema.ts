@@ -1,14 +1,16 @@
 /**
- * The JSON document `pare audit --json` prints and `auditRoot` returns: schema `pare.audit/v1`. Stable: fields are
- * only ever added; a change in meaning gets a new schema name. Documented field by field in src/audit/README.md.
+ * The JSON document `pare audit --json` prints and `auditRoot` returns: schema `pare.audit/v2` (v1 plus the image
+ * sections: lint, classification, policy, image). Stable: fields are only ever added; a change in meaning gets a new
+ * schema name. Documented field by field in src/audit/README.md.
  */
 import type { Fact, FoundBy, Linkage, PieKind, Relro, SymbolKind } from '../elf/index.ts';
 import type { Classification } from './classify.ts';
+import type { ImageSummary } from './contents.ts';
 import type { PackageOwner } from './dpkg.ts';
 import type { LintFinding } from './lint.ts';
 import type { PolicyResult } from './policy.ts';
 
-export const AUDIT_SCHEMA = 'pare.audit/v1';
+export const AUDIT_SCHEMA = 'pare.audit/v2';
 
 export interface AuditHardening {
   readonly relro: Fact<Relro>;
@@ -127,6 +129,8 @@ export interface AuditReport {
   readonly classification?: Classification;
   /** The `--policy` verdict (absent without --policy). */
   readonly policy?: PolicyResult;
+  /** Layers and unpacked size by package and directory (image targets, JSON and HTML reports). */
+  readonly image?: ImageSummary;
   readonly summary: {
     readonly files: number;
     readonly errors: number;

@@ -42,7 +42,7 @@ describe('pare audit', () => {
     const r = await pare('audit', dir, '--json', '--require', 'relro=full,pie,nx,canary');
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
-    expect(report.schema).toBe('pare.audit/v1');
+    expect(report.schema).toBe('pare.audit/v2');
     expect(report.files.map((f: { path: string; violations: string[] }) => [f.path, f.violations])).toEqual([
       [join(dir, 'app'), ['relro=full', 'canary']],
     ]);

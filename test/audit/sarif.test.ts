@@ -95,8 +95,8 @@ describe('pare audit --format sarif', () => {
     const j = join(dir, 'report.json');
     await pare(['audit', `oci:${layout}:t`, '--format', 'json', '-o', j]);
     expect(readFileSync(j, 'utf8')).toBe((await pare(['audit', `oci:${layout}:t`, '--json'])).stdout);
-    const bad = await pare(['audit', `oci:${layout}:t`, '--format', 'html']);
+    const bad = await pare(['audit', `oci:${layout}:t`, '--format', 'xml']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('want table, json or sarif');
+    expect(bad.stderr).toContain('want table, json, sarif or html');
   });
 });

@@ -20,10 +20,12 @@ import {
   parseIgnoreFile,
   parsePolicy,
   policyNeedsCodeScan,
+  renderHtml,
   renderLint,
   renderPolicy,
   renderTable,
   renderUsers,
+  summarizeImage,
   symbolUsers,
   toSarif,
   treeSize,
@@ -53,6 +55,8 @@ interface AuditFlags extends Partial<RegistryFlags> {
   baseline?: string;
   format?: string;
   output?: string;
+  /** Set from --format html: the report gets the image section. */
+  html?: boolean;
 }
 
 /** Reads a file the user named for a flag; unreadable is a usage error (exit 2) naming the flag and the file. */
@@ -133,11 +137,12 @@ async function auditTarget(
     (flags.json === true && flags.uses === undefined) ||
     (flags.require ?? '').split(',').some((r) => r.trim() === 'stack-clash');
   // Likewise imported symbols and package owners: only the JSON report and --uses print them.
-  const table = flags.json !== true && flags.uses === undefined;
+  const table = flags.json !== true && flags.html !== true && flags.uses === undefined;
   const options: AuditOptions = {
     ...(flags.require ? { require: flags.require } : {}),
     closure: flags.closure !== false,
-    imports: flags.imports !== false && !table,
+    // The HTML report shows packages but not imported functions.
+    imports: flags.imports !== false && (flags.json === true || flags.uses !== undefined),
     packages: !table,
     scanCode: flags.scanCode !== false && (wanted || (policy !== undefined && policyNeedsCodeScan(policy))),
   };
@@ -159,8 +164,13 @@ async function auditTarget(
       const image = await opened.image(platform);
       const origins = new Map<string, string>();
       const tree = await imageToTree(image, { origins });
-      const report = await auditTree(tree, { ...options, name: target });
+      const audited = await auditTree(tree, { ...options, name: target });
       const size = treeSize(tree);
+      // Layers and size by package and directory: printed by the JSON and HTML reports only.
+      const report =
+        flags.json === true || flags.html === true
+          ? { ...audited, image: await summarizeImage(image, tree, origins) }
+          : audited;
       if (flags.lint === false) return { report, size };
       // The run config as the image has it, Docker's Healthcheck included (the parsed RunConfig omits it).
       const raw = JSON.parse(Buffer.from(await image.rawConfig()).toString('utf8')) as {
@@ -257,9 +267,12 @@ export function register(program: Command): void {
       )
       .option(
         '--json',
-        'print the pare.audit/v1 JSON report (see src/audit/README.md); same as --format json',
+        'print the pare.audit/v2 JSON report (see src/audit/README.md); same as --format json',
       )
-      .option('--format <format>', 'table (default), json or sarif (SARIF 2.1.0, for code scanning)')
+      .option(
+        '--format <format>',
+        'table (default), json, sarif (SARIF 2.1.0, for code scanning) or html (one self-contained file)',
+      )
       .option('-o, --output <file>', 'write the report to FILE (atomically) instead of standard output')
       .option(
         '--require <spec>',
@@ -296,25 +309,28 @@ export function register(program: Command): void {
       .option('--no-color', 'no colours'),
   ).action(async (target: string, flags: AuditFlags) => {
     const format = flags.format ?? (flags.json ? 'json' : 'table');
-    if (!['table', 'json', 'sarif'].includes(format))
-      throw new UsageError('USAGE', `--format ${JSON.stringify(format)}: want table, json or sarif`);
+    if (!['table', 'json', 'sarif', 'html'].includes(format))
+      throw new UsageError('USAGE', `--format ${JSON.stringify(format)}: want table, json, sarif or html`);
     if (flags.json && format !== 'json')
       throw new UsageError('USAGE', `--json and --format ${format} ask for two formats: keep one`);
     // --json and --format json are one thing from here on (the JSON report includes what the table skips).
     if (format === 'json') flags.json = true;
+    if (format === 'html') flags.html = true;
     const report = await runAudit(target, flags);
     const color = flags.output ? false : (flags.color ?? useColor());
     if (flags.uses) {
       const users = symbolUsers(report, flags.uses);
       if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
       else process.stdout.write(renderUsers(users));
-    } else if (format === 'sarif' || flags.output) {
+    } else if (format === 'sarif' || format === 'html' || flags.output) {
       const text =
         format === 'sarif'
           ? `${JSON.stringify(toSarif(report, VERSION), null, 2)}\n`
-          : format === 'json'
-            ? [...reportJson(report)].join('')
-            : renderText(report, color);
+          : format === 'html'
+            ? renderHtml(report)
+            : format === 'json'
+              ? [...reportJson(report)].join('')
+              : renderText(report, color);
       if (flags.output) await writeFileAtomic(flags.output, text);
       else process.stdout.write(text);
     } else if (flags.json) {
