@@ -72,7 +72,37 @@ export interface BuildOptions {
   readonly allowOutsideContext?: boolean;
   /** The registry client for a `docker://` base (made on first use; default: one with pare's defaults, closed after). */
   readonly registry?: () => RegistryClient | Promise<RegistryClient>;
+  /** Called when a long step starts and ends (the CLI shows it on stderr); downloads report through `debian`. */
+  readonly onStep?: (e: BuildStep) => void;
 }
+
+/** A long step of a build starting or ending; `detail` says what it did (counts, sizes) on `done`. */
+export interface BuildStep {
+  readonly step: 'base' | 'resolve' | 'unpack' | 'slice' | 'compress' | 'write';
+  readonly state: 'start' | 'done';
+  /** `os/arch[/variant]` for the per-platform steps. */
+  readonly platform?: string;
+  /** What the step did, on `done`: text, and byte counts for the reader to format. */
+  readonly detail?: readonly (string | { readonly bytes: number })[];
+}
+
+/** Runs `work` as step `step`, reporting its start and its end (with the detail `done` gives) to `on`. */
+async function timed<T>(
+  on: BuildOptions['onStep'],
+  step: BuildStep['step'],
+  platform: string | undefined,
+  work: () => Promise<T>,
+  done?: (r: T) => BuildStep['detail'],
+): Promise<T> {
+  on?.({ step, state: 'start', ...(platform ? { platform } : {}) });
+  const r = await work();
+  const detail = done?.(r);
+  on?.({ step, state: 'done', ...(platform ? { platform } : {}), ...(detail ? { detail } : {}) });
+  return r;
+}
+
+/** A byte count in a step's detail (the CLI formats it). */
+const bytes = (n: number) => ({ bytes: n });
 
 export interface BuildResult {
   readonly artifact: Artifact;
@@ -252,28 +282,47 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
   const tag = options.tag ?? cfg.output.tag ?? 'latest';
 
   // An image base is opened (and pinned) first: packages: next to it is refused before any archive is read.
+  const onStep = options.onStep;
   const baseImage = isImageBase(cfg.base)
-    ? await openBaseImage(loaded, {
-        client: options.registry!,
-        locked: options.debian?.locked,
-        update: options.debian?.update,
-      })
+    ? await timed(
+        onStep,
+        'base',
+        undefined,
+        () =>
+          openBaseImage(loaded, {
+            client: options.registry!,
+            locked: options.debian?.locked,
+            update: options.debian?.update,
+          }),
+        (b) => [`${b.name}@${b.digest}`],
+      )
     : undefined;
   let debian: DebianPlan | undefined;
   let packagesRoot = options.packagesRoot;
   if (cfg.packages?.length && !packagesRoot) {
-    debian = await planDebian(loaded, platforms, {
-      ...options.debian,
-      dryRun: options.dryRun || options.debian?.dryRun,
-      deferLockWrite: true,
-    });
+    debian = await timed(
+      onStep,
+      'resolve',
+      undefined,
+      () =>
+        planDebian(loaded, platforms, {
+          ...options.debian,
+          dryRun: options.dryRun || options.debian?.dryRun,
+          deferLockWrite: true,
+        }),
+      (d) => [
+        `${d.lock.packages.length} packages, `,
+        bytes(d.lock.packages.reduce((n, p) => n + p.size, 0)),
+        ' of .debs',
+      ],
+    );
     packagesRoot = debian.rootfs;
   }
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
   const epoch = givenEpoch ?? (debian ? await packagesEpoch(debian, layerCache) : 0);
   const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
 
-  const images: { image: Image; platform: Platform }[] = [];
+  const images: { image: Image; platform: Platform; layerCount: number }[] = [];
   const trees = new Map<string, () => Promise<Tree>>();
   const slices = new Map<string, SliceReport>();
   const cached: string[] = [];
@@ -337,7 +386,17 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       };
       if (hit.slice) slices.set(key, hit.slice);
     } else {
-      const assembled = cfg.packages?.length && debian ? await debian.assembled(platform, epoch) : undefined;
+      const plan = debian;
+      const assembled =
+        cfg.packages?.length && plan
+          ? await timed(
+              onStep,
+              'unpack',
+              key,
+              () => plan.assembled(platform, epoch),
+              (a) => [`${a.tree.size} entries`],
+            )
+          : undefined;
       base = assembled
         ? assembled.tree
         : cfg.packages?.length
@@ -354,6 +413,7 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
         const merged = merge([base, slicedApp], conflictReplace);
         checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
         // Slicing keeps what the image runs; every file the user listed stays, whether or not something reaches it.
+        onStep?.({ step: 'slice', state: 'start', platform: key });
         const r = await sliceTree(merged, {
           entrypoint: rcForSlice.Entrypoint,
           cmd: rcForSlice.Cmd,
@@ -369,6 +429,17 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
           owners: assembled?.owners,
         }).catch((e: unknown) => {
           throw atGlob(e, loaded, sliceCfg);
+        });
+        onStep?.({
+          step: 'slice',
+          state: 'done',
+          platform: key,
+          detail: [
+            `kept ${r.after.files} of ${r.before.files} files, `,
+            bytes(r.after.bytes),
+            ' of ',
+            bytes(r.before.bytes),
+          ],
         });
         slices.set(key, sliceReport(r));
         // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
@@ -461,6 +532,7 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
     images.push({
       image: buildImage({ layers, platform, config: rc, created, history, annotations }),
       platform,
+      layerCount: layers.length,
     });
   }
   const artifact: Artifact =
@@ -475,7 +547,13 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
         };
   // Computing the digest packs and compresses every layer: every input is read (and checked) before the store is touched.
   const a = artifact.kind === 'image' ? artifact.image : artifact.index;
-  const digest = await a.digest();
+  const digest = await timed(
+    onStep,
+    'compress',
+    undefined,
+    () => a.digest(),
+    () => [`${images.reduce((n, i) => n + i.layerCount, 0)} layers (${compression})`],
+  );
   const descriptor: Descriptor = { mediaType: await a.mediaType(), digest, size: await a.size() };
 
   const layoutDir =
@@ -489,9 +567,17 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
   if (!options.dryRun) {
     if (debian) await saveLock(debian);
     if (baseImage) await saveBaseLock(baseImage);
-    const layout = await OciLayout.create(layoutDir);
-    await layout.writeArtifact(artifact, { tag });
-    if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
+    await timed(
+      onStep,
+      'write',
+      undefined,
+      async () => {
+        const layout = await OciLayout.create(layoutDir);
+        await layout.writeArtifact(artifact, { tag });
+        if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
+      },
+      () => [[`oci:${layoutDir}:${tag}`, tarOpt].filter(Boolean).join(' and ')],
+    );
   }
   const result: BuildResult = {
     artifact,

@@ -1,5 +1,5 @@
 export { idsFromTree, minimalBase } from './base.ts';
-export type { BuildOptions, BuildResult } from './build.ts';
+export type { BuildOptions, BuildResult, BuildStep } from './build.ts';
 export { build, resolveEpoch, runConfig } from './build.ts';
 export { assertRunnable, runnableProblems } from './check.ts';
 export type { DebianBuildOptions, DebianPlan } from './debian.ts';

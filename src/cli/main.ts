@@ -3,6 +3,7 @@ import { VERSION } from '../defaults.ts';
 import { BaseError } from '../errors.ts';
 import { loadCommands } from './commands/index.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exitCodeOf } from './exit-codes.ts';
+import { setProgressFlag } from './progress.ts';
 
 /**
  * The `pare` command line. Only this folder prints and sets exit codes:
@@ -17,6 +18,11 @@ export async function program(only?: string): Promise<Command> {
       'small, hardened, verifiable container images from Debian packages — daemonless and reproducible',
     )
     .version(VERSION)
+    .option(
+      '--progress <mode>',
+      'progress of long steps on stderr: auto (only on a terminal), tty, plain or none (default: PARE_PROGRESS, else auto)',
+    )
+    .hook('preAction', (root) => setProgressFlag(root.opts().progress))
     .showHelpAfterError('(run `pare --help` for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -75,7 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    const first = argv.find((a) => !a.startsWith('-'));
+    // The command name: the first word that is neither an option nor the value of `--progress MODE`.
+    const first = argv.find((a, i) => !a.startsWith('-') && argv[i - 1] !== '--progress');
     await (await program(first)).parseAsync([...argv], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

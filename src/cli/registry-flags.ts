@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import type { BlobProgress, RegistryClient } from '../registry/index.ts';
-import { formatBytes } from './format.ts';
+import type { RegistryClient } from '../registry/index.ts';
+import { progress, progressMode } from './progress.ts';
 
 /**
  * The flags every command that may reach a registry shares (--ca-file, --insecure-registry, --retries, --timeout,
- * --quiet), the client made from them, and the blob progress display. The registry module is loaded only when a
+ * --quiet), and the client made from them (blob progress on stderr as progress.ts says). The registry module is loaded only when a
  * client is made: a command given a local image (or `pare audit DIR`) never loads it.
  */
 
@@ -49,35 +49,6 @@ function wholeNumber(name: string, v: string | undefined, fallback: number, min:
   return n;
 }
 
-/**
- * Returns a progress sink drawing one line per blob on stderr: on a terminal a live line for the blobs in flight
- * (redrawn at most every 100 ms), elsewhere one line when each blob finishes.
- */
-export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (e: BlobProgress) => void {
-  const live = new Map<string, BlobProgress>();
-  let last = 0;
-  const tty = stream.isTTY === true;
-  const short = (d: string) => d.slice(7, 19);
-  return (e) => {
-    const verb = e.direction === 'push' ? 'pushed' : 'pulled';
-    if (e.state === 'exists' || e.state === 'mounted' || e.state === 'done') {
-      live.delete(e.digest);
-      const what = e.state === 'exists' ? 'already there' : e.state === 'mounted' ? 'mounted' : verb;
-      const line = `${short(e.digest)}: ${what}${e.total !== undefined ? ` (${formatBytes(e.total)})` : ''}`;
-      stream.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
-      return;
-    }
-    live.set(e.digest, e);
-    const now = Date.now();
-    if (!tty || now - last < 100) return;
-    last = now;
-    const parts = [...live.values()].map(
-      (p) => `${short(p.digest)} ${formatBytes(p.bytes)}${p.total ? `/${formatBytes(p.total)}` : ''}`,
-    );
-    stream.write(`\r\x1b[K${parts.join('  ').slice(0, (stream.columns ?? 100) - 1)}`);
-  };
-}
-
 /** Returns a client configured from the shared flags (defaults when a command has none of them). */
 export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promise<RegistryClient> {
   const { RegistryClient } = await import('../registry/index.ts');
@@ -90,7 +61,7 @@ export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promi
     retries: wholeNumber('--retries', flags.retries, 4, 0),
     timeoutMs: wholeNumber('--timeout', flags.timeout, 60, 1) * 1000,
     userAgent: 'pare',
-    ...(flags.quiet ? {} : { onProgress: progressPrinter() }),
+    ...(progressMode(flags.quiet) === 'none' ? {} : { onProgress: progress(progressMode(flags.quiet)).blob }),
   });
 }
 

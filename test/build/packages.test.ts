@@ -208,6 +208,61 @@ describe('pare build with packages', () => {
     });
   });
 
+  describe('when progress is forced to plain (--progress=plain or PARE_PROGRESS=plain)', () => {
+    it('shows each long step on stderr, one line per event, and stdout and the image stay the same', async () => {
+      const p = project('progress', ['base-files', 'app']);
+      const quiet = await pare(['build', p, '--dry-run'], { env: { XDG_CACHE_HOME: join(dir, 'cache-pq') } });
+      expect(quiet.code).toBe(0);
+      // Not a terminal and not forced: no progress at all.
+      expect(quiet.stderr).not.toMatch(/resolving|fetching|compressing/);
+      const out = join(dir, 'out-progress');
+      const r = await pare(['build', '--progress=plain', p, '-o', out], {
+        env: { XDG_CACHE_HOME: join(dir, 'cache-p') },
+      });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(quiet.stdout);
+      const lines = r.stderr.split('\n');
+      const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+      // In order: resolve, download every .deb with byte counts, unpack, compress, write.
+      const order = [
+        /^pare: resolving packages$/,
+        /^pare: fetching 6 \.debs \(\d[^)]* (B|KiB)\)$/,
+        /^pare: fetched 6\/6 \.debs \([^)]+\/[^)]+\): /,
+        /^pare: resolved packages: 6 packages, /,
+        /^pare: unpacking packages \(linux\/amd64\)$/,
+        /^pare: unpacked packages \(linux\/arm64\): \d+ entries$/,
+        /^pare: compressing layers$/,
+        /^pare: compressed layers: 2 layers \(gzip\)$/,
+        /^pare: writing$/,
+        new RegExp(`^pare: wrote: oci:${out}:latest$`),
+      ].map(at);
+      expect(
+        order.every((i) => i >= 0),
+        r.stderr,
+      ).toBe(true);
+      expect(
+        [...order].sort((a, b) => a - b),
+        r.stderr,
+      ).toEqual(order);
+      expect(r.stderr).not.toContain('\x1b[');
+      // The environment variable does the same; --json turns progress off whatever the mode, and stdout is only JSON.
+      const j = await pare(['build', p, '--dry-run', '--json'], {
+        env: { XDG_CACHE_HOME: join(dir, 'cache-p'), PARE_PROGRESS: 'plain' },
+      });
+      expect(j.code).toBe(0);
+      expect(JSON.parse(j.stdout).digest).toBe(quiet.stdout.trim());
+      expect(j.stderr).not.toMatch(/pare: (resolving|compressing)/);
+      const e = await pare(['build', p, '--dry-run'], {
+        env: { XDG_CACHE_HOME: join(dir, 'cache-p'), PARE_PROGRESS: 'plain' },
+      });
+      expect(e.stderr).toMatch(/^pare: compressing layers$/m);
+      expect(e.stdout).toBe(quiet.stdout);
+      const bad = await pare(['build', p, '--progress', 'fancy']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('cannot use --progress="fancy": want one of tty, plain, none, auto');
+    });
+  });
+
   it('explains why a package is in (pare why)', async () => {
     const r = await pare(['why', 'libfoo', join(dir, 'one')], {
       env: { XDG_CACHE_HOME: join(dir, 'cache1') },

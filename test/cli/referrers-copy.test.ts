@@ -98,6 +98,27 @@ describe.skipIf(p.skip)('pare copy/push/pull carry signatures', () => {
     expect(v.stderr).toContain(`verified 2 signature(s) on oci:${to}@${amd64}`);
   });
 
+  it('shows per-blob progress on stderr when forced to plain, and nothing of it on stdout', () => {
+    const to = join(dir, 'pulled-progress');
+    const args = ['--platform', 'linux/amd64', `${reg.host}/app:1`, `${to}:amd64`];
+    const r = must(['pull', '--progress=plain', ...args]);
+    expect(r.stdout).toBe(`${amd64}\n`);
+    const layers = r.stderr.match(/^pare: [0-9a-f]{12}: pulling \(\d[^)]*\)$/gm) ?? [];
+    expect(layers.length).toBeGreaterThan(0);
+    for (const l of layers) expect(r.stderr).toContain(`${l.slice(6, 18)}: pulled (`);
+    // Not a terminal and not forced: no progress; -q wins over PARE_PROGRESS.
+    expect(must(['pull', ...args]).stderr).not.toMatch(/[0-9a-f]{12}: (pulling|pulled) \(/);
+    expect(run(['pull', '-q', ...args]).stderr).not.toMatch(/[0-9a-f]{12}: (pulling|pulled) \(/);
+    const q = pare(['pull', '-q', ...args], { cwd: dir, env: { ...env, PARE_PROGRESS: 'plain' } });
+    expect(q.stderr).not.toMatch(/[0-9a-f]{12}: (pulling|pulled) \(/);
+    const pushed = pare(['push', `oci:${to}:amd64`, `${reg.host}/app:1`], {
+      cwd: dir,
+      env: { ...env, PARE_PROGRESS: 'plain' },
+    });
+    expect(pushed.stdout).toBe(`${amd64}\n`);
+    expect(pushed.stderr).toMatch(/^pare: [0-9a-f]{12}: already there \(/m);
+  });
+
   it('copy into an archive says the referrers cannot come along', () => {
     const r = must([
       'copy',

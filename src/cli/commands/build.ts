@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { build } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { formatSliceSummary } from '../../slice/index.ts';
-import { formatBytes, printJson, progressBar } from '../format.ts';
+import { formatBytes, printJson } from '../format.ts';
+import { progress as progressFor, progressMode } from '../progress.ts';
 import { lazyClient } from '../registry-flags.ts';
 
 interface BuildFlags {
@@ -37,19 +38,23 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (project: string, opts: BuildFlags) => {
       const loaded = await loadConfig(project);
-      const progress = progressBar();
+      // Progress on stderr only: stdout carries the digest (or the JSON) and nothing else.
+      const progress = progressFor(progressMode(opts.quiet || opts.json));
       // A docker:// base is pulled with pare's defaults (PARE_INSECURE_REGISTRIES; loopback may be plain HTTP).
-      const client = lazyClient({ quiet: true });
+      const client = lazyClient({ quiet: opts.quiet || opts.json });
       const r = await build(loaded, {
         output: opts.output,
         tag: opts.tag,
         tar: opts.tar,
         dryRun: opts.dryRun,
         allowOutsideContext: opts.allowOutsideContext,
-        debian: { locked: opts.locked, update: opts.update, onProgress: progress.update },
+        debian: { locked: opts.locked, update: opts.update, onProgress: progress.download },
         registry: client.get,
-      }).finally(() => client.close());
-      progress.done();
+        onStep: progress.step,
+      }).finally(() => {
+        progress.done();
+        return client.close();
+      });
       const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
       const size = m ? m.layers.reduce((n, l) => n + l.size, 0) : undefined;
       if (opts.json) {

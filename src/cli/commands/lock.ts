@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { planDebian } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { parsePlatform } from '../../oci/index.ts';
-import { printJson, progressBar } from '../format.ts';
+import { printJson } from '../format.ts';
+import { progress as progressFor, progressMode } from '../progress.ts';
 
 /** `pare lock [--update]`: resolve `packages:` and write pare.lock without building. */
 export function register(program: Command): void {
@@ -18,10 +19,10 @@ export function register(program: Command): void {
         process.stderr.write(`${loaded.path} has no packages: nothing to lock\n`);
         return;
       }
-      const progress = progressBar();
+      const progress = progressFor(progressMode(opts.json));
       const plan = await planDebian(loaded, loaded.config.platforms.map(parsePlatform), {
         update: opts.update,
-        onProgress: progress.update,
+        onProgress: progress.download,
       });
       progress.done();
       if (opts.json)

@@ -14,7 +14,8 @@ import { UsageError } from '../../errors.ts';
 import { imageToTree } from '../../oci/index.ts';
 import { readDpkgDatabase, readOsRelease } from '../../sbom/index.ts';
 import { EXIT_FAILED } from '../exit-codes.ts';
-import { printJson, progressBar } from '../format.ts';
+import { printJson } from '../format.ts';
+import { progress as progressFor, progressMode } from '../progress.ts';
 import { openReference, platformFlag } from '../reference.ts';
 import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
@@ -54,8 +55,8 @@ export function register(program: Command): void {
       const { what, packages, source } = isProject(target)
         ? await fromLock(target)
         : await fromImage(target, opts);
-      const progress = progressBar();
-      const report = await findOutdated(packages, source, { onProgress: progress.update });
+      const progress = progressFor(progressMode(opts.json));
+      const report = await findOutdated(packages, source, { onProgress: progress.download });
       progress.done();
       if (opts.json) printJson({ [what.kind]: what.name, ...report });
       else print(report, what.name, packages.packages.length);
