@@ -6,6 +6,8 @@ export type { ImageLayer, ImageSummary, SizeGroup } from './contents.ts';
 export { NO_PACKAGE, sizeDirectory, summarizeImage } from './contents.ts';
 export type { PackageOwner } from './dpkg.ts';
 export { DpkgIndex } from './dpkg.ts';
+export type { FunctionReport, LibraryUsage, PackageUsage, StaticUsage, UsedFunction } from './functions.ts';
+export { FUNCTIONS_SCHEMA, functionUsage, renderFunctions } from './functions.ts';
 export { escapeHtml, renderHtml, squarify } from './html.ts';
 export type {
   Acceptance,

@@ -11,6 +11,7 @@ import {
   baselineKeys,
   checkPolicy,
   classifyImage,
+  functionUsage,
   type LintConfig,
   lintImage,
   lintKey,
@@ -20,6 +21,7 @@ import {
   parseIgnoreFile,
   parsePolicy,
   policyNeedsCodeScan,
+  renderFunctions,
   renderHtml,
   renderLint,
   renderPolicy,
@@ -42,6 +44,7 @@ interface AuditFlags extends Partial<RegistryFlags> {
   json?: boolean;
   require?: string;
   uses?: string;
+  functions?: boolean;
   root?: string;
   closure?: boolean;
   imports?: boolean;
@@ -134,15 +137,18 @@ async function auditTarget(
   // The table has no stack-clash column: the code scan (the one step that reads whole code segments) runs only when
   // its answer is printed (--json report) or gated (--require stack-clash).
   const wanted =
-    (flags.json === true && flags.uses === undefined) ||
+    (flags.json === true && flags.uses === undefined && flags.functions !== true) ||
     (flags.require ?? '').split(',').some((r) => r.trim() === 'stack-clash');
   // Likewise imported symbols and package owners: only the JSON report and --uses print them.
-  const table = flags.json !== true && flags.html !== true && flags.uses === undefined;
+  const table =
+    flags.json !== true && flags.html !== true && flags.uses === undefined && flags.functions !== true;
   const options: AuditOptions = {
     ...(flags.require ? { require: flags.require } : {}),
     closure: flags.closure !== false,
     // The HTML report shows packages but not imported functions.
-    imports: flags.imports !== false && (flags.json === true || flags.uses !== undefined),
+    imports:
+      flags.imports !== false &&
+      (flags.json === true || flags.uses !== undefined || flags.functions === true),
     packages: !table,
     scanCode: flags.scanCode !== false && (wanted || (policy !== undefined && policyNeedsCodeScan(policy))),
   };
@@ -279,6 +285,10 @@ export function register(program: Command): void {
         'fail (exit 1) unless every file is read and meets e.g. relro=full,pie,nx,canary',
       )
       .option('--uses <symbol>', 'list the binaries that use SYMBOL[@VERSION] and which library provides it')
+      .option(
+        '--functions',
+        'per library, which of its functions are imported and by which files (and per package; static binaries from .symtab)',
+      )
       .option('--root <dir>', 'root filesystem for library resolution of host paths (default /)')
       .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image')
       .option('--no-closure', 'skip library resolution (and function usage)')
@@ -316,9 +326,20 @@ export function register(program: Command): void {
     // --json and --format json are one thing from here on (the JSON report includes what the table skips).
     if (format === 'json') flags.json = true;
     if (format === 'html') flags.html = true;
+    if (flags.functions && flags.uses)
+      throw new UsageError('USAGE', '--functions and --uses are two reports: keep one');
+    if (flags.functions && flags.imports === false)
+      throw new UsageError('USAGE', '--functions needs the imports that --no-imports skips: keep one');
+    if (flags.functions && !['table', 'json'].includes(format))
+      throw new UsageError('USAGE', `--functions prints a table or JSON, not --format ${format}`);
     const report = await runAudit(target, flags);
     const color = flags.output ? false : (flags.color ?? useColor());
-    if (flags.uses) {
+    if (flags.functions) {
+      const usage = functionUsage(report);
+      const text = flags.json ? `${JSON.stringify(usage, null, 2)}\n` : renderFunctions(usage);
+      if (flags.output) await writeFileAtomic(flags.output, text);
+      else process.stdout.write(text);
+    } else if (flags.uses) {
       const users = symbolUsers(report, flags.uses);
       if (flags.json) printJson({ schema: 'pare.audit.uses/v1', symbol: flags.uses, users });
       else process.stdout.write(renderUsers(users));
