@@ -72,10 +72,25 @@ export interface ProvenanceInput {
   readonly invocationId?: string;
 }
 
-/** Returns the `pkg:deb/debian/NAME@VERSION?arch=ARCH[&distro=…]` purl of a Debian package. */
-export function debPurl(name: string, version: string, architecture: string, distro?: string): string {
+/**
+ * Returns the `pkg:deb/debian/NAME@VERSION?arch=ARCH[&distro=…][&upstream=…]` purl of a Debian package, as syft
+ * writes it and grype reads it:
+ * - the version is the full Debian version, epoch included (`attr@1:2.4.47-2`, the purl deb type's own example):
+ *   the deb type defines no `epoch` qualifier (that one is rpm's), and grype reads `epoch=` only for rpm;
+ * - `upstream` is the source package when the `Source:` field names one (`upstream=glibc`), with its version when
+ *   the field gives one (`upstream=gcc-12@12.2.0-14`); grype matches Debian's advisories, filed against source
+ *   packages, through it.
+ */
+export function debPurl(
+  name: string,
+  version: string,
+  architecture: string,
+  distro?: string,
+  upstream?: string,
+): string {
   const q: Record<string, string> = { arch: architecture };
   if (distro) q.distro = distro;
+  if (upstream) q.upstream = upstream;
   return new PackageURL('deb', 'debian', name, version, q, undefined).toString();
 }
 

@@ -21,8 +21,16 @@ export interface DpkgPackage {
   readonly name: string;
   readonly version: string;
   readonly architecture: string;
-  /** Source package and version (defaults: the binary's own name and version, as dpkg-query shows them). */
-  readonly source: { readonly name: string; readonly version: string };
+  /**
+   * Source package and version (defaults: the binary's own name and version, as dpkg-query shows them); `stated`
+   * says what the `Source:` field gave: nothing, a name, or a name and `(version)` (dpkg writes the version only when
+   * it differs from the binary's, e.g. a binNMU).
+   */
+  readonly source: {
+    readonly name: string;
+    readonly version: string;
+    readonly stated: 'none' | 'name' | 'name-version';
+  };
   readonly maintainer: string | undefined;
   readonly homepage: string | undefined;
   /** The synopsis (first line of Description). */
@@ -106,7 +114,11 @@ function fromStanza(
     name,
     version,
     architecture: p.get('Architecture') ?? 'all',
-    source: { name: sm?.[1] ?? name, version: sm?.[2] ?? version },
+    source: {
+      name: sm?.[1] ?? name,
+      version: sm?.[2] ?? version,
+      stated: sm?.[2] !== undefined ? 'name-version' : sm ? 'name' : 'none',
+    },
     maintainer: p.get('Maintainer'),
     homepage: p.get('Homepage'),
     summary: p.get('Description')?.split('\n')[0]?.trim() || undefined,

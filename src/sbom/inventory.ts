@@ -55,6 +55,12 @@ export interface InventoryOptions {
   readonly readPackageNote?: (content: Content) => Promise<Record<string, unknown> | undefined>;
 }
 
+/** The purl `upstream` qualifier of a package: what its `Source:` field says, as syft writes it (`NAME[@VERSION]`). */
+function upstreamOf(p: DpkgPackage): string | undefined {
+  if (p.source.stated === 'none') return undefined;
+  return p.source.stated === 'name-version' ? `${p.source.name}@${p.source.version}` : p.source.name;
+}
+
 /** Paths under this prefix are the dpkg database itself, not files of the image's software. */
 const DPKG_DB_PREFIX = '/var/lib/dpkg/';
 
@@ -92,7 +98,7 @@ export async function inventory(tree: Tree, options: InventoryOptions): Promise<
     packages.push({
       ...p,
       key,
-      purl: debPurl(p.name, p.version, p.architecture, distro),
+      purl: debPurl(p.name, p.version, p.architecture, distro, upstreamOf(p)),
       licenses,
       debSha256: options.debSha256?.get(key),
     });

@@ -1,9 +1,11 @@
+import { PackageURL } from 'packageurl-js';
 import { describe, expect, it } from 'vitest';
 import { elfWithPackageNote, fixtureTree } from '../../test/sbom/fixture-tree.ts';
 import { bufferContent, fileEntry, Tree } from '../fstree/index.ts';
 import { parseCopyright } from './copyright.ts';
 import { readDpkgDatabase } from './dpkg.ts';
 import { readPackageNote } from './elf-note.ts';
+import { inventory } from './inventory.ts';
 import { debianExpressionToSpdx, debianLicenseToSpdx } from './licenses.ts';
 import { distroQualifier, parseOsRelease, readOsRelease } from './os-release.ts';
 import { uuidV5 } from './uuid.ts';
@@ -63,13 +65,80 @@ describe('parseCopyright', () => {
   });
 });
 
+describe('package purls', () => {
+  // As syft writes them (syft/pkg/cataloger/debian/package.go) and grype reads them: the epoch stays in the version
+  // (the purl deb type's own example: attr@1:2.4.47-2; deb has no epoch qualifier), and upstream= is what Source:
+  // says — the name, with @VERSION when the field gives one.
+  const status = [
+    'Package: zlib1g\nVersion: 1:1.2.13.dfsg-1\nArchitecture: amd64\nSource: zlib\n',
+    'Package: libgcc-s1\nVersion: 12.2.0-14\nArchitecture: amd64\nSource: gcc-12\n',
+    'Package: libstdc++6\nVersion: 12.2.0-14+b1\nArchitecture: amd64\nSource: gcc-12 (12.2.0-14)\n',
+    'Package: login\nVersion: 1:4.13+dfsg1-1+b1\nArchitecture: amd64\nSource: shadow (1:4.13+dfsg1-1)\n',
+    'Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\n',
+  ]
+    .map((x) => `${x}Status: install ok installed\n`)
+    .join('\n');
+  const tree = Tree.from([
+    ['/etc/os-release', fileEntry(bufferContent('ID=debian\nVERSION_ID="12"\n'))],
+    ['/var/lib/dpkg/status', fileEntry(bufferContent(status))],
+  ]);
+
+  it.each([
+    [
+      'zlib1g',
+      'pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12&upstream=zlib',
+      '1:1.2.13.dfsg-1',
+      'zlib',
+    ],
+    [
+      'libgcc-s1',
+      'pkg:deb/debian/libgcc-s1@12.2.0-14?arch=amd64&distro=debian-12&upstream=gcc-12',
+      '12.2.0-14',
+      'gcc-12',
+    ],
+    [
+      'libstdc++6',
+      'pkg:deb/debian/libstdc%2B%2B6@12.2.0-14+b1?arch=amd64&distro=debian-12&upstream=gcc-12%4012.2.0-14',
+      '12.2.0-14+b1',
+      'gcc-12@12.2.0-14',
+    ],
+    [
+      'login',
+      'pkg:deb/debian/login@1:4.13+dfsg1-1+b1?arch=amd64&distro=debian-12&upstream=shadow%401%3A4.13%2Bdfsg1-1',
+      '1:4.13+dfsg1-1+b1',
+      'shadow@1:4.13+dfsg1-1',
+    ],
+    ['dash', 'pkg:deb/debian/dash@0.5.12-2?arch=amd64&distro=debian-12', '0.5.12-2', undefined],
+  ])('%s: %s', async (name, purl, version, upstream) => {
+    const inv = await inventory(tree, { name: 'x', files: false });
+    const p = inv.packages.find((x) => x.name === name)!;
+    expect(p.purl).toBe(purl);
+    const parsed = PackageURL.fromString(p.purl);
+    expect(parsed.version).toBe(version);
+    expect(parsed.qualifiers?.upstream).toBe(upstream);
+    expect(parsed.qualifiers?.epoch).toBeUndefined();
+  });
+});
+
 describe('readDpkgDatabase', () => {
   describe.each(['distroless', 'classic'] as const)('when the layout is %s', (layout) => {
     it('lists installed packages with source, sliced marker and owned files', async () => {
       const pkgs = await readDpkgDatabase(fixtureTree({ layout }));
       expect(pkgs.map((p) => [p.name, p.version, p.architecture, p.source, p.sliced])).toEqual([
-        ['libc6', '2.36-9+deb12u10', 'amd64', { name: 'glibc', version: '2.36-9+deb12u10' }, false],
-        ['libssl3', '3.0.15-1~deb12u1', 'amd64', { name: 'openssl', version: '3.0.15-1~deb12u1' }, true],
+        [
+          'libc6',
+          '2.36-9+deb12u10',
+          'amd64',
+          { name: 'glibc', version: '2.36-9+deb12u10', stated: 'name' },
+          false,
+        ],
+        [
+          'libssl3',
+          '3.0.15-1~deb12u1',
+          'amd64',
+          { name: 'openssl', version: '3.0.15-1~deb12u1', stated: 'name-version' },
+          true,
+        ],
       ]);
       expect(pkgs[0]!.files).toContain('/bin/ldd');
       expect(pkgs[0]!.md5sums.get('/bin/ldd')).toMatch(/^[0-9a-f]{32}$/);

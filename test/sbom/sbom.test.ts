@@ -108,7 +108,7 @@ describe('SBOM content', () => {
     const libc = s.packages.find((p: { name: string }) => p.name === 'libc6');
     expect(libc.checksums).toEqual([{ algorithm: 'SHA256', checksumValue: 'e'.repeat(64) }]);
     expect(libc.externalRefs[0].referenceLocator).toBe(
-      'pkg:deb/debian/libc6@2.36-9+deb12u10?arch=amd64&distro=debian-12',
+      'pkg:deb/debian/libc6@2.36-9+deb12u10?arch=amd64&distro=debian-12&upstream=glibc',
     );
     const server = s.files.find((f: { fileName: string }) => f.fileName === '/app/server');
     expect(server.annotations[0].comment).toBe(
