@@ -31,6 +31,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { rolldown } from 'rolldown';
 import { encodeBundle, keySigner, loadPrivateKey, messageBundle } from '../src/attest/index.ts';
+import { sourceFingerprint } from '../src/build/fingerprint.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const args = parseArgs({ allowPositionals: true, options: { sign: { type: 'string' } } });
@@ -40,6 +41,10 @@ const WORK = join(OUT, 'sea');
 const NAME = `pare-linux-${arch()}`;
 const NODE = realpathSync(join(ROOT, 'node_modules/.bin/node'));
 const COMMANDS_INDEX = join(ROOT, 'src/cli/commands/index.ts');
+// The executable has no module files to fingerprint at run time: the build caches key their entries by this value,
+// computed from the same sources the bundle is made of (src/build/fingerprint.ts).
+const FINGERPRINT_MODULE = join(ROOT, 'src/build/fingerprint.ts');
+const FINGERPRINT = await sourceFingerprint(new URL(`file://${ROOT}/src/`), '.ts');
 const LZMA_VIRTUAL = '\0pare-sea-lzma';
 const BUILTIN_VIRTUAL = '\0pare-sea-builtin:';
 const require = createRequire(import.meta.url);
@@ -177,14 +182,20 @@ const bundle = await rolldown({
       transform(code, id) {
         if (!id.startsWith(`${ROOT}/src/`)) return null;
         // A module's own location is a path that cannot exist (nothing can be created under /proc/self), so code
-        // that reads files beside itself finds none: the records cache keys its entries by the sources it reads
-        // (src/build/records.ts) and is simply off in the executable, never keyed by files of another version.
+        // that reads files beside itself finds none; the build caches' code fingerprint is embedded instead.
         const url = `file:///proc/self/pare-sea/${id.slice(ROOT.length + 1)}`;
         let out = code
           // a module's own require (of a dependency's internals) becomes the bundle's, so what it requires is bundled
           .replace(/^const require = createRequire\(import\.meta\.url\);$/m, '')
           .replaceAll('import.meta.url', JSON.stringify(url))
           .replaceAll('import.meta.dirname', JSON.stringify(dirname(url.slice('file://'.length))));
+        if (id === FINGERPRINT_MODULE)
+          out = replaceOnce(
+            out,
+            'const EMBEDDED: string | undefined = undefined;',
+            `const EMBEDDED: string | undefined = ${JSON.stringify(FINGERPRINT)};`,
+            id,
+          );
         if (id === COMMANDS_INDEX) {
           // the discovered files, listed at build time; each still loaded only when its command runs
           const table = commandFiles.map(

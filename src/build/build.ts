@@ -36,6 +36,7 @@ import {
 import { assertRunnable, CHECK_VERSION } from './check.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
 import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
+import { codeFingerprint } from './fingerprint.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
 import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
 
@@ -351,9 +352,11 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
     let hit: CachedBase | undefined;
     let slicedApp: Tree | undefined;
     let fromBase: { image: Image; layers: readonly Layer[]; config: RunConfig | undefined } | undefined;
-    if (cfg.packages?.length && debian && layerCache) {
+    const code = cfg.packages?.length && debian && layerCache ? await codeFingerprint() : undefined;
+    if (cfg.packages?.length && debian && layerCache && code) {
       cacheKeyFor = cacheKey({
         pare: PARE_VERSION,
+        code,
         platform: key,
         epoch,
         compression,

@@ -1,5 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { ProvenanceInput } from '../attest/index.ts';
 import type { LoadedConfig } from '../config/index.ts';
@@ -11,6 +10,7 @@ import { type Artifact, formatPlatform, type Image, type Platform, selectImage }
 import type { Inventory } from '../sbom/index.ts';
 import type { BuildResult } from './build.ts';
 import { expandSource, filesFor } from './files.ts';
+import { codeFingerprint } from './fingerprint.ts';
 import { cacheKey, type LayerCache } from './layer-cache.ts';
 
 /**
@@ -55,35 +55,6 @@ function suffix(platform: string, first: boolean): string {
 /** Bump when RootfsFacts, the cached SBOM texts or their encoding change: older entries are then never read. */
 const RECORDS_CACHE_VERSION = 1;
 
-// The facts and SBOMs are computed by the sbom module (and debPurl of attest/slsa.ts) with the libraries they import,
-// and encoded here; an entry written by other code must never be used, so the keys cover those sources, this file and
-// the libraries' package.json (read once, a few kB; anything missing means no caching).
-let codeFingerprint: Promise<string | undefined> | undefined;
-function sbomFingerprint(): Promise<string | undefined> {
-  codeFingerprint ??= (async () => {
-    // `.ts` in the source tree, `.js` in the compiled package (dist/).
-    const ext = import.meta.url.slice(import.meta.url.lastIndexOf('.'));
-    const dir = new URL('../sbom/', import.meta.url);
-    const urls = (await readdir(dir))
-      .filter((n) => n.endsWith(ext) && !/\.(test|d)\.[jt]s$/.test(n))
-      .sort()
-      .map((n) => new URL(n, dir));
-    urls.push(new URL(`../attest/slsa${ext}`, import.meta.url), new URL(import.meta.url));
-    const texts = await Promise.all(urls.map((u) => readFile(u, 'utf8')));
-    const libs = new Set<string>();
-    // Bare package specifiers (node: builtins and relative paths do not match).
-    for (const t of texts)
-      for (const m of t.matchAll(/from '((?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*)(?:\/[^']*)?'/g))
-        libs.add(m[1]!);
-    const require = createRequire(import.meta.url);
-    const manifests = await Promise.all(
-      [...libs].sort().map((l) => readFile(require.resolve(`${l}/package.json`), 'utf8')),
-    );
-    return sha256(JSON.stringify([texts, manifests]));
-  })().catch(() => undefined);
-  return codeFingerprint;
-}
-
 // Maps (dpkg md5sums, os-release fields) survive the JSON round trip as tagged entry lists.
 const encodeFacts = (f: RootfsFacts): string =>
   `${JSON.stringify(f, (_k, v: unknown) => (v instanceof Map ? { $map: [...v] } : v))}\n`;
@@ -94,7 +65,7 @@ const decodeFacts = (text: string): RootfsFacts =>
 
 /** Returns the cache key of the root filesystem facts of `image`, or undefined when nothing is cached. */
 async function factsKey(image: Image, cache: LayerCache | undefined): Promise<string | undefined> {
-  const code = cache ? await sbomFingerprint() : undefined;
+  const code = cache ? await codeFingerprint() : undefined;
   if (!code) return undefined;
   return cacheKey({
     records: RECORDS_CACHE_VERSION,

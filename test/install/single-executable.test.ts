@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,5 +169,10 @@ describe('the single executable', () => {
     }
     expect(digests[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(digests[0]).toBe(digests[1]);
+    // The executable caches the packages layers under the keys the clone uses: its embedded code fingerprint is the
+    // one the clone computes from the same sources (src/build/fingerprint.ts), so caching is on and never stale.
+    const layers = (who: string) => readdirSync(join(work, `cache-${who}`, 'pare', 'layers')).sort();
+    expect(layers('sea')).toHaveLength(2);
+    expect(layers('sea')).toEqual(layers('clone'));
   });
 });
