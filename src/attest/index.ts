@@ -50,7 +50,6 @@ export {
   loadPublicKey,
   publicKeyPem,
   SIGSTORE_PRIVATE_KEY_PEM,
-  writeFileAtomic,
   writeKeyFiles,
 } from './keys.ts';
 export type { SignatureFormat, SignOptions, SignResult } from './sign.ts';

@@ -10,10 +10,9 @@ import {
   scrypt,
 } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { AttestError } from '../errors.ts';
+import { writeFileAtomic } from '../layout/atomic.ts';
 
 /**
  * Signing keys in the formats cosign users already have.
@@ -389,16 +388,4 @@ export async function writeKeyFiles(
   await writeFileAtomic(privatePath, enc, 0o600);
   await writeFileAtomic(publicPath, publicKeyPem(pair.publicKey), 0o644);
   return { privatePath, publicPath, pair };
-}
-
-/** Writes `data` to `path` through a temp file in the same directory and a rename, so readers never see half. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }

@@ -30,12 +30,21 @@ export function tempPath(path: string): string {
   return join(dirname(path), `.tmp-${randomBytes(8).toString('hex')}`);
 }
 
-/** Writes `data` to `path` atomically (temp + fsync + rename), creating parent directories. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+/**
+ * Writes `data` to `path` atomically: a fresh temp file beside it (created exclusively, with `mode` from the start, so
+ * a secret is never readable by others), fsync, rename. Readers see the old file or the whole new one; a killed
+ * process leaves at most a `.tmp-*` file. Missing parent directories are created with `dirMode`.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  mode = 0o644,
+  dirMode = 0o755,
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: dirMode });
   const tmp = tempPath(path);
   try {
-    await writeFile(tmp, data, { mode });
+    await writeFile(tmp, data, { mode, flag: 'wx' });
     const fh = await open(tmp, 'r+');
     try {
       await fh.sync();

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { RegistryError } from '../errors.ts';
+import { writeFileAtomic } from '../layout/atomic.ts';
 
 /**
  * Registry credentials from the files docker and podman users already have:
@@ -231,19 +231,6 @@ export function staticCredentials(host: string, cred: Credential): CredentialPro
   return async (h) => (h === host ? cred : undefined);
 }
 
-/** Writes `text` to `path` via a temp file in the same directory and a rename, mode 0600. */
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 /** Where `storeCredential` put the secret. */
 export type StoredIn =
   | { readonly kind: 'file'; readonly path: string }
@@ -275,7 +262,7 @@ export async function storeCredential(
     ? { identitytoken: cred.identityToken }
     : { auth: Buffer.from(`${cred.username ?? ''}:${cred.password ?? ''}`, 'utf8').toString('base64') };
   try {
-    await writeFileAtomic(path, `${JSON.stringify({ ...file, auths }, null, '\t')}\n`);
+    await writeFileAtomic(path, `${JSON.stringify({ ...file, auths }, null, '\t')}\n`, 0o600, 0o700);
   } catch (e) {
     throw new RegistryError('REGISTRY_CREDENTIALS', `cannot write credentials file "${path}": ${String(e)}`, {
       cause: e,
@@ -298,6 +285,6 @@ export async function eraseCredential(host: string, options: CredentialOptions =
   const keys = Object.keys(auths).filter((k) => normalizeKey(k) === host);
   if (keys.length === 0) return false;
   for (const k of keys) delete auths[k];
-  await writeFileAtomic(path, `${JSON.stringify({ ...file, auths }, null, '\t')}\n`);
+  await writeFileAtomic(path, `${JSON.stringify({ ...file, auths }, null, '\t')}\n`, 0o600, 0o700);
   return true;
 }

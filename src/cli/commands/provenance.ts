@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { type ProvenanceInput, provenanceStatement, writeFileAtomic } from '../../attest/index.ts';
+import { type ProvenanceInput, provenanceStatement } from '../../attest/index.ts';
 import { sourceDateEpoch } from '../../defaults.ts';
 import { UsageError } from '../../errors.ts';
+import { writeFileAtomic } from '../../layout/index.ts';
 
 /**
  * `pare provenance --input BUILD.json [-o FILE]`: the in-toto Statement v1 with the SLSA Provenance v1 predicate of a

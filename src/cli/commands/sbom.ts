@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { writeFileAtomic } from '../../attest/index.ts';
 import { sourceDateEpoch, VERSION } from '../../defaults.ts';
 import { UsageError } from '../../errors.ts';
+import { writeFileAtomic } from '../../layout/index.ts';
 import { imageToTree } from '../../oci/index.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { cycloneDxJson, inventory, spdxJson } from '../../sbom/index.ts';
