@@ -210,7 +210,6 @@ export type ElfErrorCode =
   | 'ELF_VERSION_INVALID'
   | 'ELF_LIMIT'
   | 'ELF_CACHE_INVALID'
-  | 'ELF_PATH_LOOP'
   | 'ELF_IO';
 /** An ELF file (or ld.so.cache / loader path) that is malformed, truncated, over a named limit or unreadable. */
 export class ElfError extends BaseError<ElfErrorCode> {

@@ -144,7 +144,6 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   ELF_VERSION_INVALID: 2,
   ELF_LIMIT: 2,
   ELF_CACHE_INVALID: 2,
-  ELF_PATH_LOOP: 2,
   ELF_IO: 1,
 
   ATTEST_KEY_INVALID: 2,

@@ -67,4 +67,4 @@ export { GNU_PROPERTY, MAX_NOTES, NT } from './notes.ts';
 export type { ByteSource } from './reader.ts';
 export { MAX_STRING_LENGTH, MAX_TABLE_BYTES } from './reader.ts';
 export type { RootDirent, RootFs, RootStat } from './rootfs.ts';
-export { hostRootFs, hostSource, MAX_SYMLINK_HOPS, treeRootFs } from './rootfs.ts';
+export { hostRootFs, hostSource, treeRootFs } from './rootfs.ts';

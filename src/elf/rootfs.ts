@@ -1,6 +1,5 @@
 import { closeSync, type Dirent, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
-import { ElfError } from '../errors.ts';
-import type { Tree } from '../fstree/index.ts';
+import { resolvePath, type Tree } from '../fstree/index.ts';
 import type { ByteSource } from './reader.ts';
 
 /**
@@ -14,7 +13,7 @@ export interface RootFs {
   readonly name: string;
   /**
    * Resolves `path` (absolute, inside the root) through symlinks, the last component too; returns the canonical path and
-   * what is there, or undefined when nothing is. Throws ELF_PATH_LOOP after MAX_SYMLINK_HOPS links.
+   * what is there, or undefined when nothing is. Throws TREE_SYMLINK_LOOP after MAX_SYMLINK_HOPS links.
    */
   stat(path: string): Promise<RootStat | undefined>;
   /** Returns the entries of directory `path` (resolved), sorted by name, without following the entries' links. */
@@ -42,34 +41,10 @@ export interface RootDirent {
   readonly kind: 'file' | 'dir' | 'symlink' | 'other';
 }
 
-/** Linux's MAXSYMLINKS (40): more links while resolving one path is a loop. */
-export const MAX_SYMLINK_HOPS = 40;
-
-function loop(root: string, path: string): ElfError {
-  return new ElfError(
-    'ELF_PATH_LOOP',
-    `cannot resolve ${JSON.stringify(path)} in ${JSON.stringify(root)}: too many levels of symbolic links`,
-    {
-      file: path,
-    },
-  );
-}
-
-function components(p: string): string[] {
-  return p.split('/').filter((c) => c !== '' && c !== '.');
-}
-
 /** Returns a RootFs over an FsTree; hardlinks resolve to their target file, so identity is by canonical path. */
 export function treeRootFs(tree: Tree, name = 'tree'): RootFs {
   const stat = async (path: string): Promise<RootStat | undefined> => {
-    let r: ReturnType<Tree['resolve']>;
-    try {
-      r = tree.resolve(path);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'TREE_SYMLINK_LOOP') throw loop(name, path);
-      throw e;
-    }
-    let { entry, path: p } = r;
+    let { entry, path: p } = tree.resolve(path);
     if (entry?.kind === 'hardlink') {
       p = entry.target;
       entry = tree.get(p);
@@ -119,6 +94,7 @@ export function hostRootFs(root: string): RootFs {
   const host = (p: string) => (p === '/' ? base || '/' : base + p);
   type L = { kind: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; target?: string } | null;
   const lcache = new Map<string, L>();
+  const ROOT_DIR = { kind: 'dir', size: 0, mode: 0o755 } as const;
   const lst = (p: string): L => {
     let hit = lcache.get(p);
     if (hit === undefined) {
@@ -140,31 +116,10 @@ export function hostRootFs(root: string): RootFs {
   };
   const scache = new Map<string, RootStat | undefined>();
   const resolve = (path: string): RootStat | undefined => {
-    let todo = components(path);
-    const done: string[] = [];
-    let hops = 0;
-    while (todo.length > 0) {
-      const c = todo.shift()!;
-      if (c === '..') {
-        done.pop();
-        continue;
-      }
-      const p = `/${[...done, c].join('/')}`;
-      const l = lst(p);
-      if (!l) return undefined;
-      if (l.kind === 'symlink') {
-        if (++hops > MAX_SYMLINK_HOPS) throw loop(root, path);
-        if (l.target!.startsWith('/')) done.length = 0;
-        todo = [...components(l.target!), ...todo];
-        continue;
-      }
-      if (todo.length > 0 && l.kind !== 'dir') return undefined;
-      done.push(c);
-    }
-    const p = `/${done.join('/')}`;
-    const l = p === '/' ? ({ kind: 'dir', size: 0, mode: 0o755 } as const) : lst(p);
+    const r = resolvePath(path, (p) => (p === '/' ? ROOT_DIR : (lst(p) ?? undefined)), { root });
+    const l = r.node;
     if (!l) return undefined;
-    return { path: p, kind: l.kind === 'symlink' ? 'other' : l.kind, size: l.size, mode: l.mode };
+    return { path: r.path, kind: l.kind === 'symlink' ? 'other' : l.kind, size: l.size, mode: l.mode };
   };
   const statSync = (path: string): RootStat | undefined => {
     if (scache.has(path)) return scache.get(path);

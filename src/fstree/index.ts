@@ -13,6 +13,13 @@ export {
   WHITEOUT_PREFIX,
 } from './overlay.ts';
 export { baseName, comparePaths, isWithin, joinPath, normalizePath, parentPath } from './path.ts';
+export {
+  MAX_SYMLINK_HOPS,
+  type PathNode,
+  type Resolution,
+  type ResolveOptions,
+  resolvePath,
+} from './resolve.ts';
 export type {
   DeviceEntry,
   DirDefaults,
@@ -25,4 +32,4 @@ export type {
   Resolved,
   SymlinkEntry,
 } from './tree.ts';
-export { dirEntry, fileEntry, MAX_SYMLINK_HOPS, symlinkEntry, Tree, TreeBuilder } from './tree.ts';
+export { dirEntry, fileEntry, symlinkEntry, Tree, TreeBuilder } from './tree.ts';

@@ -1,6 +1,7 @@
 import { TreeError } from '../errors.ts';
 import type { Content } from './content.ts';
 import { baseName, comparePaths, isWithin, joinPath, normalizePath, parentPath } from './path.ts';
+import { resolvePath } from './resolve.ts';
 
 /**
  * FsTree: the in-memory root filesystem that flows through every stage (sources → FsTree → transforms → layers).
@@ -56,9 +57,6 @@ export interface DirDefaults {
   readonly gid?: number;
   readonly mtime?: number;
 }
-
-/** Linux's MAXSYMLINKS: more hops than this while resolving one path is treated as a loop, as the kernel does. */
-export const MAX_SYMLINK_HOPS = 40;
 
 function defaultDir(d: DirDefaults = {}): DirEntry {
   return { kind: 'dir', mode: d.mode ?? 0o755, uid: d.uid ?? 0, gid: d.gid ?? 0, mtime: d.mtime ?? 0 };
@@ -182,46 +180,8 @@ export class Tree {
    * undefined` with the path as far as it was resolved plus the rest.
    */
   resolve(path: string, options: { follow?: boolean } = {}): Resolved {
-    const follow = options.follow ?? true;
-    let todo = splitLoose(path);
-    const done: string[] = [];
-    let hops = 0;
-    while (todo.length > 0) {
-      const c = todo.shift()!;
-      if (c === '.' || c === '') continue;
-      if (c === '..') {
-        done.pop();
-        continue;
-      }
-      const p = `/${[...done, c].join('/')}`;
-      const e = this.#entries.get(p);
-      if (e?.kind === 'symlink' && (todo.length > 0 || follow)) {
-        if (++hops > MAX_SYMLINK_HOPS) {
-          throw new TreeError(
-            'TREE_SYMLINK_LOOP',
-            `cannot resolve ${JSON.stringify(path)}: too many levels of symbolic links`,
-            {
-              path,
-            },
-          );
-        }
-        if (e.target.startsWith('/')) done.length = 0;
-        todo = [...splitLoose(e.target), ...todo];
-        continue;
-      }
-      if (e === undefined) {
-        return {
-          path: `/${[...done, c, ...todo].filter((x) => x !== '' && x !== '.').join('/')}`,
-          entry: undefined,
-        };
-      }
-      if (todo.length > 0 && e.kind !== 'dir') {
-        return { path: `/${[...done, c, ...todo].join('/')}`, entry: undefined };
-      }
-      done.push(c);
-    }
-    const p = `/${done.join('/')}`;
-    return { path: p, entry: this.#entries.get(p) };
+    const r = resolvePath(path, (p) => this.#entries.get(p), options);
+    return { path: r.path, entry: r.node };
   }
 
   /**
@@ -299,10 +259,6 @@ export class Tree {
     }
     return new Tree(m);
   }
-}
-
-function splitLoose(p: string): string[] {
-  return p.split('/').filter((c) => c !== '');
 }
 
 /** Hardlinks whose target left the map become copies of nothing: drop them (they have no content to give). */

@@ -41,8 +41,10 @@ describe('readFileInRoot', () => {
     expect((await lookupInRoot(root, '/etc/shadow')).kind).toBe('missing');
   });
 
-  it('gives up on symlink loops', async () => {
-    expect(await readFileInRoot(root, '/etc/loop1')).toBeUndefined();
+  it('refuses a symlink loop (TREE_SYMLINK_LOOP), as the kernel does with ELOOP', async () => {
+    await expect(readFileInRoot(root, '/etc/loop1')).rejects.toThrow(
+      expect.objectContaining({ code: 'TREE_SYMLINK_LOOP' }),
+    );
   });
 
   it('reports the first missing component', async () => {

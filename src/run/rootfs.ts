@@ -1,7 +1,7 @@
-import { constants } from 'node:fs';
+import { constants, lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_SYMLINK_HOPS, normalizePath } from '../fstree/index.ts';
+import { resolvePath } from '../fstree/index.ts';
 
 /**
  * Looking things up in an unpacked root filesystem on the host as the sandboxed process will see them: symlinks are
@@ -27,40 +27,22 @@ export async function lookupInRoot(
   path: string,
   options: { follow?: boolean } = {},
 ): Promise<RootLookup> {
-  const follow = options.follow ?? true;
-  let todo = split(path);
-  const done: string[] = [];
-  let hops = 0;
-  while (todo.length > 0) {
-    const c = todo.shift()!;
-    if (c === '.') continue;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    const inner = `/${[...done, c].join('/')}`;
-    const st = await lstat(join(root, inner)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
+  const lookup = (inner: string): { kind: RootLookup['kind']; target?: string } | undefined => {
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(join(root, inner), { throwIfNoEntry: false });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
       throw e;
-    });
-    if (!st) return { path: normalizePath(`${inner}/${todo.join('/')}`), kind: 'missing', missingAt: inner };
-    if (st.isSymbolicLink() && (todo.length > 0 || follow)) {
-      if (++hops > MAX_SYMLINK_HOPS) return { path: inner, kind: 'other' };
-      const target = await readlink(join(root, inner));
-      if (target.startsWith('/')) done.length = 0;
-      todo = [...split(target), ...todo];
-      continue;
     }
-    if (todo.length > 0 && !st.isDirectory()) return { path: inner, kind: 'other' };
-    done.push(c);
-    if (todo.length === 0) {
-      return {
-        path: inner,
-        kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
-      };
-    }
-  }
-  return { path: `/${done.join('/')}`, kind: 'dir' };
+    if (!st) return undefined;
+    if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(join(root, inner)) };
+    return { kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other' };
+  };
+  const r = resolvePath(path, lookup, { ...options, root });
+  if (r.node) return { path: r.path, kind: r.node.kind };
+  if (r.failed?.reason === 'not-dir') return { path: r.failed.at, kind: 'other' };
+  return { path: r.path, kind: 'missing', missingAt: r.failed!.at };
 }
 
 /**
@@ -106,8 +88,4 @@ export async function listTopLevel(root: string): Promise<TopLevelEntry[]> {
     else out.push({ name, kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' });
   }
   return out;
-}
-
-function split(p: string): string[] {
-  return p.split('/').filter((c) => c !== '');
 }
