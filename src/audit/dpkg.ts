@@ -235,3 +235,29 @@ export class DpkgIndex {
     return undefined;
   }
 }
+
+/**
+ * The installed packages of a root: `/var/lib/dpkg/status` (packages whose status is installed) and
+ * `/var/lib/dpkg/status.d/*` (distroless-style), one entry per package and architecture, sorted by name then
+ * architecture.
+ */
+export async function installedPackageList(fs: RootFs): Promise<PackageOwner[]> {
+  const out = new Map<string, PackageOwner>();
+  for (const [k, p] of await installedPackages(fs)) if (k.includes(':')) out.set(k, p);
+  for (const e of await fs.list('/var/lib/dpkg/status.d')) {
+    if (e.name.endsWith('.md5sums') || e.name.startsWith('.')) continue;
+    const p = await statusDOwner(fs, e.name);
+    out.set(`${p.package}:${p.architecture}`, p);
+  }
+  return [...out.values()].sort((a, b) =>
+    a.package < b.package
+      ? -1
+      : a.package > b.package
+        ? 1
+        : (a.architecture ?? '') < (b.architecture ?? '')
+          ? -1
+          : (a.architecture ?? '') > (b.architecture ?? '')
+            ? 1
+            : 0,
+  );
+}

@@ -4,6 +4,8 @@ export type { Classification, ImageClass } from './classify.ts';
 export { classifyImage, entrypointProgram } from './classify.ts';
 export type { ImageLayer, ImageSummary, SizeGroup } from './contents.ts';
 export { NO_PACKAGE, sizeDirectory, summarizeImage } from './contents.ts';
+export type { DiffInput, DiffLayer, FileChange, FileFacts, FirstDifference, ImageDiff } from './diff.ts';
+export { DIFF_SCHEMA, diffImages, renderDiff } from './diff.ts';
 export type { PackageOwner } from './dpkg.ts';
 export { DpkgIndex } from './dpkg.ts';
 export type { FunctionReport, LibraryUsage, PackageUsage, StaticUsage, UsedFunction } from './functions.ts';
