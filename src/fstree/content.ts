@@ -10,8 +10,12 @@ import { TreeError } from '../errors.ts';
 export interface Content {
   /** Size in bytes; fixed when the content is created. */
   readonly size: number;
-  /** Returns a fresh stream of all the bytes. */
-  open(): AsyncIterable<Uint8Array>;
+  /**
+   * Returns a fresh stream of all the bytes. Given `scratch`, the content may read into it and yield views of it, each
+   * valid only until the next chunk is asked for (for consumers that hash or copy each chunk at once: no buffer is
+   * allocated per chunk, so a big file makes no garbage).
+   */
+  open(scratch?: Uint8Array): AsyncIterable<Uint8Array>;
   /** Returns up to `length` bytes starting at `offset` (fewer at the end, none past it). */
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Returns all the bytes. Avoid on big files; prefer `open()` or `read()`. */
@@ -59,12 +63,28 @@ export function hostFileContentSized(path: string, size: number): Content {
     );
   return {
     size,
-    async *open() {
+    async *open(scratch?: Uint8Array) {
       let n = 0;
-      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-        n += (chunk as Buffer).length;
-        if (n > size) throw changed(n);
-        yield chunk as Buffer;
+      if (scratch && scratch.length > 0) {
+        const fh = await openFile(path, 'r');
+        try {
+          for (;;) {
+            // One byte more than promised is asked for once the size is reached, so growth is seen.
+            const { bytesRead } = await fh.read(scratch, 0, scratch.length, n);
+            if (bytesRead === 0) break;
+            n += bytesRead;
+            if (n > size) throw changed(n);
+            yield scratch.subarray(0, bytesRead);
+          }
+        } finally {
+          await fh.close();
+        }
+      } else {
+        for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+          n += (chunk as Buffer).length;
+          if (n > size) throw changed(n);
+          yield chunk as Buffer;
+        }
       }
       if (n !== size) throw changed(n);
     },

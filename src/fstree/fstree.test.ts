@@ -1,3 +1,6 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { arbTree } from '../../test/helpers/arbitraries.ts';
@@ -7,6 +10,7 @@ import {
   comparePaths,
   dumpTree,
   type Entry,
+  hostFileContent,
   merge,
   normalizePath,
   Tree,
@@ -180,5 +184,46 @@ describe('merge', () => {
       }),
       { numRuns: 25 },
     );
+  });
+});
+
+describe('hostFileContent', () => {
+  const withFile = async (body: string, fn: (path: string) => Promise<void>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-content-'));
+    try {
+      writeFileSync(join(dir, 'f'), body);
+      await fn(join(dir, 'f'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const read = async (c: AsyncIterable<Uint8Array>) => {
+    const parts: Buffer[] = [];
+    for await (const chunk of c) parts.push(Buffer.from(chunk)); // copied at once, as a scratch reader requires
+    return Buffer.concat(parts).toString();
+  };
+
+  describe('when read into a scratch buffer smaller than the file', () => {
+    it('yields the same bytes as a plain read', async () => {
+      await withFile('0123456789abcdefghij', async (path) => {
+        const c = await hostFileContent(path);
+        expect(await read(c.open(new Uint8Array(7)))).toBe('0123456789abcdefghij');
+        expect(await read(c.open())).toBe('0123456789abcdefghij');
+      });
+    });
+
+    it('refuses a file that grew or shrank since its size was taken, with TREE_CONFLICT', async () => {
+      await withFile('0123456789', async (path) => {
+        const c = await hostFileContent(path);
+        appendFileSync(path, 'more');
+        await expect(read(c.open(new Uint8Array(4)))).rejects.toThrow(
+          expect.objectContaining({ code: 'TREE_CONFLICT', message: expect.stringContaining('changed') }),
+        );
+        writeFileSync(path, '01');
+        await expect(read(c.open(new Uint8Array(4)))).rejects.toThrow(
+          expect.objectContaining({ code: 'TREE_CONFLICT' }),
+        );
+      });
+    });
   });
 });

@@ -37,7 +37,9 @@ export function layerFromTree(tree: Tree, options: LayerFromTreeOptions = {}): L
     const dig = new Hasher();
     const spool = new Spool({ dir: options.spoolDir });
     async function* hashed(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of tarFromTree(tree, { epoch: options.epoch })) {
+      // The compressors copy each chunk before asking for the next, so file bodies can be read into one buffer; the
+      // uncompressed layer goes to the spool as it comes, so it needs chunks of its own.
+      for await (const chunk of tarFromTree(tree, { epoch: options.epoch, reuse: c !== 'none' })) {
         diff.update(chunk);
         yield chunk;
       }

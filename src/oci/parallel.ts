@@ -36,11 +36,18 @@ const DICT = 32 << 10;
 /** RFC 1952 header: magic, CM=8, FLG=0, MTIME=0, XFL=0, OS=255 (unknown, as Go's compress/gzip writes). */
 const HEADER = Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff);
 
+/**
+ * One block to compress. `buf` holds the block at `[start, end)`; for gzip, the `DICT` bytes before `start` are the
+ * 32 KiB of input before the block (the dictionary) when `dict` is set. Keeping the dictionary in front of the block,
+ * in the same buffer, lets one buffer travel to a worker and back and be filled again: no allocation per block.
+ */
 interface BlockJob {
   readonly kind: 'gzip' | 'zstd';
-  readonly data: Uint8Array;
-  /** gzip: the 32 KiB of input before the block. */
-  readonly dict?: Uint8Array | undefined;
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+  /** gzip: the `DICT` bytes before `start` are the preset dictionary. */
+  readonly dict?: boolean;
   /** gzip: the last block (BFINAL) rather than a sync-flushed one. */
   readonly final?: boolean;
 }
@@ -50,53 +57,66 @@ interface BlockJob {
  * number of threads), since a difference would make an image's digest depend on the machine.
  */
 export function compressBlock(job: BlockJob): Buffer {
+  const data = job.buf.subarray(job.start, job.end);
   if (job.kind === 'zstd')
-    return zlib.zstdCompressSync(job.data, {
+    return zlib.zstdCompressSync(data, {
       params: {
         [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
         [zlib.constants.ZSTD_c_checksumFlag]: 1,
         [zlib.constants.ZSTD_c_contentSizeFlag]: 1,
       },
     });
-  return zlib.deflateRawSync(job.data, {
+  return zlib.deflateRawSync(data, {
     level: GZIP_LEVEL,
     memLevel: 8,
     windowBits: 15,
     strategy: zlib.constants.Z_DEFAULT_STRATEGY,
-    ...(job.dict ? { dictionary: job.dict } : {}),
+    ...(job.dict ? { dictionary: job.buf.subarray(job.start - DICT, job.start) } : {}),
     finishFlush: job.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
   });
 }
 
 // Run with `eval`, so the same code works from the sources, the compiled package and the single executable, none of
-// which can rely on a worker file beside this one.
+// which can rely on a worker file beside this one. The block's buffer goes back to the caller with the output (both
+// moved, not copied) so it can be filled again.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const c = zlib.constants;
 function compressBlock(job) {
+  const data = job.buf.subarray(job.start, job.end);
   if (job.kind === 'zstd')
-    return zlib.zstdCompressSync(job.data, {
+    return zlib.zstdCompressSync(data, {
       params: { [c.ZSTD_c_compressionLevel]: ${ZSTD_LEVEL}, [c.ZSTD_c_checksumFlag]: 1, [c.ZSTD_c_contentSizeFlag]: 1 },
     });
-  return zlib.deflateRawSync(job.data, {
+  return zlib.deflateRawSync(data, {
     level: ${GZIP_LEVEL}, memLevel: 8, windowBits: 15, strategy: c.Z_DEFAULT_STRATEGY,
-    ...(job.dict ? { dictionary: job.dict } : {}),
+    ...(job.dict ? { dictionary: job.buf.subarray(job.start - ${DICT}, job.start) } : {}),
     finishFlush: job.final ? c.Z_FINISH : c.Z_SYNC_FLUSH,
   });
 }
 parentPort.on('message', (m) => {
+  const buf = m.job.buf;
   try {
-    parentPort.postMessage({ id: m.id, out: compressBlock(m.job) });
+    const out = compressBlock(m.job);
+    // An output that owns its memory moves; a small one cut from Node's shared pool is copied.
+    const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+    parentPort.postMessage({ id: m.id, out, buf }, own ? [out.buffer, buf.buffer] : [buf.buffer]);
   } catch (e) {
-    parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) });
+    parentPort.postMessage({ id: m.id, error: String((e && e.message) || e), buf }, [buf.buffer]);
   }
 });
 `;
 
+/**
+ * Worker heap limits. A worker holds a block, its output and zlib's state (all outside the JS heap); its JS heap
+ * stays small, so a small young generation keeps each worker's resident memory down without more GC work.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
+
 interface Job {
   readonly worker: PooledWorker;
-  resolve(b: Uint8Array): void;
+  resolve(r: { out: Uint8Array; buf: Uint8Array }): void;
   reject(e: Error): void;
 }
 
@@ -124,16 +144,16 @@ class CompressPool {
     const i = this.#turn++ % this.size;
     let w = this.#workers[i];
     if (!w) {
-      const thread = new Worker(WORKER_SOURCE, { eval: true });
+      const thread = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: WORKER_LIMITS });
       const pooled: PooledWorker = { thread, pending: 0 };
-      thread.on('message', (m: { id: number; out?: Uint8Array; error?: string }) => {
+      thread.on('message', (m: { id: number; out?: Uint8Array; buf: Uint8Array; error?: string }) => {
         const job = this.#jobs.get(m.id);
         if (!job) return;
         this.#jobs.delete(m.id);
         if (--job.worker.pending === 0) thread.unref();
         if (m.error !== undefined || !m.out)
           job.reject(new Error(`compression worker: ${m.error ?? 'no output'}`));
-        else job.resolve(m.out);
+        else job.resolve({ out: m.out, buf: m.buf });
       });
       thread.on('error', (e) => this.#fail(e));
       thread.on('exit', (code) => {
@@ -153,14 +173,14 @@ class CompressPool {
     this.#workers.length = 0;
   }
 
-  run(job: BlockJob): Promise<Uint8Array> {
+  /** Compresses a block on a worker; the block's buffer moves there and comes back with the output. */
+  run(job: BlockJob): Promise<{ out: Uint8Array; buf: Uint8Array }> {
     const id = this.#next++;
     const w = this.#worker();
     if (w.pending++ === 0) w.thread.ref();
     return new Promise((resolve, reject) => {
       this.#jobs.set(id, { worker: w, resolve, reject });
-      // The block is one this module owns: its memory moves to the worker instead of being copied.
-      w.thread.postMessage({ id, job }, [job.data.buffer as ArrayBuffer]);
+      w.thread.postMessage({ id, job }, [job.buf.buffer as ArrayBuffer]);
     });
   }
 }
@@ -187,21 +207,52 @@ export interface ParallelOptions {
   readonly threads?: number;
 }
 
-/** Cuts a stream into blocks of `size` bytes it owns (the last one shorter, possibly empty), in order. */
-async function* blocks(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
-  let block = Buffer.allocUnsafeSlow(size);
-  let fill = 0;
+/**
+ * Block buffers of one stream, reused: a buffer comes back from its worker with the block's output and is filled
+ * again, so a stream of any length allocates only as many buffers as there are blocks in flight (plus the one being
+ * filled), and the garbage collector never sees a block.
+ */
+class Buffers {
+  readonly #free: Uint8Array[] = [];
+  readonly #length: number;
+  constructor(length: number) {
+    this.#length = length;
+  }
+  take(): Uint8Array {
+    return this.#free.pop() ?? new Uint8Array(this.#length);
+  }
+  give(b: Uint8Array): void {
+    if (b.byteLength === this.#length) this.#free.push(b);
+  }
+}
+
+/**
+ * Cuts a stream into blocks of `size` bytes (the last one shorter, possibly empty), in order, copying each chunk at
+ * once (so a source may reuse its chunk buffer after each one). Each block sits at `prefix` in a buffer from
+ * `buffers`; when `prefix` > 0, the `prefix` bytes of input before the block are copied in front of it (zeros before
+ * the first block, which has none).
+ */
+async function* blocks(
+  source: AsyncIterable<Uint8Array>,
+  size: number,
+  prefix: number,
+  buffers: Buffers,
+): AsyncGenerator<Uint8Array> {
+  let block = buffers.take();
+  let fill = prefix;
   for await (const chunk of source) {
     let at = 0;
     while (at < chunk.length) {
-      const n = Math.min(size - fill, chunk.length - at);
+      const n = Math.min(prefix + size - fill, chunk.length - at);
       block.set(chunk.subarray(at, at + n), fill);
       fill += n;
       at += n;
-      if (fill === size) {
+      if (fill === prefix + size) {
+        const next = buffers.take();
+        if (prefix > 0) next.set(block.subarray(size, size + prefix));
         yield block;
-        block = Buffer.allocUnsafeSlow(size);
-        fill = 0;
+        block = next;
+        fill = prefix;
       }
     }
   }
@@ -209,18 +260,29 @@ async function* blocks(source: AsyncIterable<Uint8Array>, size: number): AsyncGe
 }
 
 /**
- * Runs the jobs of `cut` on the pool (or inline), at most two per thread in flight so memory stays bounded, and
- * yields their outputs in order.
+ * Runs `jobs` on the pool (or inline when `threads` is 0), at most two per thread in flight so memory stays bounded,
+ * hands each block's buffer back to `buffers` as soon as its worker is done with it, and yields the outputs in order.
  */
-async function* ordered(jobs: AsyncIterable<BlockJob>, threads: number): AsyncGenerator<Uint8Array> {
+async function* ordered(
+  jobs: AsyncIterable<BlockJob>,
+  threads: number,
+  buffers: Buffers,
+): AsyncGenerator<Uint8Array> {
   let pool: CompressPool | undefined;
   const run = (job: BlockJob): Promise<Uint8Array> => {
-    if (threads === 0) return Promise.resolve(compressBlock(job));
+    if (threads === 0) {
+      const out = compressBlock(job);
+      buffers.give(job.buf);
+      return Promise.resolve(out);
+    }
     if (!pool) {
       pool = pools.get(threads) ?? new CompressPool(threads);
       pools.set(threads, pool);
     }
-    const p = pool.run(job);
+    const p = pool.run(job).then(({ out, buf }) => {
+      buffers.give(buf);
+      return out;
+    });
     // A consumer that stops early never awaits the blocks still in flight: their failure must not crash the process.
     p.catch(() => {});
     return p;
@@ -234,47 +296,66 @@ async function* ordered(jobs: AsyncIterable<BlockJob>, threads: number): AsyncGe
   while (inflight.length > 0) yield await (inflight.shift() as Promise<Uint8Array>);
 }
 
-/** Returns the gzip of a byte stream, deflated in parallel blocks (see the module comment). */
+/**
+ * Returns the gzip of a byte stream, deflated in parallel blocks (see the module comment). Each chunk of `source` is
+ * copied before the next is asked for, so the source may hand out one reused buffer.
+ */
 export async function* gzipParallel(
   source: AsyncIterable<Uint8Array>,
   options: ParallelOptions = {},
 ): AsyncGenerator<Uint8Array> {
   let crc = 0;
   let total = 0;
+  const buffers = new Buffers(DICT + GZIP_BLOCK);
   async function* jobs(): AsyncGenerator<BlockJob> {
-    let dict: Uint8Array | undefined;
-    for await (const data of blocks(source, GZIP_BLOCK)) {
+    let first = true;
+    for await (const buf of blocks(source, GZIP_BLOCK, DICT, buffers)) {
+      const data = buf.subarray(DICT);
       crc = zlib.crc32(data, crc);
       total += data.length;
-      const final = data.length < GZIP_BLOCK;
-      // Copied before the block moves to a worker; only whole blocks come before another block.
-      const next = final ? undefined : Uint8Array.prototype.slice.call(data, GZIP_BLOCK - DICT);
       // The last block may be empty: then it is only the final empty deflate block, with no dictionary to use.
-      yield { kind: 'gzip', data, dict: data.length > 0 ? dict : undefined, final };
-      dict = next;
+      yield {
+        kind: 'gzip',
+        buf: buf.length === DICT + GZIP_BLOCK ? buf : new Uint8Array(buf.buffer, 0, DICT + GZIP_BLOCK),
+        start: DICT,
+        end: buf.length,
+        dict: !first && data.length > 0,
+        final: data.length < GZIP_BLOCK,
+      };
+      first = false;
     }
   }
   yield HEADER;
-  yield* ordered(jobs(), options.threads ?? compressThreads());
+  yield* ordered(jobs(), options.threads ?? compressThreads(), buffers);
   const trailer = Buffer.alloc(8);
   trailer.writeUInt32LE(crc >>> 0, 0);
   trailer.writeUInt32LE(total % 2 ** 32, 4);
   yield trailer;
 }
 
-/** Returns the zstd of a byte stream: independent frames compressed in parallel (see the module comment). */
+/**
+ * Returns the zstd of a byte stream: independent frames compressed in parallel (see the module comment). Each chunk
+ * of `source` is copied before the next is asked for.
+ */
 export async function* zstdParallel(
   source: AsyncIterable<Uint8Array>,
   options: ParallelOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  const buffers = new Buffers(ZSTD_FRAME);
   async function* jobs(): AsyncGenerator<BlockJob> {
     let first = true;
-    for await (const data of blocks(source, ZSTD_FRAME)) {
+    for await (const buf of blocks(source, ZSTD_FRAME, 0, buffers)) {
       // The short last block is a frame of its own unless it is empty and another frame came before it; an empty
       // stream is one empty frame, since zero bytes are no zstd stream at all.
-      if (data.length > 0 || first) yield { kind: 'zstd', data };
+      if (buf.length > 0 || first)
+        yield {
+          kind: 'zstd',
+          buf: buf.length === ZSTD_FRAME ? buf : new Uint8Array(buf.buffer, 0, ZSTD_FRAME),
+          start: 0,
+          end: buf.length,
+        };
       first = false;
     }
   }
-  yield* ordered(jobs(), options.threads ?? compressThreads());
+  yield* ordered(jobs(), options.threads ?? compressThreads(), buffers);
 }

@@ -123,9 +123,9 @@ export class ContentSpool {
 
 /** Content backed by `size` bytes at `start` of an open spool file. */
 function regionContent(fd: number, start: number, size: number): Content {
-  const read = (offset: number, length: number): Uint8Array => {
+  const read = (offset: number, length: number, into?: Uint8Array): Uint8Array => {
     const len = Math.max(0, Math.min(length, size - offset));
-    const buf = Buffer.allocUnsafe(len);
+    const buf = into ? into.subarray(0, len) : Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
       const n = readSync(fd, buf, got, len - got, start + offset + got);
@@ -137,8 +137,9 @@ function regionContent(fd: number, start: number, size: number): Content {
   const CHUNK = 1 << 20;
   return {
     size,
-    async *open() {
-      for (let off = 0; off < size; off += CHUNK) yield read(off, CHUNK);
+    async *open(scratch?: Uint8Array) {
+      const step = scratch && scratch.length > 0 ? scratch.length : CHUNK;
+      for (let off = 0; off < size; off += step) yield read(off, step, scratch);
     },
     async read(offset, length) {
       return read(offset, length);

@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { arbTree, canonicalHardlinks } from '../../test/helpers/arbitraries.ts';
-import { bufferContent, dumpTree, Tree, TreeBuilder } from '../fstree/index.ts';
+import { bufferContent, dumpTree, readHostDir, Tree, TreeBuilder } from '../fstree/index.ts';
 import { BLOCK, encodeHeader, paxRecord } from './header.ts';
 import { collect, readTar, tarFromTree, tarToTree } from './index.ts';
 
@@ -84,6 +87,26 @@ describe('tarFromTree', () => {
         .build();
       const back = await tarToTree(tarFromTree(t, { epoch: 1000 }));
       expect(back.get('/f')!.mtime).toBe(1000);
+    });
+  });
+  describe('when file bodies are read into one reused buffer', () => {
+    it('gives the same bytes as without, for a consumer that copies each chunk at once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pare-tar-reuse-'));
+      try {
+        // Host files around the 1 MiB buffer's size and the 512-byte tar block, with distinct bytes.
+        for (const size of [0, 1, 511, 512, 1 << 20, (1 << 20) + 5, (2 << 20) + 700])
+          writeFileSync(
+            join(dir, `f${size}`),
+            Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff)),
+          );
+        const tree = await readHostDir(dir);
+        const copied: Uint8Array[] = [];
+        for await (const c of tarFromTree(tree, { reuse: true }))
+          copied.push(Uint8Array.prototype.slice.call(c));
+        expect(Buffer.compare(Buffer.concat(copied), await collect(tarFromTree(tree)))).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
   describe('when content lies about its size', () => {

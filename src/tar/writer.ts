@@ -12,6 +12,11 @@ import { BLOCK, encodeHeader, padded, type TarHeader, type TarType } from './hea
 export interface TarFromTreeOptions {
   /** Clamp every mtime to at most this (SOURCE_DATE_EPOCH); undefined keeps mtimes as they are. */
   readonly epoch?: number;
+  /**
+   * Read file bodies into one reused buffer: each chunk is then valid only until the next one is asked for. For
+   * consumers that hash or copy each chunk at once (the layer compressor); a big tree then makes no garbage.
+   */
+  readonly reuse?: boolean;
 }
 
 const ZERO = new Uint8Array(BLOCK * 2);
@@ -27,6 +32,7 @@ function kindToType(e: Entry): TarType {
  * does not have the size it promised.
  */
 export async function* tarFromTree(tree: Tree, options: TarFromTreeOptions = {}): AsyncGenerator<Uint8Array> {
+  const scratch = options.reuse ? Buffer.allocUnsafeSlow(1 << 20) : undefined;
   const clamp = (t: number) => (options.epoch === undefined ? t : Math.min(t, options.epoch));
   // For each hardlinked inode, the first name in tree order carries the data.
   // One ordered pass: whichever name of an inode (the file or a link to it) comes first in tree order is primary.
@@ -75,7 +81,7 @@ export async function* tarFromTree(tree: Tree, options: TarFromTreeOptions = {})
             };
       yield encodeHeader({ ...meta, type: 'file', size: file.content.size, linkname: '' });
       let n = 0;
-      for await (const chunk of file.content.open()) {
+      for await (const chunk of file.content.open(scratch)) {
         n += chunk.length;
         if (n > file.content.size) break;
         yield chunk;
@@ -88,7 +94,7 @@ export async function* tarFromTree(tree: Tree, options: TarFromTreeOptions = {})
         );
       }
       const pad = padded(n) - n;
-      if (pad > 0) yield new Uint8Array(pad);
+      if (pad > 0) yield ZERO.subarray(0, pad);
       continue;
     }
     const h: TarHeader = {
