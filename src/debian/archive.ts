@@ -6,7 +6,7 @@ import { createGunzip } from 'node:zlib';
 import { type Digest, Hasher, sha256 } from '../digest/index.ts';
 import { DebianError } from '../errors.ts';
 import { type Content, hostFileContentSized } from '../fstree/index.ts';
-import { DownloadCache, defaultCacheDir } from './cache.ts';
+import { DownloadCache, defaultCacheDir, type RemoteBlobs } from './cache.ts';
 import {
   fetchBytes,
   type HttpOptions,
@@ -60,6 +60,8 @@ export interface ArchiveOptions extends MirrorOptions, HttpOptions {
   readonly indexCompression?: readonly IndexCompression[];
   /** Called as downloads progress; the CLI draws the bar. Never called after the returned promise settles. */
   readonly onProgress?: (event: DownloadProgress) => void;
+  /** A shared store asked for each verified file before the mirror (a registry cache: `pare build --cache`). */
+  readonly remote?: RemoteBlobs;
 }
 
 /** Progress of a batch of downloads (index files or packages). */
@@ -127,7 +129,7 @@ export async function openArchive(
   const r: Resolved = {
     suites,
     http: normalizeHttpOptions(options),
-    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env)),
+    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env), options.remote),
     architectures: options.architectures ?? ['amd64'],
     components: source.components ?? ['main'],
     // A snapshot shows the archive as it was: its Release was current then, so check it against that instant.
@@ -510,7 +512,7 @@ export function resolveDownloadOptions(
 ): Pick<Resolved, 'http' | 'cache' | 'concurrency' | 'options'> {
   return {
     http: normalizeHttpOptions(options),
-    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env)),
+    cache: new DownloadCache(options.cacheDir ?? defaultCacheDir(options.env), options.remote),
     concurrency: options.concurrency ?? 8,
     options,
   };

@@ -22,6 +22,23 @@ export function defaultCacheDir(env: Readonly<Record<string, string | undefined>
   return xdg?.startsWith('/') ? join(xdg, 'pare') : join(env.HOME || homedir(), '.cache', 'pare');
 }
 
+/**
+ * Another place verified blobs may already be, tried after the local cache and before the mirror: a registry shared by
+ * CI runners (`pare build --cache`). It is trusted for nothing: what it gives is hashed against the digest the lock or
+ * the signed index names, exactly as bytes from the mirror are, and anything else is refused (then the mirror is
+ * asked).
+ */
+export interface RemoteBlobs {
+  /** Names it in messages, e.g. `registry cache 127.0.0.1:5000/cache`. */
+  readonly name: string;
+  /** Yields the blob's bytes, or returns undefined when the remote does not have it. */
+  open(digest: Digest, size: number): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /** Told when the remote gave bytes that are not the blob (or failed): the build goes on from the mirror. */
+  readonly onRefused?: (digest: Digest, error: Error) => void;
+  /** Told of every blob that came from the mirror, so it can be shared afterwards. */
+  readonly onMirrored?: (digest: Digest, size: number, path: string) => void;
+}
+
 /** Reports how many bytes of one file are on disk so far (it may go down when a download restarts from zero). */
 export type ByteCounter = (done: number) => void;
 
@@ -36,8 +53,10 @@ export interface BlobWriter {
 
 export class DownloadCache {
   readonly dir: string;
-  constructor(dir: string) {
+  readonly remote: RemoteBlobs | undefined;
+  constructor(dir: string, remote?: RemoteBlobs) {
     this.dir = dir;
+    this.remote = remote;
   }
 
   /** Returns where the blob with `digest` lives (it may not exist). */
@@ -153,6 +172,8 @@ export class DownloadCache {
       onBytes?.(size);
       return cached;
     }
+    const shared = await this.#fromRemote(digest, size, onBytes);
+    if (shared) return shared;
     const hex = digestHex(digest);
     const tmpDir = join(this.dir, 'tmp');
     await mkdir(tmpDir, { recursive: true });
@@ -160,10 +181,56 @@ export class DownloadCache {
     const partial = lock ? join(tmpDir, `${hex}.partial`) : await this.#tempPath(hex);
     try {
       await this.#download(http, url, partial, digest, size, what, onBytes);
-      return await this.#commit(partial, digest);
+      const path = await this.#commit(partial, digest);
+      this.remote?.onMirrored?.(digest, size, path);
+      return path;
     } finally {
       if (lock) await unlink(lock).catch(() => {});
       else await unlink(partial).catch(() => {});
+    }
+  }
+
+  /**
+   * Copies blob `digest` from the remote into the cache when it has it: at most `size` bytes are taken, and the blob is
+   * kept only when they are exactly `size` bytes hashing to `digest`. Returns its path, or undefined (not there,
+   * refused, or unreachable: the caller downloads from the mirror).
+   */
+  async #fromRemote(
+    digest: Digest,
+    size: number,
+    onBytes: ByteCounter | undefined,
+  ): Promise<string | undefined> {
+    const remote = this.remote;
+    if (!remote) return undefined;
+    let w: BlobWriter | undefined;
+    try {
+      const body = await remote.open(digest, size);
+      if (!body) return undefined;
+      w = await this.writer(digest);
+      let got = 0;
+      for await (const c of body) {
+        got += c.length;
+        if (got > size)
+          throw new DebianError(
+            'DEBIAN_HASH_MISMATCH',
+            `${remote.name} sent more than ${size} bytes for ${digest}`,
+          );
+        await w.write(c);
+        onBytes?.(got);
+      }
+      if (got !== size)
+        throw new DebianError(
+          'DEBIAN_HASH_MISMATCH',
+          `${remote.name} sent ${got} of ${size} bytes for ${digest}`,
+        );
+      const path = await w.commit();
+      w = undefined;
+      return path;
+    } catch (e) {
+      await w?.abort();
+      onBytes?.(0);
+      remote.onRefused?.(digest, e as Error);
+      return undefined;
     }
   }
 

@@ -14,7 +14,7 @@ export { DebianArchive, formatSnapshot, openArchive, snapshotDate } from './arch
 export type { Assembled, AssembleOptions } from './assemble.ts';
 export { assembleRootfs, statusStanza } from './assemble.ts';
 export { CA_BUNDLE, caCertificatesConf, caTrustEntries, pemLinkName } from './cacerts.ts';
-export type { ByteCounter } from './cache.ts';
+export type { ByteCounter, RemoteBlobs } from './cache.ts';
 export { DownloadCache, defaultCacheDir, hashFile } from './cache.ts';
 export type { ChangelogEntry, ChangelogSince } from './changelog.ts';
 export {

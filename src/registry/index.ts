@@ -1,5 +1,7 @@
 export type { Challenge } from './auth.ts';
 export { mergeScopes, parseAuthHeader, parseChallenge, repositoryScope } from './auth.ts';
+export type { RegistryBlobCacheOptions, SharedBlob } from './blob-cache.ts';
+export { CACHE_ARTIFACT_TYPE, DEB_MEDIA_TYPE, RegistryBlobCache } from './blob-cache.ts';
 export type {
   BlobProgress,
   FetchLike,

@@ -1,6 +1,13 @@
 import type { Command } from 'commander';
 import { build } from '../../build/index.ts';
 import { loadConfig } from '../../config/index.ts';
+import { UsageError } from '../../errors.ts';
+import {
+  formatReference,
+  type ImageReference,
+  parseTransportReference,
+  RegistryBlobCache,
+} from '../../registry/index.ts';
 import { formatSliceSummary } from '../../slice/index.ts';
 import { formatBytes, printJson } from '../format.ts';
 import { progress as progressFor, progressMode } from '../progress.ts';
@@ -16,6 +23,7 @@ interface BuildFlags {
   update?: boolean;
   quiet?: boolean;
   allowOutsideContext?: boolean;
+  cache?: string;
 }
 
 /** `pare build [DIR|pare.yaml]`: builds the image described by pare.yaml into an OCI layout (default ./out). */
@@ -34,27 +42,63 @@ export function register(program: Command): void {
       '--allow-outside-context',
       'let files: sources leave the directory of pare.yaml (refused by default, symlinks resolved)',
     )
+    .option(
+      '--cache <repository>',
+      'share verified .debs through a registry repository (e.g. registry.example:5000/pare-cache; default $PARE_CACHE): asked before the mirror, filled after the build',
+    )
     .option('-q, --quiet', 'print only the digest')
     .option('--json', 'print the result as JSON')
     .action(async (project: string, opts: BuildFlags) => {
+      const cacheRef = cacheReference(opts.cache ?? (process.env.PARE_CACHE || undefined));
       const loaded = await loadConfig(project);
       // Progress on stderr only: stdout carries the digest (or the JSON) and nothing else.
       const progress = progressFor(progressMode(opts.quiet || opts.json));
       // A docker:// base is pulled with pare's defaults (PARE_INSECURE_REGISTRIES; loopback may be plain HTTP).
       const client = lazyClient({ quiet: opts.quiet || opts.json });
+      const say = (s: string) => (opts.quiet || opts.json ? undefined : process.stderr.write(`${s}\n`));
+      const cache = cacheRef
+        ? new RegistryBlobCache(await client.get(), cacheRef, {
+            onRefused: (digest, e) =>
+              process.stderr.write(
+                `warning: ${formatReference(cacheRef)}: not used for ${digest}: ${e.message}\n`,
+              ),
+          })
+        : undefined;
       const r = await build(loaded, {
         output: opts.output,
         tag: opts.tag,
         tar: opts.tar,
         dryRun: opts.dryRun,
         allowOutsideContext: opts.allowOutsideContext,
-        debian: { locked: opts.locked, update: opts.update, onProgress: progress.download },
+        debian: {
+          locked: opts.locked,
+          update: opts.update,
+          onProgress: progress.download,
+          ...(cache ? { archive: { remote: cache } } : {}),
+        },
         registry: client.get,
         onStep: progress.step,
-      }).finally(() => {
-        progress.done();
-        return client.close();
-      });
+      })
+        .then(async (r) => {
+          // As BuildKit's --cache-to: a cache that could not be filled fails the command (the image is written).
+          if (cache && r.debian && r.layoutDir) {
+            const debs = [...r.debian.debs.values()].flat().map((d) => ({
+              digest: d.record.sha256,
+              size: d.record.size,
+              path: d.path,
+              title: d.record.filename.slice(d.record.filename.lastIndexOf('/') + 1),
+            }));
+            const shared = await cache.publish(debs);
+            say(
+              `cache: ${shared.uploaded} of ${debs.length} .debs uploaded to ${cache.name} (${shared.tag})`,
+            );
+          }
+          return r;
+        })
+        .finally(() => {
+          progress.done();
+          return client.close();
+        });
       const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
       const size = m ? m.layers.reduce((n, l) => n + l.size, 0) : undefined;
       if (opts.json) {
@@ -90,4 +134,16 @@ export function register(program: Command): void {
       if (r.records)
         err(`records (SBOM, provenance${r.slices.size ? ', slice report' : ''}): ${r.records.dir}`);
     });
+}
+
+/** The repository `--cache` / PARE_CACHE names (exit 2 for anything else: a tag or digest means nothing there). */
+function cacheReference(value: string | undefined): ImageReference | undefined {
+  if (value === undefined) return undefined;
+  const t = parseTransportReference(value);
+  if (t.transport !== 'docker' || t.ref.tag || t.ref.digest)
+    throw new UsageError(
+      'USAGE',
+      `cannot use ${JSON.stringify(value)} as the build cache: name a registry repository (HOST/REPO, e.g. 127.0.0.1:5000/pare-cache), not a tag, digest or local path`,
+    );
+  return t.ref;
 }
