@@ -53,6 +53,13 @@ export const LINT_RULES: readonly LintRule[] = [
     fix: 'set image.user to a dedicated non-root account (e.g. 65532:65532)',
   },
   {
+    id: 'CIS-DI-0005',
+    name: 'unsigned',
+    severity: 'info',
+    title: 'no signature stored with the image',
+    fix: 'sign the image where it is stored (pare sign IMAGE --key cosign.key, or cosign sign) and verify it on pull (pare verify)',
+  },
+  {
     id: 'CIS-DI-0006',
     name: 'no-healthcheck',
     severity: 'info',
@@ -137,6 +144,13 @@ export const LINT_RULES: readonly LintRule[] = [
     fix: 'remove the capability (setcap -r) and grant it at run time if it is really needed',
   },
   {
+    id: 'PARE-R001',
+    name: 'mtime-not-epoch',
+    severity: 'info',
+    title: 'mtimes other than the build date',
+    fix: 'build with SOURCE_DATE_EPOCH and clamp every mtime to it (pare build does; BuildKit: rewrite-timestamp=true)',
+  },
+  {
     id: 'PARE-B001',
     name: 'shell-present',
     severity: 'warn',
@@ -207,6 +221,16 @@ export interface LintInput {
   readonly origins?: ReadonlyMap<string, string>;
   /** The tag the image was referenced by: undefined for a digest or when unknown, '' for a reference without one. */
   readonly tag?: string;
+  /**
+   * Whether a signature was found where the image is stored (cosign v3 bundle referrer or v2 `.sig` tag), and where
+   * it was looked for; undefined when not looked up (the `unsigned` rule is then not evaluated).
+   */
+  readonly signature?: { readonly signed: boolean; readonly detail: string };
+  /**
+   * The image's `created` time in seconds (what SOURCE_DATE_EPOCH sets): the mtime a reproducible build gives every
+   * entry. Undefined when not known (the `mtime-not-epoch` rule is then not evaluated).
+   */
+  readonly created?: number;
 }
 
 /** An accepted finding: a rule (id or short name) and, optionally, a path glob. */
@@ -426,6 +450,46 @@ function userUid(user: string, passwd: Map<string, number>): number | undefined 
   return passwd.get(u);
 }
 
+const iso = (t: number) =>
+  Number.isFinite(t) ? new Date(t * 1000).toISOString().replace('.000Z', 'Z') : String(t);
+
+/**
+ * `mtime-not-epoch`: one finding per layer whose entries carry mtimes other than the image's created time (a
+ * reproducible build clamps them all to SOURCE_DATE_EPOCH). The evidence path is the first such entry in path order,
+ * so the finding names its layer; the detail counts the entries, their distinct mtimes and those newer than created.
+ */
+function mtimeFindings(
+  input: LintInput,
+  add: (name: string, message: string, evidence: LintEvidence) => void,
+): void {
+  const epoch = input.created!;
+  const byLayer = new Map<string, { first: string; count: number; newer: number; times: Set<number> }>();
+  for (const path of input.tree.paths()) {
+    if (path === '/') continue;
+    const e = input.tree.get(path)!;
+    if (e.mtime === epoch) continue;
+    const layer = input.origins ? input.origins.get(path) : '';
+    // A parent directory no layer has (the tree made it) is not in the image's bytes.
+    if (layer === undefined) continue;
+    const g = byLayer.get(layer) ?? { first: path, count: 0, newer: 0, times: new Set<number>() };
+    g.count++;
+    if (e.mtime > epoch) g.newer++;
+    g.times.add(e.mtime);
+    byLayer.set(layer, g);
+  }
+  for (const g of byLayer.values()) {
+    const t = input.tree.get(g.first)!.mtime;
+    add(
+      'mtime-not-epoch',
+      `${g.count} entr${g.count === 1 ? 'y has' : 'ies have'} mtimes other than the image's created time ${iso(epoch)} (${g.times.size} distinct, ${g.newer} newer), e.g. ${g.first} at ${iso(t)}`,
+      {
+        path: g.first,
+        detail: `${g.count} entries, ${g.times.size} distinct mtimes, ${g.newer} newer than created`,
+      },
+    );
+  }
+}
+
 /** Lints an image: findings sorted by rule order, then path. `accepts` marks findings accepted. */
 export async function lintImage(
   input: LintInput,
@@ -495,6 +559,9 @@ export async function lintImage(
       },
     );
 
+  if (input.signature && !input.signature.signed)
+    add('unsigned', `no signature: ${input.signature.detail}`, { detail: input.signature.detail });
+
   // Files.
   const pathDirs = new Set(
     ((config?.Env ?? []).find((kv) => kv.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH)
@@ -558,6 +625,7 @@ export async function lintImage(
       }
     }
   }
+  if (input.created !== undefined) mtimeFindings(input, add);
   for (const { path, rule } of namedPrograms(tree))
     add(rule, `${path} is present (${BY_NAME.get(rule)!.title.replace(/ is present$/, '')})`, { path });
 

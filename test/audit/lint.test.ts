@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   LINT_RULES,
   type LintConfig,
+  type LintInput,
   lintImage,
   lintSummary,
   parseAcceptance,
@@ -43,11 +44,13 @@ const CONFIG: LintConfig = {
   Healthcheck: { Test: ['CMD', '/usr/bin/app', '--health'] },
 };
 
-type Case = [
-  rule: string,
-  positive: { tree?: (b: TreeBuilder) => TreeBuilder; config?: Partial<LintConfig>; tag?: string },
-  negative: { tree?: (b: TreeBuilder) => TreeBuilder; config?: Partial<LintConfig>; tag?: string },
-];
+type Side = {
+  tree?: (b: TreeBuilder) => TreeBuilder;
+  config?: Partial<LintConfig>;
+  tag?: string;
+  input?: Pick<LintInput, 'signature' | 'created'>;
+};
+type Case = [rule: string, positive: Side, negative: Side];
 
 const cases: Case[] = [
   ['root-user', { config: { User: 'root' } }, { config: { User: 'nonroot' } }],
@@ -226,6 +229,25 @@ const cases: Case[] = [
     { tree: (b) => b.put('/usr/bin/curl', exe()) },
     { tree: (b) => b.put('/usr/lib/x86_64-linux-gnu/libcurl.so.4', exe()) },
   ],
+  [
+    'unsigned',
+    { input: { signature: { signed: false, detail: 'no sigstore bundle referrer in oci:x' } } },
+    { input: { signature: { signed: true, detail: 'a sigstore bundle referrer in oci:x' } } },
+  ],
+  [
+    'mtime-not-epoch',
+    // The base tree's entries have mtime 0: an image created later was not clamped to its build date.
+    { input: { created: 1_700_000_000 } },
+    { input: { created: 0 } },
+  ],
+  [
+    'mtime-not-epoch',
+    {
+      tree: (b) => b.put('/etc/built', fileEntry(text('x'), { mtime: 1_700_000_123 })),
+      input: { created: 0 },
+    },
+    { tree: (b) => b.put('/etc/built', fileEntry(text('x'), { mtime: 0 })), input: { created: 0 } },
+  ],
   ['user-missing', { config: { User: undefined } }, { config: { User: '65532' } }],
   ['user-missing', { config: { User: '' } }, { config: { User: 'nonroot:nonroot' } }],
   ['user-nobody', { config: { User: 'nobody' } }, { config: { User: 'nonroot' } }],
@@ -235,7 +257,7 @@ const cases: Case[] = [
 async function lint(side: Case[1]) {
   const tree: Tree = (side.tree ?? ((b) => b))(base()).build();
   const config = { ...CONFIG, ...side.config };
-  return lintImage({ tree, config, ...(side.tag !== undefined ? { tag: side.tag } : {}) });
+  return lintImage({ tree, config, ...(side.tag !== undefined ? { tag: side.tag } : {}), ...side.input });
 }
 
 describe('lint rules', () => {

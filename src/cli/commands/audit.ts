@@ -36,8 +36,10 @@ import { VERSION } from '../../defaults.ts';
 import { hostRootFs } from '../../elf/index.ts';
 import { UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../layout/atomic.ts';
+import type { Image } from '../../oci/index.ts';
 import type { TransportReference } from '../../registry/index.ts';
 import { printJson, useColor } from '../format.ts';
+import type { OpenedReference } from '../reference.ts';
 import { type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 interface AuditFlags extends Partial<RegistryFlags> {
@@ -112,6 +114,44 @@ async function isHostTarget(target: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether a cosign signature is stored with the image (CIS-DI-0005): a sigstore bundle referrer whose predicate is
+ * cosign's signing one (cosign v3, pare sign), or the `sha256-<hex>.sig` tag (cosign v2), of the reference's manifest
+ * or of the image read. Presence only: `pare verify --key` checks a signature. An archive holds no signatures.
+ */
+async function signatureState(
+  opened: OpenedReference,
+  image: Image,
+): Promise<{ signed: boolean; detail: string }> {
+  const t = opened.reference.transport;
+  if (t !== 'docker' && t !== 'oci')
+    return {
+      signed: false,
+      detail: `${opened.name} is an archive, which carries no signatures (store it in a registry or layout and sign it there)`,
+    };
+  const [{ BUNDLE_V03_MEDIA_TYPE }, { BUNDLE_PREDICATE_ANNOTATION, COSIGN_SIGN_PREDICATE, legacyTag }] =
+    await Promise.all([import('../../attest/bundle.ts'), import('../../attest/cosign.ts')]);
+  const store = await opened.store('look for signatures of');
+  const subjects = [...new Set([(await opened.subject()).digest, await image.digest()])];
+  for (const d of subjects) {
+    const refs = await store.listReferrers(d);
+    if (
+      refs.some(
+        (r) =>
+          r.artifactType === BUNDLE_V03_MEDIA_TYPE &&
+          (r.annotations?.[BUNDLE_PREDICATE_ANNOTATION] ?? COSIGN_SIGN_PREDICATE) === COSIGN_SIGN_PREDICATE,
+      )
+    )
+      return { signed: true, detail: `a sigstore bundle referrer of ${d} in ${store.name}` };
+    if (await store.getManifest(legacyTag(d, 'sig')))
+      return { signed: true, detail: `the ${legacyTag(d, 'sig')} tag in ${store.name}` };
+  }
+  return {
+    signed: false,
+    detail: `no sigstore bundle referrer and no ${legacyTag(subjects[0]!, 'sig')} tag in ${store.name}`,
+  };
+}
+
 /** Runs the audit a CLI target names, then the --policy gate. */
 async function runAudit(target: string, flags: AuditFlags): Promise<AuditReport> {
   // Inputs are read (and refused) before the image is.
@@ -181,11 +221,21 @@ async function auditTarget(
       // The run config as the image has it, Docker's Healthcheck included (the parsed RunConfig omits it).
       const raw = JSON.parse(Buffer.from(await image.rawConfig()).toString('utf8')) as {
         config?: LintConfig;
+        created?: unknown;
       };
       const config = raw.config ?? undefined;
       const tag = referenceTag(opened.reference);
+      // The build date SOURCE_DATE_EPOCH sets (0 when the config has none, as an unset SOURCE_DATE_EPOCH means).
+      const createdMs = typeof raw.created === 'string' ? Date.parse(raw.created) : 0;
       const linted = await lintImage(
-        { tree, config, origins, ...(tag !== undefined ? { tag } : {}) },
+        {
+          tree,
+          config,
+          origins,
+          ...(tag !== undefined ? { tag } : {}),
+          signature: await signatureState(opened, image),
+          created: Number.isFinite(createdMs) ? Math.floor(createdMs / 1000) : 0,
+        },
         accepts,
       );
       // A finding the baseline report already had is accepted: CI fails only on new ones.
