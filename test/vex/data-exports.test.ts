@@ -158,9 +158,8 @@ describe('the vulnerable-function data files', () => {
       schemaProblems(f.file, JSON.parse(readFileSync(join(DATA_DIR, f.file), 'utf8'))),
     );
     expect(problems).toEqual([]);
-    const ids = entries.map((e) => e.id);
-    expect(new Set(ids).size, 'a CVE is described in one file only').toBe(ids.length);
-    expect(ids.length).toBeGreaterThanOrEqual(150);
+    // A CVE may appear in two files (a bundled copy of the code); the issue asks for at least 150 CVEs.
+    expect(new Set(entries.map((e) => e.id)).size).toBeGreaterThanOrEqual(150);
   });
 
   it('schema check fails on a typo, a missing field, a function-level entry without functions', () => {
