@@ -35,7 +35,7 @@ import {
 } from './base-image.ts';
 import { assertRunnable, CHECK_VERSION } from './check.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
-import { checkSymlinkLoops, filesTree, filesVariant, ownerResolver } from './files.ts';
+import { checkSymlinkLoops, filesTree, filesVariant, outputPath, ownerResolver } from './files.ts';
 import { codeFingerprint } from './fingerprint.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
 import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
@@ -118,6 +118,10 @@ export interface BuildResult {
   readonly epoch: number;
   /** The Debian resolution, lock and .debs, for `packages:` builds. */
   readonly debian: DebianPlan | undefined;
+  /** This image's request set in `debian` ('' the main image's, else a variant's with packages of its own). */
+  readonly packageSet: string;
+  /** The variants built with the main image (`variants:`), each tagged `TAG-NAME`; empty for a variant. */
+  readonly variants: readonly BuildResult[];
   /** The pinned `base:` image, when base names one. */
   readonly baseImage: BaseImage | undefined;
   /** The slice report of each platform (by `os/arch[/variant]`), when the build sliced. */
@@ -158,7 +162,14 @@ export function resolveEpoch(
  */
 async function packagesEpoch(debian: DebianPlan, cache: LayerCache | undefined): Promise<number> {
   const key =
-    cache && `source-date-${cacheKey({ v: 1, debs: debian.lock.packages.map((p) => p.sha256).sort() })}`;
+    cache &&
+    `source-date-${cacheKey({
+      v: 1,
+      debs: debian
+        .lockedOf()
+        .map((p) => p.sha256)
+        .sort(),
+    })}`;
   const hit = key ? await cache!.getRecord(key) : undefined;
   if (hit !== undefined && /^\d+\n$/.test(hit)) return Number(hit);
   const date = (await debian.sourceDate()) ?? 0;
@@ -275,12 +286,86 @@ export async function build(loaded: LoadedConfig, options: BuildOptions = {}): P
   }
 }
 
+/**
+ * The config of variant `name`: the main image's, plus the variant's packages and files, its shell: and its image:
+ * overrides (field by field; env, labels and annotations by key). `locate` points a variant's own nodes at the
+ * variant's section of pare.yaml.
+ */
+export function variantConfig(loaded: LoadedConfig, name: string): LoadedConfig {
+  const cfg = loaded.config;
+  const v = cfg.variants?.[name];
+  if (!v) throw new Error(`no variant ${name}`);
+  const n = cfg.files.length;
+  const vi = v.image ?? {};
+  const byKey = <T>(a: Record<string, T> | undefined, b: Record<string, T> | undefined) =>
+    a || b ? { ...a, ...b } : undefined;
+  const image = {
+    ...cfg.image,
+    ...vi,
+    env: byKey(cfg.image.env, vi.env),
+    labels: byKey(cfg.image.labels, vi.labels),
+    annotations: byKey(cfg.image.annotations, vi.annotations),
+  };
+  const config = {
+    ...cfg,
+    packages: cfg.packages && [...new Set([...cfg.packages, ...(v.packages ?? [])])],
+    files: [...cfg.files, ...(v.files ?? [])],
+    shell: v.shell ?? cfg.shell,
+    image,
+    variants: undefined,
+  };
+  const locate = (keys: readonly (string | number)[]) => {
+    if (keys[0] === 'files' && typeof keys[1] === 'number' && keys[1] >= n)
+      return loaded.locate(['variants', name, 'files', keys[1] - n, ...keys.slice(2)]);
+    if (keys[0] === 'image' && (keys.length === 1 ? v.image : (vi as Record<string, unknown>)[keys[1]!]))
+      return loaded.locate(['variants', name, ...keys]);
+    if (keys[0] === 'shell' && v.shell !== undefined) return loaded.locate(['variants', name, 'shell']);
+    if (keys[0] === 'packages' && v.packages) return loaded.locate(['variants', name, 'packages']);
+    return loaded.locate(keys);
+  };
+  return { ...loaded, config, locate };
+}
+
+/** One image of a build: the main image (set '') or a variant, before anything is written. */
+interface Built {
+  readonly artifact: Artifact;
+  readonly digest: Digest;
+  readonly descriptor: Descriptor;
+  readonly trees: Map<string, () => Promise<Tree>>;
+  readonly slices: Map<string, SliceReport>;
+  readonly cached: string[];
+}
+
 async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<BuildResult> {
   const cfg = loaded.config;
   const givenEpoch = resolveEpoch(cfg.epoch, options.epoch, undefined);
   const platforms = cfg.platforms.map(parsePlatform);
   const name = cfg.name ?? basename(loaded.dir);
   const tag = options.tag ?? cfg.output.tag ?? 'latest';
+  // Where the image goes, checked first (an output.layout/tar leaving the project is exit 2).
+  const layoutDir =
+    options.output !== undefined
+      ? resolve(options.output)
+      : cfg.output.layout !== undefined
+        ? await outputPath(loaded, 'layout', options.allowOutsideContext)
+        : resolve('out');
+  const tarOpt =
+    options.tar ??
+    (cfg.output.tar !== undefined ? await outputPath(loaded, 'tar', options.allowOutsideContext) : undefined);
+  const variantNames = Object.keys(cfg.variants ?? {}).sort();
+  for (const v of variantNames) {
+    const at = loaded.locate(['variants', v]);
+    if (`${tag}-${v}`.length > 128)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${at}: the variant's tag ${tag}-${v} is longer than 128 characters; shorten the tag or the variant name`,
+      );
+    if (cfg.variants![v]!.packages?.length && !cfg.packages?.length)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${loaded.locate(['variants', v, 'packages'])}: a variant's packages: add to the main image's, and it has none (a files-only or image-based build); put packages: at the top level or remove them here`,
+      );
+  }
 
   // An image base is opened (and pinned) first: packages: next to it is refused before any archive is read.
   const onStep = options.onStep;
@@ -322,11 +407,6 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
   const layerCache = options.layerCache === false ? undefined : new LayerCache(options.layerCache);
   const epoch = givenEpoch ?? (debian ? await packagesEpoch(debian, layerCache) : 0);
   const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
-
-  const images: { image: Image; platform: Platform; layerCount: number }[] = [];
-  const trees = new Map<string, () => Promise<Tree>>();
-  const slices = new Map<string, SliceReport>();
-  const cached: string[] = [];
   const sliceMode = typeof cfg.slice === 'object' ? cfg.slice.mode : (cfg.slice ?? 'auto');
   const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
     typeof cfg.slice === 'object' ? cfg.slice : {};
@@ -336,237 +416,283 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       'CONFIG_INVALID',
       `${loaded.locate(['slice', 'drop'])}: slice.drop needs a sliced packages: build (a files-only image or slice mode none is not sliced); remove it`,
     );
+  // Platforms whose files come from the same entries and host paths share one layer (packed once), in every image.
   const appLayers = new Map<string, Layer>();
-  for (const platform of platforms) {
-    const filesOptions = { allowOutsideContext: options.allowOutsideContext, platform };
-    // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
-    // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
-    const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 }), filesOptions))]
-      .filter(([, e]) => e.kind !== 'dir')
-      .map(([p]) => p);
-    const key = formatPlatform(platform);
-    let base: Tree | undefined;
-    let baseLayer: Layer | undefined;
-    let ids: Awaited<ReturnType<typeof idsFromTree>>;
-    let cacheKeyFor: string | undefined;
-    let hit: CachedBase | undefined;
-    let slicedApp: Tree | undefined;
-    let fromBase: { image: Image; layers: readonly Layer[]; config: RunConfig | undefined } | undefined;
-    const code = cfg.packages?.length && debian && layerCache ? await codeFingerprint() : undefined;
-    if (cfg.packages?.length && debian && layerCache && code) {
-      cacheKeyFor = cacheKey({
-        pare: PARE_VERSION,
-        code,
-        platform: key,
-        epoch,
-        compression,
-        debs: debian.lock.packages
-          .filter((p) => p.architecture === debianArch(platform) || p.architecture === 'all')
-          .map((p) => p.sha256),
-        slice:
-          sliceMode === 'auto'
-            ? { ...sliceCfg, shell: cfg.shell, image: cfg.image, files: keepFiles }
-            : 'none',
-        ...(cfg.accounts ? { accounts: cfg.accounts } : {}),
-      });
-      hit = await layerCache.get(cacheKeyFor);
-    }
-    if (baseImage) {
-      // An image base: its layers are kept as they are; accounts: changes become a layer of pare's own.
-      const image = await baseImageFor(baseImage, platform);
-      const lower = await imageToTree(image);
-      base = (await withAccounts(lower, loaded, epoch)) ?? lower;
-      ids = await idsFromTree(base);
-      const own = changedEntries(lower, base);
-      if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
-      fromBase = { image, layers: await image.layers(), config: (await image.config()).config };
-    } else if (hit) {
-      cached.push(key);
-      baseLayer = hit.layer;
-      ids = {
-        users: new Map(hit.users.map(([n, u, g]) => [n, { uid: u, gid: g }])),
-        groups: new Map(hit.groups),
-      };
-      if (hit.slice) slices.set(key, hit.slice);
-    } else {
-      const plan = debian;
-      const assembled =
-        cfg.packages?.length && plan
-          ? await timed(
-              onStep,
-              'unpack',
-              key,
-              () => plan.assembled(platform, epoch),
-              (a) => [`${a.tree.size} entries`],
-            )
-          : undefined;
-      base = assembled
-        ? assembled.tree
-        : cfg.packages?.length
-          ? await packagesRoot!(platform, epoch)
-          : cfg.base === 'minimal'
-            ? minimalBase(epoch, usrArch(platform))
-            : undefined;
-      base = await withAccounts(base, loaded, epoch);
-      ids = await idsFromTree(base ?? minimalBase(epoch));
-      if (base && cfg.packages?.length && sliceMode === 'auto') {
-        const resolve = ownerResolver(ids.users, ids.groups);
-        slicedApp = await filesTree(loaded, epoch, resolve, filesOptions);
-        const rcForSlice = runConfig(loaded, (u) => resolve(u, loaded.locate(['image', 'user'])));
-        const merged = merge([base, slicedApp], conflictReplace);
-        checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
-        // Slicing keeps what the image runs; every file the user listed stays, whether or not something reaches it.
-        onStep?.({ step: 'slice', state: 'start', platform: key });
-        const r = await sliceTree(merged, {
-          entrypoint: rcForSlice.Entrypoint,
-          cmd: rcForSlice.Cmd,
-          env: rcForSlice.Env,
-          workingDir: rcForSlice.WorkingDir,
-          executables: sliceCfg.executables,
-          keep: sliceCfg.keep,
-          drop: sliceCfg.drop,
-          files: keepFiles,
-          shell: cfg.shell,
-          locales: sliceCfg.locales,
-          probe: sliceCfg.probe,
-          owners: assembled?.owners,
-        }).catch((e: unknown) => {
-          throw atGlob(e, loaded, sliceCfg);
-        });
-        onStep?.({
-          step: 'slice',
-          state: 'done',
+  const mainLoaded = loaded;
+  const mainConfig = cfg;
+
+  /**
+   * Builds the image of `loaded` (the main config or a variant's, variantConfig) for every platform. A variant
+   * (`set` its name) is assembled from its request set's packages; its own packages are kept whole (each file a root
+   * of the slice, with its closure), and the main image's entrypoint and cmd stay roots when it overrides them.
+   */
+  async function buildOne(loaded: LoadedConfig, variant?: string): Promise<Built> {
+    const cfg = loaded.config;
+    const spec = variant === undefined ? undefined : mainConfig.variants?.[variant];
+    // A variant with packages of its own has a request set (debian.ts requestSets); one without shares the main's.
+    const set = spec?.packages?.length ? variant! : '';
+    const own = spec?.packages?.length ? new Set(spec.packages) : undefined;
+    if (own && !debian)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${loaded.locate(['packages'])}: a variant's packages need pare's Debian integration (BuildOptions.packagesRoot builds the main image only)`,
+      );
+    // The main image's program stays a root of a variant that runs something else.
+    const mainRc = runConfig(mainLoaded, () => ({ uid: 0, gid: 0 }));
+    const keepPrograms =
+      spec?.image?.entrypoint !== undefined || spec?.image?.cmd !== undefined
+        ? [mainRc.Entrypoint?.[0] ?? mainRc.Cmd?.[0]].filter((x): x is string => x !== undefined)
+        : [];
+    const images: { image: Image; platform: Platform; layerCount: number }[] = [];
+    const trees = new Map<string, () => Promise<Tree>>();
+    const slices = new Map<string, SliceReport>();
+    const cached: string[] = [];
+    for (const platform of platforms) {
+      const filesOptions = { allowOutsideContext: options.allowOutsideContext, platform };
+      // Only the user's files are roots: their directories are kept bare as the parents of kept paths, never as subtrees.
+      // The app tree's paths do not depend on owners; a lenient resolver gives them before the base's users are known.
+      const keepFiles = [...(await filesTree(loaded, epoch, () => ({ uid: 0, gid: 0 }), filesOptions))]
+        .filter(([, e]) => e.kind !== 'dir')
+        .map(([p]) => p);
+      const key = formatPlatform(platform);
+      let base: Tree | undefined;
+      let baseLayer: Layer | undefined;
+      let ids: Awaited<ReturnType<typeof idsFromTree>>;
+      let cacheKeyFor: string | undefined;
+      let hit: CachedBase | undefined;
+      let slicedApp: Tree | undefined;
+      let fromBase: { image: Image; layers: readonly Layer[]; config: RunConfig | undefined } | undefined;
+      const code = cfg.packages?.length && debian && layerCache ? await codeFingerprint() : undefined;
+      if (cfg.packages?.length && debian && layerCache && code) {
+        const arch = debianArch(platform);
+        cacheKeyFor = cacheKey({
+          pare: PARE_VERSION,
+          code,
           platform: key,
-          detail: [
-            `kept ${r.after.files} of ${r.before.files} files, `,
-            bytes(r.after.bytes),
-            ' of ',
-            bytes(r.before.bytes),
-          ],
+          epoch,
+          compression,
+          debs: debian
+            .lockedOf(set)
+            .filter((p) => p.architecture === arch || p.architecture === 'all')
+            .map((p) => p.sha256),
+          slice:
+            sliceMode === 'auto'
+              ? { ...sliceCfg, shell: cfg.shell, image: cfg.image, files: keepFiles }
+              : 'none',
+          ...(cfg.accounts ? { accounts: cfg.accounts } : {}),
+          ...(spec ? { variant: { whole: [...(own ?? [])], programs: keepPrograms } } : {}),
         });
-        slices.set(key, sliceReport(r));
-        // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
-        const app = new Set(keepFiles);
-        base = r.tree.filter((p, e) => e.kind === 'dir' || !app.has(p));
+        hit = await layerCache.get(cacheKeyFor);
       }
-      if (base) {
-        baseLayer = layerFromTree(base, { compression, epoch });
-        if (layerCache && cacheKeyFor) {
-          await layerCache.put(cacheKeyFor, {
-            layer: baseLayer,
-            users: [...ids.users].map(([n, v]) => [n, v.uid, v.gid] as const),
-            groups: [...ids.groups],
-            slice: slices.get(key),
+      if (baseImage) {
+        // An image base: its layers are kept as they are; accounts: changes become a layer of pare's own.
+        const image = await baseImageFor(baseImage, platform);
+        const lower = await imageToTree(image);
+        base = (await withAccounts(lower, loaded, epoch)) ?? lower;
+        ids = await idsFromTree(base);
+        const own = changedEntries(lower, base);
+        if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
+        fromBase = { image, layers: await image.layers(), config: (await image.config()).config };
+      } else if (hit) {
+        cached.push(key);
+        baseLayer = hit.layer;
+        ids = {
+          users: new Map(hit.users.map(([n, u, g]) => [n, { uid: u, gid: g }])),
+          groups: new Map(hit.groups),
+        };
+        if (hit.slice) slices.set(key, hit.slice);
+      } else {
+        const plan = debian;
+        const assembled =
+          cfg.packages?.length && plan
+            ? await timed(
+                onStep,
+                'unpack',
+                key,
+                () => plan.assembled(platform, epoch, set),
+                (a) => [`${a.tree.size} entries`],
+              )
+            : undefined;
+        base = assembled
+          ? assembled.tree
+          : cfg.packages?.length
+            ? await packagesRoot!(platform, epoch)
+            : cfg.base === 'minimal'
+              ? minimalBase(epoch, usrArch(platform))
+              : undefined;
+        base = await withAccounts(base, loaded, epoch);
+        ids = await idsFromTree(base ?? minimalBase(epoch));
+        // shell: true promises /bin/sh; a packages build without a package that ships it would silently have none.
+        if (cfg.shell && base && cfg.packages?.length && base.get('/usr/bin/sh') === undefined)
+          throw new UsageError(
+            'CONFIG_INVALID',
+            `${loaded.locate(['shell'])}: shell: true, but no package of ${key} ships /bin/sh; add dash to packages:`,
+          );
+        if (base && cfg.packages?.length && sliceMode === 'auto') {
+          const resolve = ownerResolver(ids.users, ids.groups);
+          slicedApp = await filesTree(loaded, epoch, resolve, filesOptions);
+          const rcForSlice = runConfig(loaded, (u) => resolve(u, loaded.locate(['image', 'user'])));
+          const merged = merge([base, slicedApp], conflictReplace);
+          checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
+          // A variant's own packages are kept whole: every file they ship is a root, with its closure.
+          const whole =
+            own && assembled
+              ? [...assembled.owners]
+                  .filter(([p, pkgs]) => pkgs.some((n) => own.has(n)) && merged.get(p) !== undefined)
+                  .map(([p]) => p)
+              : [];
+          onStep?.({ step: 'slice', state: 'start', platform: key });
+          // Slicing keeps what the image runs; every file the user listed stays, whether or not something reaches it.
+          const r = await sliceTree(merged, {
+            entrypoint: rcForSlice.Entrypoint,
+            cmd: rcForSlice.Cmd,
+            env: rcForSlice.Env,
+            workingDir: rcForSlice.WorkingDir,
+            executables: [...(sliceCfg.executables ?? []), ...keepPrograms],
+            keep: sliceCfg.keep,
+            drop: sliceCfg.drop,
+            files: [...new Set([...keepFiles, ...whole])].sort(),
+            shell: cfg.shell,
+            locales: sliceCfg.locales,
+            probe: sliceCfg.probe,
+            owners: assembled?.owners,
+          }).catch((e: unknown) => {
+            throw atGlob(e, loaded, sliceCfg);
           });
+          onStep?.({
+            step: 'slice',
+            state: 'done',
+            platform: key,
+            detail: [
+              `kept ${r.after.files} of ${r.before.files} files, `,
+              bytes(r.after.bytes),
+              ' of ',
+              bytes(r.before.bytes),
+            ],
+          });
+          slices.set(key, sliceReport(r));
+          // The base layer is what the slice kept of the packages; the user's files stay a layer of their own.
+          const app = new Set(keepFiles);
+          base = r.tree.filter((p, e) => e.kind === 'dir' || !app.has(p));
+        }
+        if (base) {
+          baseLayer = layerFromTree(base, { compression, epoch });
+          if (layerCache && cacheKeyFor) {
+            await layerCache.put(cacheKeyFor, {
+              layer: baseLayer,
+              users: [...ids.users].map(([n, v]) => [n, v.uid, v.gid] as const),
+              groups: [...ids.groups],
+              slice: slices.get(key),
+            });
+          }
         }
       }
-    }
-    const resolveOwner = ownerResolver(ids.users, ids.groups);
-    // The same ids give the same tree: reuse the one the slice was computed with.
-    const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner, filesOptions));
-    const userOf = (u: string | number) => resolveOwner(u, loaded.locate(['image', 'user']));
-    const rc = fromBase ? inheritedRunConfig(fromBase.config, loaded, userOf) : runConfig(loaded, userOf);
-    const baseTree = base;
-    const cachedLayer = hit?.layer;
-    // What the image unpacks to: built only when asked (records, tests), from the tree or from the cached layer.
-    let rootfs: Promise<Tree> | undefined;
-    trees.set(key, () => {
-      rootfs ??= (async () => {
-        const lower =
-          baseTree ??
-          (cachedLayer
-            ? applyLayer(Tree.empty(), await collectEntries(cachedLayer.uncompressed()))
-            : undefined);
-        return lower ? merge([lower, appTree], conflictReplace) : appTree;
-      })();
-      return rootfs;
-    });
-    if (!cachedLayer) checkSymlinkLoops(await trees.get(key)!(), `${loaded.path} for ${key}`);
-    const layers: Layer[] = [...(fromBase?.layers ?? [])];
-    const history = [...((fromBase && (await fromBase.image.config()).history) ?? [])];
-    if (baseLayer) {
-      layers.push(baseLayer);
-      history.push({
-        created,
-        created_by: cfg.packages?.length
-          ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
-          : cfg.base === 'minimal'
-            ? 'pare build: base (minimal)'
-            : 'pare build: accounts',
+      const resolveOwner = ownerResolver(ids.users, ids.groups);
+      // The same ids give the same tree: reuse the one the slice was computed with.
+      const appTree = slicedApp ?? (await filesTree(loaded, epoch, resolveOwner, filesOptions));
+      const userOf = (u: string | number) => resolveOwner(u, loaded.locate(['image', 'user']));
+      const rc = fromBase ? inheritedRunConfig(fromBase.config, loaded, userOf) : runConfig(loaded, userOf);
+      const baseTree = base;
+      const cachedLayer = hit?.layer;
+      // What the image unpacks to: built only when asked (records, tests), from the tree or from the cached layer.
+      let rootfs: Promise<Tree> | undefined;
+      trees.set(key, () => {
+        rootfs ??= (async () => {
+          const lower =
+            baseTree ??
+            (cachedLayer
+              ? applyLayer(Tree.empty(), await collectEntries(cachedLayer.uncompressed()))
+              : undefined);
+          return lower ? merge([lower, appTree], conflictReplace) : appTree;
+        })();
+        return rootfs;
+      });
+      if (!cachedLayer) checkSymlinkLoops(await trees.get(key)!(), `${loaded.path} for ${key}`);
+      const layers: Layer[] = [...(fromBase?.layers ?? [])];
+      const history = [...((fromBase && (await fromBase.image.config()).history) ?? [])];
+      if (baseLayer) {
+        layers.push(baseLayer);
+        history.push({
+          created,
+          created_by: cfg.packages?.length
+            ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
+            : cfg.base === 'minimal'
+              ? 'pare build: base (minimal)'
+              : 'pare build: accounts',
+        });
+      }
+      if (appTree.size > 1) {
+        // Platforms (and images) whose files come from the same entries and host paths share one layer.
+        const files = `${filesVariant(loaded, platform)}\0${JSON.stringify(cfg.files)}`;
+        let appLayer = appLayers.get(files);
+        if (!appLayer) {
+          appLayer = layerFromTree(appTree, { compression, epoch });
+          appLayers.set(files, appLayer);
+        }
+        layers.push(appLayer);
+        history.push({ created, created_by: 'pare build: files' });
+      }
+      // The tree the image unpacks to must run: ELF machines, loaders, libraries and the entrypoint (check.ts). A pass
+      // is remembered by the layers' diff_ids and the command, so a warm build does not unpack its cached layer again.
+      const checkKey =
+        layerCache &&
+        `check-${cacheKey({
+          check: CHECK_VERSION,
+          pare: PARE_VERSION,
+          platform: key,
+          layers: await Promise.all(layers.map((l) => l.diffId())),
+          command: [rc.Entrypoint, rc.Cmd, rc.Env, rc.WorkingDir],
+        })}`;
+      if (!(checkKey && (await layerCache!.getRecord(checkKey)) === 'runnable\n')) {
+        await assertRunnable(await trees.get(key)!(), platform, rc, loaded.path);
+        if (checkKey) await layerCache!.putRecord(checkKey, 'runnable\n');
+      }
+      const annotations: Record<string, string> = {
+        'org.opencontainers.image.created': created,
+        'org.opencontainers.image.title': name,
+        ...(fromBase && baseImage
+          ? {
+              'org.opencontainers.image.base.digest': await fromBase.image.digest(),
+              'org.opencontainers.image.base.name': baseImage.name,
+            }
+          : {}),
+        ...(cfg.image.annotations ?? {}),
+      };
+      images.push({
+        image: buildImage({ layers, platform, config: rc, created, history, annotations }),
+        platform,
+        layerCount: layers.length,
       });
     }
-    if (appTree.size > 1) {
-      // Platforms whose files come from the same entries and host paths share one layer (packed once).
-      const variant = filesVariant(loaded, platform);
-      let appLayer = appLayers.get(variant);
-      if (!appLayer) {
-        appLayer = layerFromTree(appTree, { compression, epoch });
-        appLayers.set(variant, appLayer);
-      }
-      layers.push(appLayer);
-      history.push({ created, created_by: 'pare build: files' });
-    }
-    // The tree the image unpacks to must run: ELF machines, loaders, libraries and the entrypoint (check.ts). A pass
-    // is remembered by the layers' diff_ids and the command, so a warm build does not unpack its cached layer again.
-    const checkKey =
-      layerCache &&
-      `check-${cacheKey({
-        check: CHECK_VERSION,
-        pare: PARE_VERSION,
-        platform: key,
-        layers: await Promise.all(layers.map((l) => l.diffId())),
-        command: [rc.Entrypoint, rc.Cmd, rc.Env, rc.WorkingDir],
-      })}`;
-    if (!(checkKey && (await layerCache!.getRecord(checkKey)) === 'runnable\n')) {
-      await assertRunnable(await trees.get(key)!(), platform, rc, loaded.path);
-      if (checkKey) await layerCache!.putRecord(checkKey, 'runnable\n');
-    }
-    const annotations: Record<string, string> = {
-      'org.opencontainers.image.created': created,
-      'org.opencontainers.image.title': name,
-      ...(fromBase && baseImage
-        ? {
-            'org.opencontainers.image.base.digest': await fromBase.image.digest(),
-            'org.opencontainers.image.base.name': baseImage.name,
-          }
-        : {}),
-      ...(cfg.image.annotations ?? {}),
-    };
-    images.push({
-      image: buildImage({ layers, platform, config: rc, created, history, annotations }),
-      platform,
-      layerCount: layers.length,
-    });
+    const artifact: Artifact =
+      images.length === 1
+        ? { kind: 'image', image: images[0]!.image }
+        : {
+            kind: 'index',
+            index: buildIndex(
+              images.map((i) => ({ image: i.image, platform: i.platform })),
+              { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': name },
+            ),
+          };
+    // Computing the digest packs and compresses every layer: every input is read (and checked) before the store is touched.
+    const a = artifact.kind === 'image' ? artifact.image : artifact.index;
+    const digest = await timed(
+      onStep,
+      'compress',
+      undefined,
+      () => a.digest(),
+      () => [`${images.reduce((n, i) => n + i.layerCount, 0)} layers (${compression})`],
+    );
+    const descriptor: Descriptor = { mediaType: await a.mediaType(), digest, size: await a.size() };
+    return { artifact, digest, descriptor, trees, slices, cached };
   }
-  const artifact: Artifact =
-    images.length === 1
-      ? { kind: 'image', image: images[0]!.image }
-      : {
-          kind: 'index',
-          index: buildIndex(
-            images.map((i) => ({ image: i.image, platform: i.platform })),
-            { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': name },
-          ),
-        };
-  // Computing the digest packs and compresses every layer: every input is read (and checked) before the store is touched.
-  const a = artifact.kind === 'image' ? artifact.image : artifact.index;
-  const digest = await timed(
-    onStep,
-    'compress',
-    undefined,
-    () => a.digest(),
-    () => [`${images.reduce((n, i) => n + i.layerCount, 0)} layers (${compression})`],
-  );
-  const descriptor: Descriptor = { mediaType: await a.mediaType(), digest, size: await a.size() };
+  const main = await buildOne(loaded);
+  const variants: { name: string; loaded: LoadedConfig; built: Built }[] = [];
+  for (const v of variantNames) {
+    const vl = variantConfig(loaded, v);
+    variants.push({ name: v, loaded: vl, built: await buildOne(vl, v) });
+  }
 
-  const layoutDir =
-    options.output !== undefined
-      ? resolve(options.output)
-      : cfg.output.layout !== undefined
-        ? resolve(loaded.dir, cfg.output.layout)
-        : resolve('out');
-  const tarOpt =
-    options.tar ?? (cfg.output.tar !== undefined ? resolve(loaded.dir, cfg.output.tar) : undefined);
   if (!options.dryRun) {
     if (debian) await saveLock(debian);
     if (baseImage) await saveBaseLock(baseImage);
@@ -576,28 +702,55 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       undefined,
       async () => {
         const layout = await OciLayout.create(layoutDir);
-        await layout.writeArtifact(artifact, { tag });
-        if (tarOpt) await writeArchive(tarOpt, artifact, { tag, repoTag: `${name}:${tag}`, epoch });
+        await layout.writeArtifact(main.artifact, { tag });
+        for (const v of variants) await layout.writeArtifact(v.built.artifact, { tag: `${tag}-${v.name}` });
+        if (tarOpt) await writeArchive(tarOpt, main.artifact, { tag, repoTag: `${name}:${tag}`, epoch });
       },
-      () => [[`oci:${layoutDir}:${tag}`, tarOpt].filter(Boolean).join(' and ')],
+      () => [
+        [`oci:${layoutDir}:${tag}`, ...variants.map((v) => `oci:${layoutDir}:${tag}-${v.name}`), tarOpt]
+          .filter(Boolean)
+          .join(' and '),
+      ],
     );
   }
-  const result: BuildResult = {
-    artifact,
-    digest,
-    descriptor,
+  const resultOf = (
+    b: Built,
+    t: string,
+    set: string,
+    variantResults: readonly BuildResult[],
+  ): BuildResult => ({
+    artifact: b.artifact,
+    digest: b.digest,
+    descriptor: b.descriptor,
     platforms,
-    tree: async (k) => trees.get(k)?.(),
+    tree: async (k) => b.trees.get(k)?.(),
     layoutDir: options.dryRun ? undefined : layoutDir,
-    tag,
-    tarFile: options.dryRun ? undefined : tarOpt,
+    tag: t,
+    tarFile: options.dryRun || set !== '' || t !== tag ? undefined : tarOpt,
     epoch,
     debian,
+    packageSet: set,
     baseImage,
-    slices,
-    cached,
+    slices: b.slices,
+    cached: b.cached,
     records: undefined,
-  };
+    variants: variantResults,
+  });
+  const variantResults = variants.map((v) =>
+    resultOf(v.built, `${tag}-${v.name}`, cfg.variants?.[v.name]?.packages?.length ? v.name : '', []),
+  );
+  const result = resultOf(main, tag, '', variantResults);
   if (options.dryRun) return result;
-  return { ...result, records: await writeBuildRecords(loaded, result, { cache: layerCache }) };
+  // Each image has its own records (SBOMs, provenance, slice report) in <layout>/pare/<its tag>/.
+  const withRecords: BuildResult[] = [];
+  for (const [i, v] of variants.entries())
+    withRecords.push({
+      ...variantResults[i]!,
+      records: await writeBuildRecords(v.loaded, variantResults[i]!, { cache: layerCache }),
+    });
+  return {
+    ...result,
+    variants: withRecords,
+    records: await writeBuildRecords(loaded, result, { cache: layerCache }),
+  };
 }

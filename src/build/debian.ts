@@ -16,6 +16,7 @@ import {
   diffLocks,
   fetchLockedPackages,
   formatLock,
+  type LockedPackage,
   type LockFile,
   mapLimit,
   openArchive,
@@ -74,22 +75,40 @@ export interface DebianBuildOptions {
   readonly archive?: ArchiveOptions;
 }
 
+/**
+ * The package requests of each image a config builds: '' is the main image's `packages:`, then each variant with
+ * packages of its own asks for the main image's plus its own. One lock answers them all.
+ */
+export function requestSets(loaded: LoadedConfig): Map<string, readonly string[]> {
+  const main = loaded.config.packages ?? [];
+  const sets = new Map<string, readonly string[]>([['', main]]);
+  for (const [name, v] of Object.entries(loaded.config.variants ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)))
+    if (v.packages?.length) sets.set(name, [...new Set([...main, ...v.packages])]);
+  return sets;
+}
+
 export interface DebianPlan {
   readonly lock: LockFile;
   readonly lockPath: string;
   /** 'unchanged' (lock used as is), 'written' (new or changed), 'would-change' (dry run). */
   readonly lockState: 'unchanged' | 'written' | 'would-change';
-  /** Resolution per Debian architecture. */
+  /** Resolution of the main image's packages per Debian architecture. */
   readonly resolutions: ReadonlyMap<string, Resolution>;
-  /** Verified .deb files per Debian architecture. */
+  /** Resolution per request set (requestSets: '' the main image, else a variant) and Debian architecture. */
+  readonly sets: ReadonlyMap<string, ReadonlyMap<string, Resolution>>;
+  /** Verified .deb files per Debian architecture (every set's). */
   readonly debs: ReadonlyMap<string, readonly DebFile[]>;
-  /** Builds (and caches) the assembled root filesystem of a platform. */
-  rootfs(platform: Platform, epoch: number): Promise<Tree>;
+  /** The .debs of one request set (default the main image's) for a Debian architecture. */
+  debsOf(arch: string, set?: string): readonly DebFile[];
+  /** The locked packages of one request set (default the main image's), every architecture, in lock order. */
+  lockedOf(set?: string): readonly LockedPackage[];
+  /** Builds (and caches) the assembled root filesystem of a platform (of a request set; default the main image). */
+  rootfs(platform: Platform, epoch: number, set?: string): Promise<Tree>;
   /** Like rootfs, with which package owns each path (for slicing and the SBOM). */
-  assembled(platform: Platform, epoch: number): Promise<Assembled>;
+  assembled(platform: Platform, epoch: number, set?: string): Promise<Assembled>;
   /**
-   * The newest changelog date (seconds) of every locked package, all architectures (changelog.ts), or undefined
-   * when none has a changelog: the default SOURCE_DATE_EPOCH. Reads every .deb (kept for assembling).
+   * The newest changelog date (seconds) of the main image's locked packages, all architectures (changelog.ts), or
+   * undefined when none has a changelog: the default SOURCE_DATE_EPOCH. Reads those .debs (kept for assembling).
    */
   sourceDate(): Promise<number | undefined>;
 }
@@ -156,23 +175,31 @@ function pick(records: readonly PackageRecord[], res: Resolution): PackageRecord
 async function resolveIndexes(
   archive: DebianArchive,
   archs: readonly string[],
-  requests: readonly string[],
-): Promise<{ resolutions: Map<string, Resolution>; selected: PackageRecord[] }> {
+  sets: ReadonlyMap<string, readonly string[]>,
+): Promise<{ sets: Map<string, Map<string, Resolution>>; selected: PackageRecord[] }> {
   const records = await archive.packages();
-  const resolutions = new Map<string, Resolution>();
+  const out = new Map<string, Map<string, Resolution>>();
   const selected: PackageRecord[] = [];
-  for (const arch of archs) {
-    const res = resolveDependencies(universeFrom(records, arch), requests);
-    resolutions.set(arch, res);
-    for (const r of pick(records, res))
-      if (
-        !selected.some(
-          (s) => s.name === r.name && s.architecture === r.architecture && s.version === r.version,
-        )
-      )
-        selected.push(detachRecord(r));
+  for (const [set, requests] of sets) {
+    const resolutions = new Map<string, Resolution>();
+    out.set(set, resolutions);
+    for (const arch of archs) {
+      const res = resolveDependencies(universeFrom(records, arch), requests);
+      resolutions.set(arch, res);
+      for (const r of pick(records, res)) {
+        const same = selected.find((s) => s.name === r.name && s.architecture === r.architecture);
+        if (same && same.version !== r.version)
+          // One lock, one version of a package: the variant would not be the main image's bits plus its own.
+          throw new DebianError(
+            'DEBIAN_CONFLICT',
+            `cannot lock variant ${set}: it needs ${r.name}:${r.architecture} ${r.version}, the main image ${same.version}; pin the version in packages:`,
+            { package: r.name },
+          );
+        if (!same) selected.push(detachRecord(r));
+      }
+    }
   }
-  return { resolutions, selected };
+  return { sets: out, selected };
 }
 
 /**
@@ -184,7 +211,8 @@ export async function planDebian(
   platforms: readonly Platform[],
   options: DebianBuildOptions = {},
 ): Promise<DebianPlan> {
-  const requests = loaded.config.packages ?? [];
+  const sets = requestSets(loaded);
+  const requests = [...new Set([...sets.values()].flat())];
   const source = debianSource(loaded);
   const archs = [...new Set(platforms.map(debianArch))].sort();
   const lockPath = join(loaded.dir, 'pare.lock');
@@ -200,7 +228,7 @@ export async function planDebian(
   if (existing && !options.update) {
     const debs = await fetchLockedPackages(existing, source, archiveOptions);
     const perArch = new Map<string, DebFile[]>();
-    const resolutions = new Map<string, Resolution>();
+    const bySet = new Map<string, Map<string, Resolution>>([...sets.keys()].map((k) => [k, new Map()]));
     // Only the control data is read here; the files are read later, and only when the layer cache misses.
     const controls = await Promise.all(
       debs.map(
@@ -223,13 +251,17 @@ export async function planDebian(
           [{ suite: 'locked', label: 'pare.lock', paragraphs: mine.map((x) => x.c) }],
           { architectures: [arch] },
         );
-        const res = resolveDependencies(u, requests);
-        const want = new Set(res.packages.map((p) => `${p.name}:${p.architecture}=${p.version}`));
+        // Every set resolved over the lock: together they must want exactly the locked packages.
+        const want = new Set<string>();
+        for (const [set, reqs] of sets) {
+          const res = resolveDependencies(u, reqs);
+          for (const p of res.packages) want.add(`${p.name}:${p.architecture}=${p.version}`);
+          bySet.get(set)!.set(arch, res);
+        }
         const have = new Set(
           mine.map(({ d }) => `${d.record.name}:${d.record.architecture}=${d.record.version}`),
         );
         if (want.size !== have.size || [...want].some((k) => !have.has(k))) current = false;
-        resolutions.set(arch, res);
         perArch.set(
           arch,
           mine.map((x) => x.d),
@@ -243,7 +275,7 @@ export async function planDebian(
       current &&
       existing.packages.every((p) => archs.includes(p.architecture) || p.architecture === 'all')
     ) {
-      return plan(existing, lockPath, 'unchanged', resolutions, perArch);
+      return plan(existing, lockPath, 'unchanged', bySet, perArch);
     }
     if (options.locked) {
       throw new DebianError(
@@ -262,7 +294,7 @@ export async function planDebian(
 
   // 2. Resolve against the verified archive.
   const archive = await openArchive(source, archiveOptions);
-  const { resolutions, selected } = await resolveIndexes(archive, archs, requests);
+  const { sets: bySet, selected } = await resolveIndexes(archive, archs, sets);
   const lock = createLock(archive.suites, selected);
   if (existing && options.locked) assertLockSatisfied(existing, lock, lockPath);
   const changed =
@@ -279,7 +311,7 @@ export async function planDebian(
     lock,
     lockPath,
     changed ? (options.dryRun ? 'would-change' : 'written') : 'unchanged',
-    resolutions,
+    bySet,
     perArch,
   );
 }
@@ -296,11 +328,19 @@ function plan(
   lock: LockFile,
   lockPath: string,
   lockState: DebianPlan['lockState'],
-  resolutions: Map<string, Resolution>,
+  sets: Map<string, Map<string, Resolution>>,
   debs: Map<string, DebFile[]>,
   parsed = new Map<string, Promise<DebPackage>>(),
 ): DebianPlan {
   const roots = new Map<string, Promise<Assembled>>();
+  const debsOf = (arch: string, set = '') => {
+    const res = sets.get(set)?.get(arch);
+    if (!res) throw new Error(`no resolution of request set ${JSON.stringify(set)} for ${arch}`);
+    const want = new Set(res.packages.map((p) => `${p.name}:${p.architecture}=${p.version}`));
+    return (debs.get(arch) ?? []).filter((d) =>
+      want.has(`${d.record.name}:${d.record.architecture}=${d.record.version}`),
+    );
+  };
   const read = (d: DebFile) => {
     let p = parsed.get(d.path);
     if (!p) {
@@ -315,17 +355,25 @@ function plan(
     lock,
     lockPath,
     lockState,
-    resolutions,
+    resolutions: sets.get('')!,
+    sets,
     debs,
-    assembled(platform, epoch) {
+    debsOf,
+    lockedOf(set = '') {
+      const want = new Set<string>();
+      for (const res of sets.get(set)?.values() ?? [])
+        for (const p of res.packages) want.add(`${p.name}:${p.architecture}=${p.version}`);
+      return lock.packages.filter((p) => want.has(`${p.name}:${p.architecture}=${p.version}`));
+    },
+    assembled(platform, epoch, set = '') {
       const arch = debianArch(platform);
-      const k = `${arch}@${epoch}`;
+      const k = `${arch}@${epoch}@${set}`;
       let r = roots.get(k);
       if (!r) {
         r = (async () => {
           // A few at a time, biggest first: every .deb read at once held all their decompressor pipes and chunks in
           // flight together (peak RSS of a cold python build 307-325 → 289-296 MiB, same time).
-          const list = debs.get(arch) ?? [];
+          const list = debsOf(arch, set);
           const bySize = list.map((_, i) => i).sort((a, b) => list[b]!.record.size - list[a]!.record.size);
           const got = await mapLimit(bySize, READ_CONCURRENCY, (i) => read(list[i]!));
           const pkgs: DebPackage[] = new Array(list.length);
@@ -338,12 +386,13 @@ function plan(
       }
       return r;
     },
-    async rootfs(platform, epoch) {
-      return (await this.assembled(platform, epoch)).tree;
+    async rootfs(platform, epoch, set) {
+      return (await this.assembled(platform, epoch, set)).tree;
     },
     async sourceDate() {
+      // The main image's packages only: adding a variant does not move the main image's date (nor its digest).
       const all = new Map<string, DebFile>();
-      for (const list of debs.values()) for (const d of list) all.set(d.path, d);
+      for (const arch of debs.keys()) for (const d of debsOf(arch)) all.set(d.path, d);
       const files = [...all.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const dates = await mapLimit(files, READ_CONCURRENCY, async (d) => changelogDate(await read(d)));
       const known = dates.filter((x): x is number => x !== undefined);

@@ -270,6 +270,39 @@ async function addHost(
   for (const [p, e] of links) b.put(p, e);
 }
 
+/**
+ * Returns the host path pare.yaml's `output.layout` or `output.tar` names, refusing (exit 2) one outside the build
+ * context like a `src:` (by name, then through a symlink of its nearest existing ancestor): building someone else's
+ * project must not write where its pare.yaml points on the host. `-o`/`--tar` on the command line are the user's and
+ * are not checked; `allowOutside` (`--allow-outside-context`) lifts this too.
+ */
+export async function outputPath(
+  loaded: LoadedConfig,
+  field: 'layout' | 'tar',
+  allowOutside: boolean | undefined,
+): Promise<string> {
+  const spec = loaded.config.output[field]!;
+  const path = resolve(loaded.dir, spec);
+  if (allowOutside) return path;
+  const context = await buildContext(loaded);
+  const refuse = (where: string) =>
+    new UsageError(
+      'INPUT_INVALID',
+      `${loaded.locate(['output', field])}: output.${field} ${JSON.stringify(spec)} is ${where}, outside the build context ${context.real} (the directory of pare.yaml, symlinks resolved); give the path on the command line (${field === 'tar' ? '--tar' : '-o'}), or run pare build --allow-outside-context`,
+    );
+  if (!isInside(path, context.dir)) throw refuse(path);
+  let existing = path;
+  for (;;) {
+    const real = await realpath(existing).catch(() => undefined);
+    if (real !== undefined) {
+      const full = join(real, relative(existing, path));
+      if (!isInside(full, context.real)) throw refuse(full);
+      return path;
+    }
+    existing = dirname(existing);
+  }
+}
+
 /** The build context: the directory of pare.yaml as written and with its symlinks resolved. */
 interface BuildContext {
   readonly dir: string;

@@ -114,7 +114,8 @@ export async function provenanceInput(
   facts?: ReadonlyMap<string, RootfsFacts>,
 ): Promise<ProvenanceInput> {
   const name = loaded.config.name ?? 'image';
-  const debs = (r.debian?.lock.packages ?? []).map((p) => ({
+  // The image's own packages: a variant's lock entries are not the main image's dependencies, nor the reverse.
+  const debs = (r.debian?.lockedOf(r.packageSet) ?? []).map((p) => ({
     name: p.name,
     version: p.version,
     architecture: p.architecture,

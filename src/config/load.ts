@@ -106,9 +106,11 @@ export function parseYamlFile<T>(text: string, path: string, schema: z.ZodType<T
   // Point at the deepest node that exists: for an unknown key, the key itself.
   let keys = issue.path as (string | number)[];
   if (issue.code === 'unrecognized_keys') keys = [...keys, issue.keys[0]!];
+  // A bad key of a record (a variant's name) is located at the key, not at its value.
+  const atKey = issue.code === 'unrecognized_keys' || issue.code === 'invalid_key';
   let node: unknown;
   for (let n = keys.length; n >= 0 && !node; n--) {
-    if (issue.code === 'unrecognized_keys' && n === keys.length) {
+    if (atKey && n === keys.length) {
       const parent = n > 1 ? doc.getIn(keys.slice(0, -1), true) : doc.contents;
       if (isMap(parent))
         node = parent.items.find(
@@ -122,7 +124,9 @@ export function parseYamlFile<T>(text: string, path: string, schema: z.ZodType<T
   const msg =
     issue.code === 'unrecognized_keys'
       ? `unknown key ${JSON.stringify(issue.keys[0])}${issue.path.length ? ` in ${issue.path.join('.')}` : ''}; ${hint}`
-      : `${field}: ${issue.message}`;
+      : issue.code === 'invalid_key'
+        ? `${field}: ${issue.issues[0]?.message ?? issue.message}`
+        : `${field}: ${issue.message}`;
   throw new UsageError('CONFIG_INVALID', `${path}:${line}:${column}: ${msg}`, { file: path, line, column });
 }
 

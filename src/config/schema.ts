@@ -224,6 +224,25 @@ const outputSection = z.strictObject({
   compression: z.enum(['gzip', 'zstd']).optional(),
 });
 
+/** A variant's name: it becomes the tag suffix (`TAG-NAME`), so letters, digits, ".", "_" and "-". */
+export const VARIANT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/**
+ * A variant (Chainguard's `-dev`, distroless `:debug`): a second image built in the same run from the main image's
+ * inputs plus these (build/build.ts). Only additions and run-config overrides: what the main image is made of
+ * (base, platforms, debian, slice, accounts) cannot differ, so both come from one lock.
+ */
+const variantSection = z.strictObject({
+  /** More packages, resolved into the same pare.lock and kept whole (every file, plus its closure). */
+  packages: z.array(z.string().min(1)).min(1).optional(),
+  /** More files, after the main image's (same rules). */
+  files: z.array(fileEntry).optional(),
+  /** Overrides the main image's shell:. */
+  shell: z.boolean().optional(),
+  /** Overrides the main image's image: field by field (env, labels and annotations by key). */
+  image: imageSection.optional(),
+});
+
 export const configSchema = z.strictObject({
   name: z
     .string()
@@ -251,6 +270,18 @@ export const configSchema = z.strictObject({
   image: imageSection.default({}),
   slice: sliceSection.optional(),
   output: outputSection.default({}),
+  /** Variants by name, each built as a second image tagged `TAG-NAME`. */
+  variants: z
+    .record(
+      z
+        .string()
+        .regex(
+          VARIANT_NAME,
+          'want a variant name: lowercase letters, digits, ".", "_" or "-" (it is a tag suffix)',
+        ),
+      variantSection,
+    )
+    .optional(),
   /** SOURCE_DATE_EPOCH for this build (the environment variable wins). */
   epoch: checked<number>((v) => (isEpoch(v) ? undefined : EPOCH_WANT)).optional(),
 });
@@ -258,3 +289,4 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type FileSpec = z.infer<typeof fileEntry>;
 export type AccountsSpec = z.infer<typeof accountsSection>;
+export type VariantSpec = z.infer<typeof variantSection>;

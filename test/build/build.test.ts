@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  rmSync,
   symlinkSync,
   utimesSync,
   watch,
@@ -210,6 +211,65 @@ describe('pare build', () => {
       const tree = await imageToTree(img);
       expect(tree.get('/app/link-to-shadow')).toMatchObject({ kind: 'symlink' });
       expect(new TextDecoder().decode(await tree.readFile('/app/ok.txt'))).toBe('fine\n');
+    });
+  });
+
+  describe('when output.layout or output.tar in pare.yaml leaves its directory', () => {
+    // Building someone else's project must not write where its pare.yaml points (like a files: src, symlinks resolved).
+    const outside = join(dir, 'out-outside');
+    const real = join(dir, 'out-ctx');
+    mkdirSync(outside, { recursive: true });
+    mkdirSync(real, { recursive: true });
+    symlinkSync(outside, join(real, 'escape'));
+    it.each([
+      [
+        'layout by ".."',
+        'layout: ../out-outside/by-name',
+        join(outside, 'by-name'),
+        /3:11: output\.layout "\.\.\/out-outside\/by-name" is .*outside the build context.*-o\b.*--allow-outside-context/,
+      ],
+      [
+        'layout through a symlinked directory',
+        'layout: escape/linked',
+        join(outside, 'linked'),
+        /3:11: output\.layout "escape\/linked" is .*out-outside\/linked, outside the build context/,
+      ],
+      [
+        'tar by an absolute path',
+        `tar: ${join(outside, 'x.tar')}`,
+        join(outside, 'x.tar'),
+        /3:8: output\.tar ".*x\.tar" is .*outside the build context.*--tar/,
+      ],
+    ])('refuses the %s with exit 2 and writes nothing', (_what, line, target, message) => {
+      writeFileSync(join(real, 'pare.yaml'), `files: [{ dest: /x, content: "x" }]\noutput:\n  ${line}\n`);
+      const r = pare(['build', real], { cwd: real });
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(2);
+      expect(existsSync(target)).toBe(false);
+      expect(readdirSync(outside)).toEqual([]);
+      // The flag lifts it: the project is then trusted to write there.
+      const ok = pare(['build', real, '--allow-outside-context'], { cwd: real });
+      expect(ok.stderr).toContain('built');
+      expect(ok.code).toBe(0);
+      expect(existsSync(target)).toBe(true);
+      rmSync(target, { recursive: true });
+    });
+    it('writes a layout inside the project, and anywhere the command line says', () => {
+      writeFileSync(
+        join(real, 'pare.yaml'),
+        'files: [{ dest: /x, content: "x" }]\noutput:\n  layout: ../out-outside/cli\n',
+      );
+      const cli = pare(['build', real, '-o', join(outside, 'given')], { cwd: real });
+      expect(cli.code).toBe(0);
+      expect(existsSync(join(outside, 'given', 'index.json'))).toBe(true);
+      writeFileSync(
+        join(real, 'pare.yaml'),
+        'files: [{ dest: /x, content: "x" }]\noutput:\n  layout: sub/out\n',
+      );
+      const inside = pare(['build', real], { cwd: real });
+      expect(inside.code).toBe(0);
+      expect(existsSync(join(real, 'sub', 'out', 'index.json'))).toBe(true);
+      rmSync(join(outside, 'given'), { recursive: true });
     });
   });
 

@@ -22,6 +22,8 @@ import { craftElf } from '../../src/elf/index.ts';
 export interface FakeFile {
   readonly content: string | Uint8Array;
   readonly mode?: number;
+  /** Make a symlink with this target instead (content ignored). */
+  readonly symlink?: string;
 }
 
 export interface FakePackage {
@@ -359,9 +361,18 @@ export function buildDeb(p: FakePackage): Uint8Array {
   const control = `Package: ${p.name}\nVersion: ${p.version}\nArchitecture: ${arch}\nMaintainer: Test <t@test.invalid>\n${extra}Description: test package ${p.name}\n`;
   const files = Object.entries(p.files ?? {}).map(([path, f]) => {
     const file = typeof f === 'string' ? { content: f } : f;
-    return { path, data: Buffer.from(file.content), mode: file.mode ?? 0o644 };
+    const link = 'symlink' in file ? file.symlink : undefined;
+    return {
+      path,
+      data: Buffer.from(link === undefined ? file.content : ''),
+      mode: file.mode ?? 0o644,
+      link,
+    };
   });
-  const md5sums = files.map((f) => `${createHash('md5').update(f.data).digest('hex')}  ${f.path}\n`).join('');
+  const md5sums = files
+    .filter((f) => f.link === undefined)
+    .map((f) => `${createHash('md5').update(f.data).digest('hex')}  ${f.path}\n`)
+    .join('');
   const controlTar = tar([
     { path: './', type: 'dir', mode: 0o755 },
     { path: './control', data: Buffer.from(control), mode: 0o644 },
@@ -375,7 +386,11 @@ export function buildDeb(p: FakePackage): Uint8Array {
   const dataTar = tar([
     { path: './', type: 'dir', mode: 0o755 },
     ...[...dirs].sort().map((d) => ({ path: `./${d}/`, type: 'dir' as const, mode: 0o755 })),
-    ...files.map((f) => ({ path: `./${f.path}`, data: f.data, mode: f.mode })),
+    ...files.map((f) =>
+      f.link === undefined
+        ? { path: `./${f.path}`, data: f.data, mode: f.mode }
+        : { path: `./${f.path}`, type: 'symlink' as const, link: f.link, mode: 0o777 },
+    ),
   ]);
   return ar([
     { name: 'debian-binary', data: Buffer.from('2.0\n') },
@@ -404,9 +419,11 @@ export function ar(members: { name: string; data: Buffer }[]): Buffer {
 
 export interface TarMember {
   readonly path: string;
-  readonly type?: 'file' | 'dir';
+  readonly type?: 'file' | 'dir' | 'symlink';
   readonly data?: Buffer;
   readonly mode: number;
+  /** A symlink's target. */
+  readonly link?: string;
 }
 
 /** A ustar archive of short-named members (enough for test packages). */
@@ -423,7 +440,8 @@ export function tar(members: TarMember[]): Buffer {
     h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
     h.write(`${MTIME.toString(8).padStart(11, '0')}\0`, 136, 'latin1');
     h.write('        ', 148, 'latin1');
-    h.write(m.type === 'dir' ? '5' : '0', 156, 'latin1');
+    h.write(m.type === 'dir' ? '5' : m.type === 'symlink' ? '2' : '0', 156, 'latin1');
+    if (m.link !== undefined) h.write(m.link, 157, 'utf8');
     h.write('ustar\x0000', 257, 'latin1');
     h.write('root', 265, 'latin1');
     h.write('root', 297, 'latin1');

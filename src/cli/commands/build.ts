@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--update', 'resolve packages (and a base: image tag) afresh and rewrite pare.lock')
     .option(
       '--allow-outside-context',
-      'let files: sources leave the directory of pare.yaml (refused by default, symlinks resolved)',
+      'let files: sources and output.layout/tar leave the directory of pare.yaml (refused by default, symlinks resolved)',
     )
     .option(
       '--cache <repository>',
@@ -119,6 +119,12 @@ export function register(program: Command): void {
             [...r.slices].map(([k, s]) => [k, { before: s.before, after: s.after }]),
           ),
           records: r.records?.files,
+          variants: r.variants.map((v) => ({
+            tag: v.tag,
+            digest: v.digest,
+            mediaType: v.descriptor.mediaType,
+            records: v.records?.files,
+          })),
         });
         return;
       }
@@ -130,6 +136,8 @@ export function register(program: Command): void {
       for (const [platform, s] of r.slices) err(`sliced ${platform}:\n${formatSliceSummary(s)}`);
       const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
       err(`built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}`);
+      for (const v of r.variants)
+        err(`built variant ${v.layoutDir ? `oci:${v.layoutDir}:${v.tag}` : v.tag} ${v.digest}`);
       if (r.tarFile) err(`wrote ${r.tarFile}`);
       if (r.records)
         err(`records (SBOM, provenance${r.slices.size ? ', slice report' : ''}): ${r.records.dir}`);
