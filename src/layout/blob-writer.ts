@@ -1,4 +1,4 @@
-import { close, fdatasync, open, write } from 'node:fs';
+import { close, createReadStream, fdatasync, open, write } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { type Digest, Verifier } from '../digest/index.ts';
@@ -102,12 +102,19 @@ export class BlobWriter {
     await this.#flushing;
   }
 
-  /** Waits for the writes, checks size and digest, flushes and renames the file into place; removes it on failure. */
-  async commit(): Promise<{ digest: Digest; size: number }> {
+  /**
+   * Waits for the writes, checks size and digest, flushes and renames the file into place; removes it on failure.
+   * `check`, when given, runs after the digest matched and before the rename, with a way to read the written bytes
+   * (a layer's diff_id and read limits, which only decompressing can tell); its failure is the commit's.
+   */
+  async commit(
+    options: { readonly check?: (written: () => AsyncIterable<Uint8Array>) => Promise<void> } = {},
+  ): Promise<{ digest: Digest; size: number }> {
     try {
       await this.#drain();
       if (this.#error) throw this.#error;
       this.#verifier.check();
+      if (options.check) await options.check(() => createReadStream(this.#tmp, { highWaterMark: 1 << 20 }));
       await fdatasyncAsync(this.#fd);
       this.#closed = true;
       await closeAsync(this.#fd);

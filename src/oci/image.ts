@@ -104,10 +104,11 @@ export function imageFromParts(parts: {
     }
     return b;
   });
-  const config = lazy(async () => parseConfig(await rawConfig(), (await manifest()).config.digest));
-  const layers = lazy(async () => {
+  // A config whose diff_id count does not match the manifest's layers is refused as soon as the config is read, so no
+  // command shows or uses one (inspect reads no layer).
+  const config = lazy(async () => {
     const m = await manifest();
-    const c = await config();
+    const c = parseConfig(await rawConfig(), m.config.digest);
     if (c.rootfs.diff_ids.length !== m.layers.length) {
       throw new OciError(
         'OCI_MANIFEST_INVALID',
@@ -117,6 +118,11 @@ export function imageFromParts(parts: {
         ),
       );
     }
+    return c;
+  });
+  const layers = lazy(async () => {
+    const m = await manifest();
+    const c = await config();
     return Promise.all(m.layers.map((d, i) => parts.layer(d, i, c.rootfs.diff_ids[i])));
   });
   const image: Image = {

@@ -13,7 +13,7 @@ export { canonicalBytes, configJson, descriptorJson, indexJson, manifestJson } f
 export type { LayerFromTreeOptions } from './layer.ts';
 export { layerFromBytes, layerFromOpener, layerFromTree } from './layer.ts';
 export type { LayerStreamOptions } from './layer-stream.ts';
-export { uncompressedLayer } from './layer-stream.ts';
+export { checkedStoredLayer, uncompressedLayer } from './layer-stream.ts';
 export type { ReadLimits } from './limits.ts';
 export { DEFAULT_READ_LIMITS, LIMIT_ENV, readLimits } from './limits.ts';
 export type {

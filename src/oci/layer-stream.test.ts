@@ -8,6 +8,7 @@ import { sha256, verifyStream } from '../digest/index.ts';
 import { bufferContent, TreeBuilder } from '../fstree/index.ts';
 import { collect, tarFromTree } from '../tar/index.ts';
 import {
+  checkedStoredLayer,
   imageFromParts,
   imageToTree,
   layerFromOpener,
@@ -216,6 +217,76 @@ describe('uncompressedLayer', () => {
       },
     });
     await expect(verifyImage(img)).rejects.toThrow(expect.objectContaining({ code: 'OCI_MANIFEST_INVALID' }));
+  });
+});
+
+describe('checkedStoredLayer', () => {
+  const chunks = (b: Uint8Array, n: number) =>
+    (async function* () {
+      for (let o = 0; o < b.length; o += n) yield b.subarray(o, o + n);
+    })();
+  const collectAll = async (s: AsyncIterable<Uint8Array>) => {
+    const out: Uint8Array[] = [];
+    for await (const c of s) out.push(c);
+    return out;
+  };
+
+  it('passes the stored bytes on unchanged when the diff_id matches', async () => {
+    const tar = await tarOf({ '/a': randomBytes(300_000) });
+    const gz = zlib.gzipSync(tar);
+    const out = await collectAll(
+      checkedStoredLayer(chunks(gz, 4096), { compression: 'gzip', diffId: sha256(tar), what: 'layer L' }),
+    );
+    expect(Buffer.concat(out).equals(gz)).toBe(true);
+  });
+
+  describe('when the config lies about the diff_id', () => {
+    it('throws OCI_LAYER_INVALID before the last chunk is passed on', async () => {
+      const tar = await tarOf({ '/a': 'x' });
+      const gz = zlib.gzipSync(tar);
+      let passed = 0;
+      const s = checkedStoredLayer(chunks(gz, 7), {
+        compression: 'gzip',
+        diffId: sha256('other'),
+        what: 'layer L',
+      });
+      await expect(
+        (async () => {
+          for await (const c of s) passed += c.length;
+        })(),
+      ).rejects.toThrow(
+        expect.objectContaining({ code: 'OCI_LAYER_INVALID', message: expect.stringContaining('layer L') }),
+      );
+      expect(passed).toBeLessThan(gz.length);
+    });
+  });
+
+  describe('when the stored bytes are a bomb', () => {
+    it('refuses them while passing on no more than was taken (memory stays bounded)', async () => {
+      const gz = zlib.gzipSync(new Uint8Array(8 << 20));
+      const s = checkedStoredLayer(chunks(gz, 1024), {
+        compression: 'gzip',
+        diffId: sha256('x'),
+        what: 'layer B',
+        limits: limits({ layerBytes: 1 << 20, ratioAfter: 1 << 20 }),
+      });
+      await expect(drain(s)).rejects.toThrow(expect.objectContaining({ code: 'OCI_LIMIT' }));
+    });
+  });
+
+  describe('when a gzip stream is followed by trailing bytes', () => {
+    it('keeps reading them through the checker (its stream is read to the end) and refuses the mismatch', async () => {
+      const tar = await tarOf({ '/a': 'x' });
+      const stored = Buffer.concat([zlib.gzipSync(tar), Buffer.alloc(1 << 20, 1)]);
+      const s = checkedStoredLayer(chunks(stored, 65536), {
+        compression: 'gzip',
+        diffId: sha256('x'),
+        what: 'layer T',
+      });
+      await expect(drain(s)).rejects.toThrow(
+        expect.objectContaining({ message: expect.stringContaining('layer T') }),
+      );
+    });
   });
 });
 

@@ -164,3 +164,81 @@ export async function* uncompressedLayer(
     await it.return?.().catch(() => {});
   }
 }
+
+/**
+ * Returns the stored (compressed) bytes of a layer unchanged, for a sink that stores or forwards them as they are
+ * (a pull into a layout or archive, a push): each chunk is also decompressed and checked as `uncompressedLayer`
+ * checks it (diff_id, read limits) before the next is read, and the last chunk is held back until every check passed,
+ * so a sink that commits only after the last chunk never commits a layer whose config lies about it or that is a
+ * bomb. Memory stays bounded: a chunk is passed on as soon as the checker has taken it.
+ */
+export async function* checkedStoredLayer(
+  source: AsyncIterable<Uint8Array>,
+  options: LayerStreamOptions,
+): AsyncGenerator<Uint8Array> {
+  const feed = new Feed();
+  const checker = (async () => {
+    for await (const _ of uncompressedLayer(feed, options)) {
+      /* the checks run as the bytes pass */
+    }
+  })();
+  // Settles early only by failing; observed by the races below and the final await.
+  checker.catch(() => {});
+  const it = source[Symbol.asyncIterator]();
+  let last: Uint8Array | undefined;
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      await Promise.race([feed.put(r.value), checker]);
+      if (last) yield last;
+      last = r.value;
+    }
+    feed.end();
+    await checker;
+  } finally {
+    feed.end();
+    await it.return?.().catch(() => {});
+  }
+  if (last) yield last;
+}
+
+/** A one-chunk hand-over from a producer to an async-iterating consumer; `put` resolves when the chunk was taken. */
+class Feed implements AsyncIterableIterator<Uint8Array> {
+  #item: Uint8Array | undefined;
+  #ended = false;
+  #wake: (() => void) | undefined;
+  #taken: (() => void) | undefined;
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+  put(chunk: Uint8Array): Promise<void> {
+    this.#item = chunk;
+    const p = new Promise<void>((r) => {
+      this.#taken = r;
+    });
+    this.#wake?.();
+    return p;
+  }
+  end(): void {
+    this.#ended = true;
+    this.#wake?.();
+    this.#taken?.();
+  }
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    while (this.#item === undefined && !this.#ended)
+      await new Promise<void>((r) => {
+        this.#wake = r;
+      });
+    const v = this.#item;
+    if (v === undefined) return { done: true, value: undefined };
+    this.#item = undefined;
+    this.#taken?.();
+    this.#taken = undefined;
+    return { done: false, value: v };
+  }
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.end();
+    return { done: true, value: undefined };
+  }
+}

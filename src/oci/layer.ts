@@ -2,7 +2,7 @@ import { type Digest, Hasher, sha256 } from '../digest/index.ts';
 import type { Tree } from '../fstree/index.ts';
 import { tarFromTree } from '../tar/index.ts';
 import { compress, compressionOf, decompress, layerMediaType } from './compress.ts';
-import { uncompressedLayer } from './layer-stream.ts';
+import { checkedStoredLayer, uncompressedLayer } from './layer-stream.ts';
 import type { ReadLimits } from './limits.ts';
 import type { Compression, Layer } from './model.ts';
 import { Spool } from './spool.ts';
@@ -101,8 +101,20 @@ export function layerFromOpener(opts: {
   /** Names the layer in errors (default `layer <digest>`). */
   readonly what?: string;
   readonly limits?: ReadLimits;
+  /**
+   * Makes `compressed()` check what `uncompressed()` checks too (checkedStoredLayer): for sources whose bytes sinks
+   * store or forward without reading them otherwise (a registry), so a lying layer is never committed.
+   */
+  readonly checkStored?: boolean;
 }): Layer {
   const c = compressionOf(opts.mediaType);
+  const checks = {
+    compression: c,
+    digest: opts.digest,
+    what: opts.what ?? `layer ${opts.digest}`,
+    ...(opts.diffId ? { diffId: opts.diffId } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
+  };
   const diff = once(async () => {
     if (opts.diffId) return opts.diffId;
     if (c === 'none') return opts.digest;
@@ -117,14 +129,7 @@ export function layerFromOpener(opts: {
     diffId: diff,
     size: async () => opts.size,
     mediaType: async () => opts.mediaType,
-    compressed: opts.open,
-    uncompressed: () =>
-      uncompressedLayer(opts.open(), {
-        compression: c,
-        digest: opts.digest,
-        what: opts.what ?? `layer ${opts.digest}`,
-        ...(opts.diffId ? { diffId: opts.diffId } : {}),
-        ...(opts.limits ? { limits: opts.limits } : {}),
-      }),
+    compressed: opts.checkStored ? () => checkedStoredLayer(opts.open(), checks) : opts.open,
+    uncompressed: () => uncompressedLayer(opts.open(), checks),
   };
 }

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { OciLayout, readLocal, writeLocal } from '../layout/index.ts';
 import {
   type Artifact,
@@ -20,7 +22,10 @@ import type { TransportReference } from './reference.ts';
  * Copying between transports, as `skopeo copy` does: any source (`docker://`, `oci:`, `oci-archive:`,
  * `docker-archive:`) to any destination. Sources are lazy (oci/model.ts); sinks pull from them, and every sink
  * verifies each blob before committing it (registry: the registry checks `?digest=`, and we hash on the way out;
- * layout: temp file + rename after the digest check). Between two repositories of one registry, blobs are mounted.
+ * layout: temp file + rename after the digest check). A local source is read and checked whole first; a registry
+ * source's layers are checked as they pass (digest and size, and decompressed: diff_id and read limits; see
+ * `checkedStoredLayer` and `storeRemoteLayer`), so a lying layer is never committed. Between two repositories of one
+ * registry, blobs are mounted: no byte passes through pare, so their diff_ids are not checked.
  * Into an OCI layout, the layers of a registry source are downloaded `client.concurrency` at a time first (the
  * layout writes one blob at a time), then the layout writer finds them there and adds config, manifests and tag.
  */
@@ -62,8 +67,18 @@ export async function writeSink(
     const image = await selectImage(artifact, options.platform);
     return writeLocal(dst, { kind: 'image', image });
   }
-  if (dst.transport === 'oci') await prefetchLayers(client, await OciLayout.create(dst.path), artifact);
-  return writeLocal(dst, artifact, options.platform ? { platform: options.platform } : {});
+  if (dst.transport !== 'oci')
+    return writeLocal(dst, artifact, options.platform ? { platform: options.platform } : {});
+  // A registry layer is checked whole (diff_id, limits) only as it is stored: when one is refused, a layout this copy
+  // created is removed again, so a refused image leaves nothing behind.
+  const fresh = !existsSync(dst.path);
+  try {
+    await prefetchLayers(client, await OciLayout.create(dst.path), artifact);
+    return await writeLocal(dst, artifact, options.platform ? { platform: options.platform } : {});
+  } catch (e) {
+    if (fresh) await rm(dst.path, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 async function imagesOf(index: ImageIndex): Promise<Image[]> {

@@ -9,6 +9,7 @@ import type { BodySink } from '../http/index.ts';
 import type { BlobWriter, OciLayout } from '../layout/index.ts';
 import {
   type Artifact,
+  compressionOf,
   type Descriptor,
   type Image,
   type ImageIndex,
@@ -18,6 +19,7 @@ import {
   layerFromOpener,
   type Platform,
   selectImage,
+  uncompressedLayer,
 } from '../oci/index.ts';
 import { repositoryScope } from './auth.ts';
 import { drain, errorCode, type RegistryClient, type RegistryResponse, readLimited } from './client.ts';
@@ -389,7 +391,10 @@ function remoteLayer(
     digest: d.digest,
     size: d.size,
     mediaType: d.mediaType,
+    what: `layer ${d.digest} of ${formatReference(ref)}`,
     ...(diffId ? { diffId } : {}),
+    // A sink stores or forwards these bytes without reading them otherwise: check them on the way (diff_id, limits).
+    checkStored: true,
   });
   layerSources.set(layer, { host: ref.registry, repository: ref.repository });
   remoteBlobs.set(layer, { client, ref, desc: d });
@@ -407,6 +412,7 @@ export async function storeRemoteLayer(layout: OciLayout, layer: Layer): Promise
   const r = remoteBlobs.get(layer);
   if (!r) return false;
   if (await layout.hasBlob(r.desc.digest)) return true;
+  const diffId = await layer.diffId();
   const w = await layout.blobWriter({
     digest: r.desc.digest,
     size: r.desc.size,
@@ -418,7 +424,20 @@ export async function storeRemoteLayer(layout: OciLayout, layer: Layer): Promise
     await w.abort();
     throw e;
   }
-  await w.commit();
+  // The digest says the bytes are the registry's; only decompressing them says the config's diff_id is true and the
+  // layer is no bomb. Read back from the temp file (hot in the page cache) before the blob gets its name.
+  await w.commit({
+    check: async (written) => {
+      for await (const _ of uncompressedLayer(written(), {
+        compression: compressionOf(r.desc.mediaType),
+        digest: r.desc.digest,
+        diffId,
+        what: `layer ${r.desc.digest} of ${formatReference(r.ref)}`,
+      })) {
+        /* the checks run as the bytes pass */
+      }
+    },
+  });
   return true;
 }
 
@@ -438,6 +457,12 @@ export function remoteIndex(client: RegistryClient, ref: ImageReference, m: Fetc
   /** Fetches child `d` and checks it is the kind the index says it is. */
   const child = async (d: Descriptor, kind: 'image' | 'index') => {
     const cm = await getManifest(client, withDigest({ ...ref, tag: undefined }, d.digest));
+    if (cm.raw.length !== d.size)
+      throw new RegistryError(
+        'REGISTRY_DIGEST',
+        `cannot use manifest ${d.digest} from "${ref.registry}/${ref.repository}": it has ${cm.raw.length} bytes, the index says ${d.size}`,
+        { host: ref.registry, repository: ref.repository },
+      );
     if (cm.parsed.kind !== kind)
       throw new RegistryError(
         'REGISTRY_PROTOCOL',

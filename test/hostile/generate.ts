@@ -75,7 +75,7 @@ const blob = (bytes: Uint8Array | string): Blob => {
 };
 
 /** The documents and blobs of one (lying) image. */
-interface Parts {
+export interface Parts {
   readonly layoutVersion: string;
   readonly manifest: Blob;
   readonly config: Blob;
@@ -84,7 +84,8 @@ interface Parts {
   readonly manifestSize: number;
 }
 
-async function parts(c: LayerCompression, lie: Lie): Promise<Parts> {
+/** Returns the documents and blobs of the image with `lie` (the registry suite serves them over HTTP). */
+export async function parts(c: LayerCompression, lie: Lie): Promise<Parts> {
   const tar = await layerTar(lie === 'bomb' ? { ...FILES, '/zero': new Uint8Array(4 << 20) } : FILES);
   const stored = compress(tar, c);
   const layerDigest = sha256(stored);

@@ -132,9 +132,16 @@ describe.skipIf(p.skip)('registry client under faults', () => {
     ).rejects.toThrow(
       expect.objectContaining({ code: 'DIGEST_MISMATCH', message: expect.stringContaining(bigLayer.digest) }),
     );
+    // the layout the copy created is removed again
+    expect(existsSync(dir)).toBe(false);
+    // into a layout that already exists: whatever did land is verified content, under its own digest; no temp files
+    await OciLayout.create(dir);
+    proxy.add(blobGet(bigLayer.digest), { kind: 'corrupt' }, 100);
+    await expect(
+      copy(client, { transport: 'docker', ref: viaProxy() }, { transport: 'oci', path: dir }),
+    ).rejects.toThrow(expect.objectContaining({ code: 'DIGEST_MISMATCH' }));
     const blobs = join(dir, 'blobs', 'sha256');
     expect(existsSync(join(blobs, bigLayer.digest.slice(7)))).toBe(false);
-    // whatever did land is verified content, under its own digest; no temp files are left
     for (const f of readdirSync(blobs)) expect(sha256(readFileSync(join(blobs, f)))).toBe(`sha256:${f}`);
     const file = join(tmp(), 'blob');
     await expect(downloadBlob(client, viaProxy(), bigLayer, file)).rejects.toThrow(
