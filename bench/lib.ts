@@ -1,16 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 
 /**
  * Shared benchmark helpers. Every benchmark compares pare with a peer tool in the same run, on the same input, and
- * prints ratios; nothing here asserts on time. Peak RSS comes from GNU time (`/usr/bin/time -f %M`, KiB).
+ * prints ratios; nothing here asserts on time. Peak RSS and CPU time (user + system, all threads) come from GNU time
+ * (`/usr/bin/time -f '%U %S %M'`). CPU time is printed beside wall time because it holds when other work shares the
+ * machine, where wall time does not.
  */
 
 export interface Measure {
   readonly name: string;
   readonly seconds: number;
   readonly rssMiB: number | undefined;
+  /** User + system CPU seconds of the best run (all threads and children GNU time saw). */
+  readonly cpuSeconds?: number | undefined;
 }
 
 const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
@@ -38,7 +43,7 @@ export function measure(
     options.before?.();
     const t0 = process.hrtime.bigint();
     const r = GNU_TIME
-      ? spawnSync(GNU_TIME, ['-f', '%M', cmd, ...args], {
+      ? spawnSync(GNU_TIME, ['-f', '%U %S %M', cmd, ...args], {
           env: options.env,
           encoding: 'utf8',
           maxBuffer: 1 << 26,
@@ -52,8 +57,16 @@ export function measure(
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.status !== 0)
       throw new Error(`${name}: ${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-    const kib = GNU_TIME ? Number((r.stderr.trim().split('\n').pop() ?? '').trim()) : Number.NaN;
-    const m = { name, seconds, rssMiB: Number.isFinite(kib) ? kib / 1024 : undefined };
+    const [user, sys, kib] = GNU_TIME
+      ? (r.stderr.trim().split('\n').pop() ?? '').trim().split(/\s+/).map(Number)
+      : [Number.NaN, Number.NaN, Number.NaN];
+    const cpu = (user ?? Number.NaN) + (sys ?? Number.NaN);
+    const m = {
+      name,
+      seconds,
+      rssMiB: Number.isFinite(kib) ? kib! / 1024 : undefined,
+      cpuSeconds: Number.isFinite(cpu) ? cpu : undefined,
+    };
     if (!best || m.seconds < best.seconds) best = m;
   }
   return best!;
@@ -69,13 +82,19 @@ export function report(
   const rows = [base, ...others].map((m) => [
     m.name,
     `${m.seconds.toFixed(2)} s`,
+    m.cpuSeconds === undefined ? '-' : `${m.cpuSeconds.toFixed(2)} s CPU`,
     m.rssMiB === undefined ? '-' : `${m.rssMiB.toFixed(0)} MiB`,
     m === base ? '1.00×' : `${(base.seconds / m.seconds).toFixed(2)}× (pare/peer)`,
   ]);
-  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const w = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n## ${title}\n`);
   for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i]!)).join('  ')}\n`);
   for (const g of goals) process.stdout.write(`goal: ${g}\n`);
+  const load = loadavg()[0]!;
+  if (load > availableParallelism())
+    process.stdout.write(
+      `measured under load: load average ${load.toFixed(1)} on ${availableParallelism()} cores; wall times are unreliable, CPU times hold\n`,
+    );
 }
 
 export function have(tool: string): boolean {
@@ -116,4 +135,11 @@ export interface SummaryRow {
 export function summarize(row: SummaryRow): void {
   const file = process.env.PARE_BENCH_SUMMARY;
   if (file) appendFileSync(file, `${JSON.stringify(row)}\n`);
+}
+
+/** `a / b` of two CPU times, for a summary ("-" when either is unknown). */
+export function cpuRatio(a: Measure, b: Measure): string {
+  return a.cpuSeconds && b.cpuSeconds
+    ? `${(a.cpuSeconds / b.cpuSeconds).toFixed(2)}× CPU (${a.cpuSeconds.toFixed(2)} s vs ${b.cpuSeconds.toFixed(2)} s)`
+    : '- CPU';
 }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { have, type Measure, measure, report, summarize } from './lib.ts';
+import { cpuRatio, have, type Measure, measure, report, summarize } from './lib.ts';
 
 const TARGET = Number(process.env.PARE_BENCH_PACK_MB ?? 300) << 20;
 const work = mkdtempSync(join(tmpdir(), 'pare-bench-pack-'));
@@ -71,7 +71,7 @@ report(`pack ${(total / 2 ** 20).toFixed(0)} MiB into a gzip layer`, pare, resul
 if (umoci)
   summarize({
     work: `pack ${(total / 2 ** 20).toFixed(0)} MiB into a gzip layer, vs umoci repack`,
-    measured: `${(pare.seconds / umoci.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${umoci.seconds.toFixed(2)} s)`,
+    measured: `${(pare.seconds / umoci.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${umoci.seconds.toFixed(2)} s); ${cpuRatio(pare, umoci)}`,
     goal: '≤ 1.0×',
     met: pare.seconds <= umoci.seconds,
   });

@@ -9,7 +9,9 @@
 // the disk takes the bytes durably, which the bench prints (`dd conv=fdatasync` of the same size: 0.6 s for 200 MiB
 // here, about twice crane's whole pull); pare starts the flush in the background every 8 MiB to overlap it. The peers are static Go binaries that start in
 // milliseconds; pare is Node, so the start-up floor (`pare push|pull --help`: Node and the command's modules) is
-// printed too, with the ratio of what is left after it (the transfer itself).
+// printed too, with the ratio of what is left after it (the transfer itself). "pare pull without durability" is the
+// same pull run under eatmydata (an LD_PRELOAD that turns fsync/fdatasync into no-ops; pare itself is unchanged and
+// has no such switch), so the cost of syncing shows beside the peers, which do not sync.
 // Run alone: `npx node bench/registry.bench.ts` (PARE_BENCH_REGISTRY_MB=200 sets the size).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,7 +23,7 @@ import { writeLocal } from '../src/layout/index.ts';
 import { buildImage, layerFromBytes, MediaType } from '../src/oci/index.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
 import { tarOneFile } from '../test/registry/images.ts';
-import { have, type Measure, measure, pareArgs, report, summarize } from './lib.ts';
+import { cpuRatio, have, type Measure, measure, pareArgs, report, summarize } from './lib.ts';
 
 const TOTAL = Number(process.env.PARE_BENCH_REGISTRY_MB ?? 200) << 20;
 const LAYERS = 8;
@@ -102,15 +104,16 @@ try {
       ),
     );
   const floor = (cmd: string) => measure(`pare ${cmd} --help`, node, pareArgs(cmd, '--help'), { runs: RUNS });
-  const goals = (pare: Measure, peers: readonly Measure[], start: Measure) => {
+  const crane = (peers: readonly Measure[]) => peers.find((m) => m.name.startsWith('crane'));
+  const goals = (pare: Measure, peers: readonly Measure[], start: Measure, extra = '') => {
     const fastest = Math.min(...peers.map((m) => m.seconds));
-    const crane = peers.find((m) => m.name.startsWith('crane'));
-    if (crane)
+    const c = crane(peers);
+    if (c)
       summarize({
-        work: `${pare.name} ${mb.toFixed(0)} MiB, ${LAYERS} layers, vs ${crane.name}`,
-        measured: `${(pare.seconds / crane.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${crane.seconds.toFixed(2)} s)`,
+        work: `${pare.name} ${mb.toFixed(0)} MiB, ${LAYERS} layers, vs ${c.name}`,
+        measured: `${(pare.seconds / c.seconds).toFixed(2)}× (${pare.seconds.toFixed(2)} s vs ${c.seconds.toFixed(2)} s); ${cpuRatio(pare, c)}${extra}`,
         goal: '≤ 1.0×',
-        met: pare.seconds <= crane.seconds,
+        met: pare.seconds <= c.seconds,
       });
     return [
       `pare ≤ 1.0× the fastest peer: ${(pare.seconds / fastest).toFixed(2)}× → ${pare.seconds <= fastest ? 'met' : 'NOT met'}`,
@@ -128,6 +131,15 @@ try {
   const from = to(host);
   const pullPare = await best('pare pull', node, (_h, dir) => pareArgs('pull', '-q', from, dir), false);
   const pullPeers: Measure[] = [];
+  const nosync = have('eatmydata')
+    ? await best(
+        'pare pull without durability (eatmydata)',
+        'eatmydata',
+        (_h, dir) => [node, ...pareArgs('pull', '-q', from, dir)],
+        false,
+      )
+    : undefined;
+  if (!nosync) process.stdout.write('skip: pare pull without durability: eatmydata is not installed\n');
   if (have('crane'))
     pullPeers.push(
       await best(
@@ -163,9 +175,21 @@ try {
   report(
     `pull ${mb.toFixed(0)} MiB (${LAYERS} layers) from the loopback registry into an OCI layout`,
     pullPare,
-    pullPeers,
+    nosync ? [nosync, ...pullPeers] : pullPeers,
     [
-      ...goals(pullPare, pullPeers, floor('pull')),
+      ...(nosync
+        ? [
+            `durability costs ${(pullPare.seconds - nosync.seconds).toFixed(2)} s of wall time (CPU ${pullPare.cpuSeconds?.toFixed(2) ?? '?'} s with, ${nosync.cpuSeconds?.toFixed(2) ?? '?'} s without); without it pare pulls in ${(nosync.seconds / Math.min(...pullPeers.map((m) => m.seconds))).toFixed(2)}× the fastest peer's time`,
+          ]
+        : []),
+      ...goals(
+        pullPare,
+        pullPeers,
+        floor('pull'),
+        nosync && crane(pullPeers)
+          ? `; without durability ${(nosync.seconds / crane(pullPeers)!.seconds).toFixed(2)}× (${nosync.seconds.toFixed(2)} s)`
+          : '',
+      ),
       `durable-write floor (${disk.name}, ${mb.toFixed(0)} MiB): ${disk.seconds.toFixed(2)} s = ${(disk.seconds / Math.min(...pullPeers.map((m) => m.seconds))).toFixed(2)}× the fastest peer`,
     ],
   );
