@@ -239,11 +239,8 @@ async function indexArchive(path: string): Promise<ArchiveFile> {
   return new ArchiveFile(path, members);
 }
 
-/**
- * Reads an image archive (see module comment). `ref` picks a tag (oci: ref name; docker: a RepoTag or its tag part)
- * or, for docker archives, `@N` the N-th image. Throws LAYOUT_ARCHIVE_INVALID / LAYOUT_REF_NOT_FOUND.
- */
-export async function readArchive(file: string, ref?: string): Promise<Artifact> {
+/** Opens and indexes an archive file (a compressed one is decompressed once to a private temp file). */
+async function openArchiveFile(file: string): Promise<ArchiveFile> {
   const fh = await open(file, 'r').catch((e) => {
     throw new LayoutError(
       'LAYOUT_NOT_FOUND',
@@ -269,9 +266,8 @@ export async function readArchive(file: string, ref?: string): Promise<Artifact>
     });
     path = spoolPath;
   }
-  let ar: ArchiveFile;
   try {
-    ar = await indexArchive(path);
+    return await indexArchive(path);
   } catch (e) {
     throw new LayoutError(
       'LAYOUT_ARCHIVE_INVALID',
@@ -279,13 +275,46 @@ export async function readArchive(file: string, ref?: string): Promise<Artifact>
       { cause: e, path: file },
     );
   }
-  if (ar.has('oci-layout') && ar.has('index.json')) return readOciArchive(ar, file, ref);
+}
+
+const isOciArchive = (ar: ArchiveFile) => ar.has('oci-layout') && ar.has('index.json');
+
+/**
+ * Reads an image archive (see module comment). `ref` picks a tag (oci: ref name; docker: a RepoTag or its tag part)
+ * or, for docker archives, `@N` the N-th image. Throws LAYOUT_ARCHIVE_INVALID / LAYOUT_REF_NOT_FOUND.
+ */
+export async function readArchive(file: string, ref?: string): Promise<Artifact> {
+  const ar = await openArchiveFile(file);
+  if (isOciArchive(ar)) return readOciArchive(ar, file, ref);
   if (ar.has('manifest.json')) return readDockerArchive(ar, file, ref);
   throw new LayoutError(
     'LAYOUT_ARCHIVE_INVALID',
     `cannot read archive ${JSON.stringify(file)}: it has neither index.json + oci-layout (OCI) nor manifest.json (docker save)`,
     { path: file },
   );
+}
+
+/**
+ * Returns the tags of an archive, sorted, each once: `format` 'docker' lists the RepoTags of its manifest.json (as
+ * `docker load` names the images; a file without one is LAYOUT_ARCHIVE_INVALID); 'any' lists what `readArchive`
+ * would select by: the ref names of its index.json when it is an OCI archive, else its RepoTags.
+ */
+export async function archiveTags(file: string, format: 'any' | 'docker' = 'any'): Promise<string[]> {
+  const ar = await openArchiveFile(file);
+  const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (format === 'any' && isOciArchive(ar))
+    return sorted(
+      parseIndex(await ar.bytes('index.json'), `${file}:index.json`).manifests.flatMap((m) =>
+        m.annotations?.[REF_NAME] ? [m.annotations[REF_NAME]] : [],
+      ),
+    );
+  if (!ar.has('manifest.json'))
+    throw new LayoutError(
+      'LAYOUT_ARCHIVE_INVALID',
+      `cannot list the tags of archive ${JSON.stringify(file)}: it has no manifest.json (docker save)${format === 'any' ? ' nor index.json + oci-layout (OCI)' : isOciArchive(ar) ? '; it is an OCI archive: use oci-archive:' : ''}`,
+      { path: file },
+    );
+  return sorted((await dockerManifest(ar, file)).flatMap((e) => e.RepoTags ?? []));
 }
 
 async function readOciArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
@@ -370,15 +399,26 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
-async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
-  let entries: DockerManifestEntry[];
+/** Returns the entries of a docker archive's manifest.json; throws LAYOUT_ARCHIVE_INVALID when it is not one. */
+async function dockerManifest(ar: ArchiveFile, file: string): Promise<DockerManifestEntry[]> {
   try {
-    entries = JSON.parse(new TextDecoder().decode(await ar.bytes('manifest.json'))) as DockerManifestEntry[];
+    const entries = JSON.parse(
+      new TextDecoder().decode(await ar.bytes('manifest.json')),
+    ) as DockerManifestEntry[];
     if (
       !Array.isArray(entries) ||
-      entries.some((e) => typeof e.Config !== 'string' || !Array.isArray(e.Layers))
+      entries.some(
+        (e) =>
+          typeof e.Config !== 'string' ||
+          !Array.isArray(e.Layers) ||
+          !(
+            e.RepoTags == null ||
+            (Array.isArray(e.RepoTags) && e.RepoTags.every((t) => typeof t === 'string'))
+          ),
+      )
     )
       throw new Error('want [{Config, RepoTags, Layers}]');
+    return entries;
   } catch (e) {
     throw new LayoutError(
       'LAYOUT_ARCHIVE_INVALID',
@@ -386,6 +426,10 @@ async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | un
       { cause: e, path: file },
     );
   }
+}
+
+async function readDockerArchive(ar: ArchiveFile, file: string, ref: string | undefined): Promise<Artifact> {
+  const entries = await dockerManifest(ar, file);
   let entry: DockerManifestEntry | undefined;
   if (ref === undefined || ref === '') {
     if (entries.length === 1) entry = entries[0];

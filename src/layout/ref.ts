@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.ts';
 import type { Artifact, Descriptor } from '../oci/index.ts';
-import { readArchive, type WriteArchiveOptions, writeArchive } from './archive.ts';
+import { archiveTags, readArchive, type WriteArchiveOptions, writeArchive } from './archive.ts';
 import { OciLayout, REF_NAME } from './layout.ts';
 
 /**
@@ -85,11 +85,7 @@ export async function readLocal(r: LocalRef): Promise<Artifact> {
 /** Returns the tags a local reference's layout or archive holds, sorted. */
 export async function localTags(r: LocalRef): Promise<string[]> {
   if (r.transport === 'oci') return (await OciLayout.open(r.path)).tags();
-  throw new UsageError(
-    'USAGE',
-    `cannot list the tags of ${JSON.stringify(formatLocalRef(r))}: an archive has no tag listing; pare inspect shows what it holds`,
-    { file: r.path },
-  );
+  return archiveTags(r.path, r.transport === 'docker-archive' ? 'docker' : 'any');
 }
 
 /** Writes an artifact to a local reference (layout: blobs + tag; archive: a new file). */

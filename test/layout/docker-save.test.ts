@@ -6,6 +6,7 @@ import { bufferContent, dumpTree, TreeBuilder } from '../../src/fstree/index.ts'
 import { readArchive } from '../../src/layout/index.ts';
 import { imageToTree, validateImage } from '../../src/oci/index.ts';
 import { collect, tarFromTree } from '../../src/tar/index.ts';
+import { pare } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /**
@@ -78,6 +79,16 @@ describe('readArchive on a docker save (1.10–24) archive', () => {
       '/etc/bye': expect.stringMatching(/^file 0644 0:0 /),
       '/etc/hello': expect.stringMatching(/^file 0644 0:0 /),
     });
+  });
+  it('pare tags lists its RepoTags, as a bare path, docker-archive: or oci-archive: (which reads a docker save too)', () => {
+    const file = join(dir, 'save.tar');
+    for (const r of [file, `docker-archive:${file}`, `oci-archive:${file}`])
+      expect(pare(['tags', r])).toEqual({ code: 0, stdout: 'example/app:1\n', stderr: '' });
+    const notArchive = join(dir, 'plain.tar');
+    writeFileSync(notArchive, Buffer.alloc(1024));
+    const r = pare(['tags', `docker-archive:${notArchive}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot list the tags of archive "${notArchive}": it has no manifest.json`);
   });
   it('names the tags it has when asked for one it does not', async () => {
     await expect(readArchive(join(dir, 'save.tar'), 'other:2')).rejects.toThrow(

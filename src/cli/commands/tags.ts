@@ -3,14 +3,18 @@ import { openReference } from '../reference.ts';
 import { lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 /**
- * `pare tags REPO`: prints the tags of a registry repository (as `crane ls` does) or of an OCI layout, one per line.
+ * `pare tags REPO`: prints the tags of a registry repository (as `crane ls` does), an OCI layout or an archive (an OCI
+ * archive's ref names; `docker-archive:` its RepoTags), one per line.
  */
 export function register(program: Command): void {
   withRegistryFlags(
     program
       .command('tags')
-      .description('list the tags of a repository or OCI layout')
-      .argument('<repository>', 'HOST[:PORT]/REPO (docker:// optional), oci:DIR or a layout directory'),
+      .description('list the tags of a repository, OCI layout or archive')
+      .argument(
+        '<repository>',
+        'HOST[:PORT]/REPO (docker:// optional), oci:DIR, oci-archive:FILE, docker-archive:FILE or a path',
+      ),
   ).action(async (repo: string, opts: RegistryFlags) => {
     const client = lazyClient({ ...opts, quiet: true });
     try {
