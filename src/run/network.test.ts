@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { findPasta, formatPublish, parsePublish, pastaArgs } from './network.ts';
+import {
+  findNetworkTool,
+  findPasta,
+  formatPublish,
+  parsePublish,
+  pastaArgs,
+  slirp4netnsArgs,
+  slirpHostfwd,
+} from './network.ts';
 import type { HostProbe } from './support.ts';
 
 describe('parsePublish', () => {
@@ -82,5 +90,81 @@ describe('findPasta', () => {
           'cannot publish ports: pasta is not installed; install the Debian package passt (apt-get install passt) or set PARE_PASTA to its path',
       }),
     );
+  });
+});
+
+describe('findNetworkTool', () => {
+  const probe = (found: Record<string, string>): HostProbe => ({
+    sysctl: () => undefined,
+    which: (n) => found[n],
+    isSetuidRoot: () => false,
+    euid: () => 0,
+  });
+  const both = { pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns' };
+  it.each([
+    ['pasta when both are installed', both, {}, { kind: 'pasta', path: '/usr/bin/pasta' }],
+    [
+      'slirp4netns when pasta is missing',
+      { slirp4netns: '/usr/bin/slirp4netns' },
+      {},
+      { kind: 'slirp4netns', path: '/usr/bin/slirp4netns' },
+    ],
+    [
+      'slirp4netns when PARE_NETWORK asks for it',
+      both,
+      { PARE_NETWORK: 'slirp4netns' },
+      { kind: 'slirp4netns', path: '/usr/bin/slirp4netns' },
+    ],
+    [
+      'PARE_SLIRP4NETNS as its path',
+      { '/opt/s': '/opt/s' },
+      { PARE_SLIRP4NETNS: '/opt/s' },
+      { kind: 'slirp4netns', path: '/opt/s' },
+    ],
+  ] as const)('gives %s', (_, found, env, want) => {
+    expect(findNetworkTool(probe(found), env)).toEqual(want);
+  });
+  it('names both Debian packages when neither is installed, and refuses a missing pick', () => {
+    expect(() => findNetworkTool(probe({}), {})).toThrow(
+      'cannot publish ports: neither pasta nor slirp4netns is installed; install the Debian package passt (apt-get install passt), or slirp4netns',
+    );
+    expect(() =>
+      findNetworkTool(probe({ pasta: '/usr/bin/pasta' }), { PARE_NETWORK: 'slirp4netns' }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'RUN_NETWORK_MISSING',
+        message: expect.stringContaining('apt-get install slirp4netns'),
+      }),
+    );
+    expect(() => findNetworkTool(probe(both), { PARE_NETWORK: 'vpnkit' })).toThrow(
+      expect.objectContaining({ code: 'RUN_PUBLISH_INVALID' }),
+    );
+  });
+});
+
+describe('slirp4netnsArgs', () => {
+  it('configures the namespace by path as podman does, with ready/exit descriptors and an API socket', () => {
+    const fds = { ready: 3, exit: 4, apiSocket: '/t/api.sock' };
+    expect(slirp4netnsArgs({ pid: 42 }, fds).join(' ')).toBe(
+      '--configure --mtu=65520 --disable-host-loopback --enable-sandbox --enable-seccomp --ready-fd=3 --exit-fd=4 --api-socket=/t/api.sock --netns-type=path /proc/42/ns/net tap0',
+    );
+    expect(slirp4netnsArgs({ userns: '/proc/7/ns/user', netns: '/proc/7/ns/net' }, fds).slice(-4)).toEqual([
+      '--userns-path=/proc/7/ns/user',
+      '--netns-type=path',
+      '/proc/7/ns/net',
+      'tap0',
+    ]);
+  });
+  it('publishes each port through add_hostfwd (every address unless one is given)', () => {
+    expect(slirpHostfwd(parsePublish('8080:80'))).toEqual({
+      execute: 'add_hostfwd',
+      arguments: { proto: 'tcp', host_addr: '0.0.0.0', host_port: 8080, guest_port: 80 },
+    });
+    expect(slirpHostfwd(parsePublish('127.0.0.1:5353:53/udp')).arguments).toEqual({
+      proto: 'udp',
+      host_addr: '127.0.0.1',
+      host_port: 5353,
+      guest_port: 53,
+    });
   });
 });

@@ -1,11 +1,17 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunError } from '../errors.ts';
 import { type HostProbe, hostProbe } from './support.ts';
+
+/** The program that connects the sandbox's network namespace to the host: pasta, else slirp4netns. */
+export interface NetworkTool {
+  readonly kind: 'pasta' | 'slirp4netns';
+  readonly path: string;
+}
 
 /**
  * Published ports, the way rootless podman does them: the sandbox keeps its private network namespace, and pasta
@@ -117,6 +123,45 @@ export function findPasta(probe: HostProbe = hostProbe, env: NodeJS.ProcessEnv =
   );
 }
 
+/**
+ * Finds the program that publishes ports, as podman does: pasta, else slirp4netns (podman's default before 5.0).
+ * `PARE_NETWORK=pasta|slirp4netns` picks one (and fails when it is missing); PARE_PASTA / PARE_SLIRP4NETNS name their
+ * paths (default: on PATH). Throws RUN_NETWORK_MISSING naming the Debian packages, or USAGE for another PARE_NETWORK.
+ */
+export function findNetworkTool(
+  probe: HostProbe = hostProbe,
+  env: NodeJS.ProcessEnv = process.env,
+): NetworkTool {
+  const want = env.PARE_NETWORK || undefined;
+  if (want !== undefined && want !== 'pasta' && want !== 'slirp4netns')
+    throw new RunError(
+      'RUN_PUBLISH_INVALID',
+      `cannot publish ports: PARE_NETWORK=${JSON.stringify(want)} is neither pasta nor slirp4netns`,
+    );
+  if (want === 'pasta' || (want === undefined && env.PARE_PASTA))
+    return { kind: 'pasta', path: findPasta(probe, env) };
+  if (want === undefined) {
+    const pasta = probe.which('pasta');
+    if (pasta) return { kind: 'pasta', path: pasta };
+  }
+  const slirp = probe.which(env.PARE_SLIRP4NETNS || 'slirp4netns');
+  if (slirp) return { kind: 'slirp4netns', path: slirp };
+  throw new RunError(
+    'RUN_NETWORK_MISSING',
+    env.PARE_SLIRP4NETNS
+      ? `cannot publish ports: PARE_SLIRP4NETNS=${JSON.stringify(env.PARE_SLIRP4NETNS)} is not an executable`
+      : want === 'slirp4netns'
+        ? 'cannot publish ports: slirp4netns is not installed'
+        : 'cannot publish ports: neither pasta nor slirp4netns is installed',
+    {
+      hint:
+        want === 'slirp4netns'
+          ? 'install the Debian package slirp4netns (apt-get install slirp4netns)'
+          : 'install the Debian package passt (apt-get install passt), or slirp4netns',
+    },
+  );
+}
+
 /** Finds nsenter (util-linux), which starts bwrap in the namespaces pasta made for a caller who is not root. */
 export function findNsenter(probe: HostProbe = hostProbe): string {
   const found = probe.which('nsenter');
@@ -148,7 +193,14 @@ const HOLDER = ['sh', '-c', 'echo ready; exec cat'];
  * and bwrap is started inside them with nsenter (see startSandbox). The holder lives until stop() closes its stdin, or
  * until pare dies (the pipe closes with it); pasta exits with it. Throws RUN_NETWORK_FAILED with pasta's message.
  */
-export async function createNetwork(pasta: string, ports: readonly PortMapping[]): Promise<CreatedNetwork> {
+export async function createNetwork(
+  tool: NetworkTool | string,
+  ports: readonly PortMapping[],
+  probe: HostProbe = hostProbe,
+): Promise<CreatedNetwork> {
+  const t: NetworkTool = typeof tool === 'string' ? { kind: 'pasta', path: tool } : tool;
+  if (t.kind === 'slirp4netns') return createSlirpNetwork(t.path, ports, probe);
+  const pasta = t.path;
   const child = spawn(pasta, pastaArgs(ports, { command: HOLDER }), { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => {
@@ -210,10 +262,13 @@ function pastaMessage(stderr: string): string {
  * RUN_NETWORK_FAILED with pasta's own message when pasta fails (a port in use, a bad address).
  */
 export async function connectNetwork(
-  pasta: string,
+  tool: NetworkTool | string,
   pid: number,
   ports: readonly PortMapping[],
 ): Promise<NetworkHandle> {
+  const t: NetworkTool = typeof tool === 'string' ? { kind: 'pasta', path: tool } : tool;
+  if (t.kind === 'slirp4netns') return startSlirp(t.path, { pid }, ports);
+  const pasta = t.path;
   const dir = await mkdtemp(join(tmpdir(), 'pare-pasta-'));
   const pidFile = join(dir, 'pid');
   const args = pastaArgs(ports, { netns: `/proc/${pid}/ns/net`, pidFile });
@@ -257,4 +312,198 @@ export async function connectNetwork(
     );
   }
   return { stop };
+}
+
+/**
+ * The slirp4netns arguments that configure the namespace of `target` (a process's, as root; or namespace paths, for
+ * a caller who is not root) as podman does: `--configure`, MTU 65520, `--disable-host-loopback` (the sandbox cannot
+ * reach the host's loopback services), its own mount namespace (`--enable-sandbox`) and seccomp filter, an API socket
+ * to add the published ports on, and the ready/exit descriptors (slirp4netns exits when pare's end of `exit` closes,
+ * so it never outlives pare). Pure.
+ */
+export function slirp4netnsArgs(
+  target: { readonly pid: number } | { readonly userns: string; readonly netns: string },
+  fds: { readonly ready: number; readonly exit: number; readonly apiSocket: string },
+): string[] {
+  const a = [
+    '--configure',
+    '--mtu=65520',
+    '--disable-host-loopback',
+    '--enable-sandbox',
+    '--enable-seccomp',
+    `--ready-fd=${fds.ready}`,
+    `--exit-fd=${fds.exit}`,
+    `--api-socket=${fds.apiSocket}`,
+  ];
+  // By path: given a pid, slirp4netns would join the process's user namespace too, where root has no right over the
+  // host (setns fails); root joins the network namespace alone, as pasta's --netns does.
+  if ('pid' in target) a.push('--netns-type=path', `/proc/${target.pid}/ns/net`, 'tap0');
+  else a.push(`--userns-path=${target.userns}`, '--netns-type=path', target.netns, 'tap0');
+  return a;
+}
+
+/** The API request that publishes one port (slirp4netns forwards it to the guest address, 10.0.2.100). */
+export function slirpHostfwd(m: PortMapping): Record<string, unknown> {
+  return {
+    execute: 'add_hostfwd',
+    arguments: {
+      proto: m.protocol,
+      host_addr: m.hostIp ?? '0.0.0.0',
+      host_port: m.hostPort,
+      guest_port: m.containerPort,
+    },
+  };
+}
+
+/** Sends one request to the slirp4netns API socket and returns its parsed answer. */
+async function slirpApi(socket: string, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.end(JSON.stringify(request)));
+    c.on('data', (d: string) => {
+      if (out.length < 64 * 1024) out += d;
+    });
+    c.on('error', reject);
+    c.on('close', () => {
+      try {
+        resolve(JSON.parse(out) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`unreadable answer ${JSON.stringify(out.slice(0, 200))}`));
+      }
+    });
+  });
+}
+
+/** Descriptor numbers slirp4netns gets for ready and exit (after stdin, stdout, stderr). */
+const SLIRP_READY_FD = 3;
+const SLIRP_EXIT_FD = 4;
+
+/**
+ * Starts slirp4netns on `target`, waits until it has configured the namespace, then adds each published port through
+ * its API socket. Throws RUN_NETWORK_FAILED with slirp4netns's message (a port in use, a bad address).
+ */
+async function startSlirp(
+  slirp: string,
+  target: { readonly pid: number } | { readonly userns: string; readonly netns: string },
+  ports: readonly PortMapping[],
+  onStop: () => Promise<void> = async () => {},
+): Promise<NetworkHandle> {
+  const dir = await mkdtemp(join(tmpdir(), 'pare-slirp-'));
+  const apiSocket = join(dir, 'api.sock');
+  const what = `cannot publish ports ${ports.map(formatPublish).join(', ')}: slirp4netns failed`;
+  let child: ChildProcess | undefined;
+  let closed: Promise<number | null> = Promise.resolve(null);
+  const stop = async () => {
+    // Closing our end of the exit descriptor ends slirp4netns; SIGTERM covers one that stopped reading it.
+    (child?.stdio[SLIRP_EXIT_FD] as { destroy?: () => void } | null)?.destroy?.();
+    child?.kill('SIGTERM');
+    await closed;
+    await rm(dir, { recursive: true, force: true });
+    await onStop();
+  };
+  let err = '';
+  try {
+    const c = spawn(
+      slirp,
+      slirp4netnsArgs(target, { ready: SLIRP_READY_FD, exit: SLIRP_EXIT_FD, apiSocket }),
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+    );
+    child = c;
+    c.stderr!.on('data', (d: Buffer) => {
+      if (err.length < 64 * 1024) err += d.toString('utf8');
+    });
+    closed = new Promise((resolve) => {
+      c.on('close', resolve);
+      c.on('error', () => resolve(null));
+    });
+    const ready = await new Promise<boolean>((resolve) => {
+      const r = c.stdio[SLIRP_READY_FD] as NodeJS.ReadableStream;
+      r.on('data', (d: Buffer) => d.toString('utf8').includes('1') && resolve(true));
+      r.on('error', () => {});
+      closed.then(() => resolve(false));
+    });
+    if (!ready) throw new RunError('RUN_NETWORK_FAILED', `${what}${slirpMessage(err)}`);
+    for (const m of ports) {
+      const answer = await slirpApi(apiSocket, slirpHostfwd(m)).catch((e: Error) => ({
+        error: { desc: e.message },
+      }));
+      if ('error' in answer) {
+        const desc = (answer.error as { desc?: unknown } | undefined)?.desc;
+        throw new RunError(
+          'RUN_NETWORK_FAILED',
+          `${what} to publish ${formatPublish(m)}: ${typeof desc === 'string' ? desc : JSON.stringify(answer.error)}`,
+        );
+      }
+    }
+  } catch (e) {
+    await stop();
+    throw e instanceof RunError
+      ? e
+      : new RunError('RUN_NETWORK_FAILED', `cannot start ${JSON.stringify(slirp)}: ${(e as Error).message}`, {
+          cause: e,
+        });
+  }
+  return { stop };
+}
+
+function slirpMessage(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.length ? `: ${lines.slice(-3).join('; ')}` : '';
+}
+
+/**
+ * createNetwork with slirp4netns: `unshare` (util-linux) makes the user and network namespaces and runs the holder in
+ * them, then slirp4netns connects them by path.
+ */
+async function createSlirpNetwork(
+  slirp: string,
+  ports: readonly PortMapping[],
+  probe: HostProbe,
+): Promise<CreatedNetwork> {
+  const unshare = probe.which('unshare');
+  if (!unshare)
+    throw new RunError('RUN_NETWORK_MISSING', 'cannot publish ports: unshare is not installed', {
+      hint: 'install the Debian package util-linux (apt-get install util-linux)',
+    });
+  const child = spawn(unshare, ['--user', '--map-root-user', '--net', '--', ...HOLDER], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    if (err.length < 64 * 1024) err += c.toString('utf8');
+  });
+  child.stdin!.on('error', () => {});
+  const closed = new Promise<number | null>((resolve) => {
+    child.on('close', resolve);
+    child.on('error', () => resolve(null));
+  });
+  const ready = await new Promise<boolean>((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      if (out.includes('ready\n')) resolve(true);
+    });
+    closed.then(() => resolve(false));
+  });
+  const stopHolder = async () => {
+    child.stdin!.end();
+    child.kill('SIGTERM');
+    await closed;
+  };
+  // unshare execs the holder itself: its pid is the child's.
+  if (!ready) {
+    await stopHolder();
+    throw new RunError(
+      'RUN_NETWORK_FAILED',
+      `cannot publish ports ${ports.map(formatPublish).join(', ')}: unshare failed${slirpMessage(err)}`,
+    );
+  }
+  const ns = { userns: `/proc/${child.pid}/ns/user`, netns: `/proc/${child.pid}/ns/net` };
+  const handle = await startSlirp(slirp, ns, ports, stopHolder);
+  return { ...ns, stop: handle.stop };
 }

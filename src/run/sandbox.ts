@@ -10,8 +10,8 @@ import {
   type CreatedNetwork,
   connectNetwork,
   createNetwork,
+  findNetworkTool,
   findNsenter,
-  findPasta,
   type NetworkHandle,
   type PortMapping,
 } from './network.ts';
@@ -265,7 +265,7 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
       'cannot publish ports with --net: the host network is shared already',
     );
   }
-  const pasta = publish.length > 0 ? findPasta() : undefined;
+  const pasta = publish.length > 0 ? findNetworkTool() : undefined;
   // Root connects bwrap's own network namespace (connectNetwork, once bwrap announces its pid); anyone else has pasta
   // make the namespaces first and starts bwrap inside them through nsenter (createNetwork).
   const rootless = pasta !== undefined && process.getuid?.() !== 0;

@@ -56,6 +56,9 @@ const publishSkip = publishPeers.skip
     : 'publishing ports (pasta) needs pare to run as root';
 if (publishSkip && !publishPeers.skip) console.warn(`[skip] ${publishSkip}`);
 
+/** slirp4netns, podman's other port forwarder: pare uses it when pasta is missing. */
+const slirp = publishSkip ? { skip: true } : peersOrSkip('slirp4netns');
+
 /** pare itself as an unprivileged user (root runs it through setpriv in a private mount namespace). */
 const rootless =
   isRoot() && !publishSkip
@@ -188,6 +191,13 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
     it('serves python http.server to curl on the host through the published port, then stops pasta', async () => {
       await serveThroughPublish([], join(work, 'cache'));
     });
+
+    it.skipIf(slirp.skip)(
+      'does the same through slirp4netns (the fallback when pasta is missing; PARE_NETWORK=slirp4netns picks it)',
+      async () => {
+        await serveThroughPublish([], join(work, 'cache'), { PARE_NETWORK: 'slirp4netns' });
+      },
+    );
 
     it.skipIf(rootless.skip)(
       'does the same when pare runs as an unprivileged user (pasta makes the namespaces, bwrap joins them)',
