@@ -6,11 +6,11 @@
  * members are compared only after it was read to the end.
  */
 import { createHash } from 'node:crypto';
-import { compareVersions } from '../debian/index.ts';
+import { compareVersions } from '../debian/version.ts';
 import { treeRootFs } from '../elf/index.ts';
 import { type Content, comparePaths, type Entry, type Tree } from '../fstree/index.ts';
 import type { Image } from '../oci/index.ts';
-import { readTar } from '../tar/index.ts';
+import { readTar } from '../tar/reader.ts';
 import { auditTree } from './audit.ts';
 import { installedPackageList, type PackageOwner } from './dpkg.ts';
 import type { AuditFile } from './schema.ts';
