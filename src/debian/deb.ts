@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { DebianError, isPareError, TarError } from '../errors.ts';
 import { Tree } from '../fstree/index.ts';
+import { ContentSpool } from '../oci/index.ts';
 import { readTar, tarToTree } from '../tar/index.ts';
 import { type ArMember, readAr } from './ar.ts';
 import { type Paragraph, parseControl } from './control.ts';
@@ -16,11 +17,14 @@ import { xzDecompress } from './xz.ts';
  * tarball is streamed straight into an FsTree (src/tar refuses `..`, absolute names, links out of the root and writes
  * through symlinked directories); nothing is extracted to disk.
  *
- * gzip and zstd are streamed through node:zlib, xz and lzma through the system `xz` (src/debian/xz.ts). The files of
- * data.tar are held in memory, so decompression is bounded as it runs (DebLimits): a member may not decompress to
- * more than `dataBytes`, nor to more than `ratio` times the compressed bytes read so far (plus `ratioSlack`), so a
- * bomb is refused after at most ratioSlack + ratio × its size, never after it has filled memory. Every message names
- * the package (and version and architecture when known) and the member, never the cache file it was read from.
+ * gzip and zstd are streamed through node:zlib, xz and lzma through the system `xz` (src/debian/xz.ts). The bodies
+ * of data.tar's files go to a ContentSpool (src/oci/spool.ts, shared by every .deb the process reads unless
+ * `options.spool` gives another): small files in memory while its budget lasts, the rest in its temp file, so an
+ * honest data.tar of any size is read in bounded memory. Decompression is bounded as it runs (DebLimits): a member
+ * may not decompress to more than `dataBytes`, nor to more than `ratio` times the compressed bytes read so far (plus
+ * `ratioSlack`), so a bomb is refused after at most ratioSlack + ratio × its size, never after it has filled the
+ * disk. Every message names the package (and version and architecture when known) and the member, never the cache
+ * file it was read from.
  */
 
 export type DebCompression = 'none' | 'gzip' | 'xz' | 'zstd' | 'lzma';
@@ -49,9 +53,18 @@ export interface ReadDebOptions {
   readonly controlOnly?: boolean;
   /** Decompression limits; each field defaults to the DEB_LIMITS one. */
   readonly limits?: Partial<DebLimits>;
+  /** Where the bodies of data.tar's files go (default: one spool shared by every .deb this process reads). */
+  readonly spool?: ContentSpool;
 }
 
-/** Bounds on what a .deb may decompress to (its data.tar is held in memory). */
+let sharedSpool: ContentSpool | undefined;
+/** The spool of file bodies shared by every .deb read without `options.spool`: one temp file per process, at most. */
+function debSpool(): ContentSpool {
+  sharedSpool ??= new ContentSpool();
+  return sharedSpool;
+}
+
+/** Bounds on what a .deb may decompress to. */
 export interface DebLimits {
   /** Most bytes control.tar may decompress to. */
   readonly controlBytes: number;
@@ -66,8 +79,9 @@ export interface DebLimits {
 /** control.tar holds a few KiB of text; 64 MiB (decompressed) bounds a hostile one. */
 export const MAX_CONTROL_TAR = 64 * 1024 * 1024;
 /**
- * Largest decompressed data.tar accepted: the whole tree is held in memory. The largest Debian packages unpack to
- * a few GiB (game and TeX data); an image made from such packages needs the limit raised (limits.dataBytes).
+ * Largest decompressed data.tar accepted (its file bodies are spooled, so this bounds disk, not memory). The largest
+ * Debian packages unpack to a few GiB (game and TeX data); an image made from such packages needs the limit raised
+ * (limits.dataBytes).
  */
 export const MAX_DATA_TAR = 4 * 1024 ** 3;
 /**
@@ -148,7 +162,10 @@ export async function readDeb(
         const compression = DATA_NAMES[m.name];
         if (compression === undefined) throw bad(`want a data.tar member, got ${JSON.stringify(m.name)}`);
         const pkgName = control?.paragraph.get('Package') ?? options.expect?.name ?? source;
-        data = { tree: await readDataTar(m, compression, source, pkgName, limits), compression };
+        data = {
+          tree: await readDataTar(m, compression, source, pkgName, limits, options.spool ?? debSpool()),
+          compression,
+        };
         stage = 'done';
         continue;
       }
@@ -328,10 +345,12 @@ async function readDataTar(
   source: string,
   pkg: string,
   limits: DebLimits,
+  spool: ContentSpool,
 ): Promise<Tree> {
   try {
     return await tarToTree(decompress(m, compression, limits.dataBytes, limits, `${source} ${m.name}`), {
       source: `${source} ${m.name}`,
+      content: (t) => spool.content(t.header.size, t.body()),
     });
   } catch (e) {
     if (e instanceof TarError && e.code === 'TAR_UNSAFE_PATH') {
