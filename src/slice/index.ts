@@ -1,7 +1,7 @@
 export type { InstalledPackage } from './packages.ts';
 export { readInstalled, SLICED_FIELD } from './packages.ts';
 export type { ProbeContext, ProbeOptions, Prober } from './probe.ts';
-export { straceProber } from './probe.ts';
+export { findStrace, straceArgs, straceProber } from './probe.ts';
 export type { SliceReport } from './report.ts';
 export {
   formatSliceSummary,

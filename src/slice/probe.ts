@@ -75,6 +75,26 @@ function findOnPath(name: string): string | undefined {
   return undefined;
 }
 
+/** Finds strace: `given`, else PARE_STRACE, else strace on PATH. Throws SLICE_PROBE_UNAVAILABLE. */
+export function findStrace(given?: string): string {
+  const strace = given ?? process.env.PARE_STRACE ?? findOnPath('strace');
+  if (!strace)
+    throw new SliceError(
+      'SLICE_PROBE_UNAVAILABLE',
+      'cannot run slice probe: strace is not installed; install it (Debian/Ubuntu: apt-get install strace) or set PARE_STRACE to its path',
+    );
+  return strace;
+}
+
+/**
+ * strace's arguments for a probe, up to the traced command: follow forks, file and process calls, to `log`, with
+ * the host pid of each child a process in the sandbox's pid namespace clones (strace ≥ 5.9; parseStraceLog needs it
+ * to follow threads and forks that do not exec).
+ */
+export function straceArgs(log: string): string[] {
+  return ['-f', '-qq', '-y', '--pidns-translation', '-e', 'trace=file,process', '-o', log, '--'];
+}
+
 /**
  * Returns the default prober: materialises the tree once into a temp dir, runs each command under strace + bwrap,
  * removes the temp dir. Throws SLICE_PROBE_UNAVAILABLE when strace is missing (and the RunError of the sandbox
@@ -84,12 +104,7 @@ export function straceProber(defaults: ProbeOptions = {}): Prober {
   return {
     async trace(tree, commands, context) {
       const o = { ...defaults, ...context };
-      const strace = o.strace ?? process.env.PARE_STRACE ?? findOnPath('strace');
-      if (!strace)
-        throw new SliceError(
-          'SLICE_PROBE_UNAVAILABLE',
-          'cannot run slice probe: strace is not installed; install it (Debian/Ubuntu: apt-get install strace) or set PARE_STRACE to its path',
-        );
+      const strace = findStrace(o.strace);
       const bwrap = o.bwrap ?? checkSandboxSupport();
       const work = await mkdtemp(join(o.tmpDir ?? tmpdir(), 'pare-probe-'));
       try {
@@ -148,11 +163,9 @@ async function runTraced(
     },
     topLevel,
   );
-  const child = spawn(
-    strace,
-    ['-f', '-qq', '-y', '-e', 'trace=file,process', '-o', log, '--', bwrap, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] },
-  );
+  const child = spawn(strace, [...straceArgs(log), bwrap, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+  });
   const seccomp = child.stdio[3] as Writable;
   seccomp.on('error', () => {});
   seccomp.end(Buffer.from(seccompProgram(hostSeccompArch())));

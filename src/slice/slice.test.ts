@@ -489,6 +489,20 @@ describe('parseStraceLog', () => {
     ]);
   });
 
+  it("follows children cloned inside the sandbox's pid namespace by the host pid strace translates", () => {
+    // note: a server thread (host pid 26569, pid 3 in the sandbox) that opens the file it serves; before
+    // --pidns-translation was read, clone's "= 3" named no process of the log and the thread's paths were lost.
+    const ns = [
+      '100 execve("/usr/bin/bwrap", ["bwrap", "--", "python3"], 0x7ffd /* 3 vars */) = 0',
+      '100 clone(child_stack=NULL, flags=CLONE_NEWPID|SIGCHLD) = 101',
+      "101 clone(child_stack=NULL, flags=SIGCHLD) = 2 /* 102 in strace's PID NS */",
+      '102 execve("/usr/bin/python3", ["python3"], 0x5555 /* 2 vars */) = 0',
+      "102 clone(child_stack=0x7f79, flags=CLONE_VM|CLONE_THREAD, parent_tid=[3]) = 3 /* 26569 in strace's PID NS */",
+      '26569 openat(AT_FDCWD</srv/site>, "/srv/site/index.html", O_RDONLY|O_CLOEXEC) = 5</srv/site/index.html>',
+    ].join('\n');
+    expect(parseStraceLog(ns, { cwd: '/srv/site' })).toEqual(['/srv/site/index.html', '/usr/bin/python3']);
+  });
+
   it('decodes strace string escapes as UTF-8 bytes', () => {
     expect(decodeStraceString('a\\"b\\\\c\\n\\303\\251\\x41')).toBe('a"b\\c\né\u0041');
   });

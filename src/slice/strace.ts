@@ -8,7 +8,8 @@
  * from birth (threads, fork without exec). Failed execve attempts right before the successful one (execvp's PATH
  * search) count too. `-y` prints each descriptor with its path (`AT_FDCWD</app>`, `3</usr/lib>`), so paths relative
  * to a directory descriptor or to the working directory are made absolute. Relative paths of the non-`*at` calls use
- * the last working directory strace showed for that process.
+ * the last working directory strace showed for that process. Inside the sandbox's pid namespace a clone returns the
+ * child's pid in that namespace; strace's `--pidns-translation` (straceArgs) adds the host pid the log lines use.
  */
 
 interface Rec {
@@ -157,7 +158,9 @@ export function parseStraceLog(text: string, options: { cwd?: string } = {}): st
   const attempts = new Map<number, number[]>();
   for (const r of recs) {
     if (CLONES.has(r.call)) {
-      const child = Number.parseInt(r.ret, 10);
+      // In the sandbox's pid namespace a clone returns the child's pid there; strace's --pidns-translation adds the
+      // pid its log uses (`= 3 /* 26569 in strace's PID NS */`).
+      const child = Number.parseInt(/\/\* (\d+) in strace's PID NS \*\//.exec(r.ret)?.[1] ?? r.ret, 10);
       if (child > 0 && !parent.has(child)) parent.set(child, { pid: r.pid, seq: r.seq });
       continue;
     }
