@@ -239,6 +239,8 @@ export interface SandboxHandle {
    * is not running.
    */
   signal(signal: NodeJS.Signals): boolean;
+  /** The sandboxed command's pid in pare's pid namespace, once it runs (undefined before and after). */
+  commandPid(): number | undefined;
 }
 
 /** Options for startSandbox. */
@@ -247,6 +249,11 @@ export interface StartOptions extends SandboxStdio {
   readonly arch?: SeccompArch;
   /** Path of bwrap; default: found by checkSandboxSupport. */
   readonly bwrap?: string;
+  /**
+   * A command bwrap runs under, as its argv up to bwrap's path (`strace -f -o LOG --`: src/slim's HTTP probe). It is
+   * placed right before bwrap, so it sees bwrap and the sandbox only (not nsenter), and must pass file descriptors on.
+   */
+  readonly wrap?: readonly string[];
 }
 
 /**
@@ -281,6 +288,7 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
   };
   const secretFds = await openSecrets(spec.secrets ?? []);
   const args = bwrapArgs(spec, topLevel, { ...layout, ...(rootless ? { joinedNetwork: true } : {}) });
+  const wrap = options.wrap ?? [];
   let created: CreatedNetwork | undefined;
   let child: ChildProcess;
   try {
@@ -293,11 +301,14 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
             `--net=${created.netns}`,
             '--preserve-credentials',
             '--',
+            ...wrap,
             bwrap,
             ...args,
           ],
         ]
-      : [bwrap, args];
+      : wrap.length > 0
+        ? [wrap[0]!, [...wrap.slice(1), bwrap, ...args]]
+        : [bwrap, args];
     child = spawn(command, argv, {
       stdio: [
         options.stdin ?? 'inherit',
@@ -411,6 +422,7 @@ export async function startSandbox(spec: SandboxSpec, options: StartOptions = {}
         return false;
       }
     },
+    commandPid: () => (done ? undefined : findCommand()),
   };
 }
 
