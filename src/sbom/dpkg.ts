@@ -45,6 +45,22 @@ export interface DpkgPackage {
   readonly files: readonly string[];
   /** md5 per path from the package's md5sums file. */
   readonly md5sums: ReadonlyMap<string, string>;
+  /** The stem of its files: `name` or `name:arch` under `info/` (classic), the file name under `status.d/`. */
+  readonly key: string;
+  /** The status paragraph as written, without the blank line after it (what a trimmed database keeps byte for byte). */
+  readonly stanza: string;
+  /** The `.list` lines that name paths, as written and in file order (directories included); [] without a list. */
+  readonly list: readonly string[];
+  /** The `.md5sums` lines, as written and in file order. */
+  readonly md5sumLines: readonly string[];
+}
+
+export interface ReadDpkgOptions {
+  /**
+   * Which classic-status packages: `installed` (default; only their files are on disk, what a scanner reports) or
+   * `all` (every paragraph, e.g. config-files ones whose conffiles stay, for rewriting the database).
+   */
+  readonly states?: 'installed' | 'all';
 }
 
 /** Returns `name:arch`, the key dpkg uses for a package instance. */
@@ -57,9 +73,28 @@ async function readText(tree: Tree, path: string): Promise<string | undefined> {
   return new TextDecoder().decode(await tree.readFile(path));
 }
 
-function parseStatus(text: string, path: string): Paragraph[] {
+/** The paragraphs of `text` as written, split where parseControl splits them (lines that are blank after trimming). */
+function rawParagraphs(text: string): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.replace(/\r$/, '').trim() === '') {
+      if (cur.length > 0) out.push(cur.join('\n'));
+      cur = [];
+    } else cur.push(line);
+  }
+  if (cur.length > 0) out.push(cur.join('\n'));
+  return out;
+}
+
+/** Each paragraph parsed, with its text as written. */
+function parseStatus(text: string, path: string): { p: Paragraph; raw: string }[] {
   try {
-    return parseControl(text, { source: path });
+    const parsed = parseControl(text, { source: path });
+    const raw = rawParagraphs(text);
+    if (raw.length !== parsed.length)
+      throw new Error(`${raw.length} paragraphs as text, ${parsed.length} parsed`);
+    return parsed.map((p, i) => ({ p, raw: raw[i]! }));
   } catch (cause) {
     throw new SbomError(
       'SBOM_DPKG_INVALID',
@@ -93,12 +128,16 @@ export function parseMd5sums(text: string, path: string): Map<string, string> {
   return out;
 }
 
-function fromStanza(
-  p: Paragraph,
-  statusPath: string,
-  files: string[],
-  md5sums: Map<string, string>,
-): DpkgPackage {
+interface Found {
+  readonly key: string;
+  /** Paths it owns: its `.list`, else its md5sums. */
+  readonly files: readonly string[];
+  readonly list: readonly string[];
+  readonly md5sumLines: readonly string[];
+  readonly md5sums: Map<string, string>;
+}
+
+function fromStanza({ p, raw }: { p: Paragraph; raw: string }, statusPath: string, f: Found): DpkgPackage {
   const name = p.get('Package');
   const version = p.get('Version');
   if (!name || !version)
@@ -125,17 +164,25 @@ function fromStanza(
     installedSize: size && /^\d+$/.test(size) ? Number(size) : undefined,
     sliced: p.get(SLICED_FIELD)?.trim().toLowerCase() === 'yes',
     statusPath,
-    files: [...new Set(files)].sort(),
-    md5sums,
+    files: [...new Set(f.files)].sort(),
+    md5sums: f.md5sums,
+    key: f.key,
+    stanza: raw,
+    list: f.list,
+    md5sumLines: f.md5sumLines,
   };
 }
 
+const lines = (text: string | undefined) =>
+  text === undefined ? [] : text.split('\n').filter((l) => l !== '');
+
 /**
- * Returns every installed package recorded in the image's dpkg database (both layouts), sorted by name then
- * architecture. Returns [] when the image has no dpkg database. Throws SBOM_DPKG_INVALID (with the path) for a status or
- * md5sums file that does not parse.
+ * Returns every installed package recorded in the image's dpkg database (both layouts; with `states: 'all'` every
+ * classic-status paragraph), sorted by name then architecture. Returns [] when the image has no dpkg database. Throws
+ * SBOM_DPKG_INVALID (with the path) for a status or md5sums file that does not parse. The one reader of the database:
+ * src/slim trims it from what this returns.
  */
-export async function readDpkgDatabase(tree: Tree): Promise<DpkgPackage[]> {
+export async function readDpkgDatabase(tree: Tree, options: ReadDpkgOptions = {}): Promise<DpkgPackage[]> {
   const out: DpkgPackage[] = [];
   const statusD = tree.get(DPKG_STATUS_D);
   if (statusD?.kind === 'dir') {
@@ -145,27 +192,43 @@ export async function readDpkgDatabase(tree: Tree): Promise<DpkgPackage[]> {
       const md5Text = await readText(tree, `${path}.md5sums`);
       const md5 =
         md5Text === undefined ? new Map<string, string>() : parseMd5sums(md5Text, `${path}.md5sums`);
-      for (const stanza of parseStatus(text, path)) out.push(fromStanza(stanza, path, [...md5.keys()], md5));
+      const found = {
+        key: path.slice(DPKG_STATUS_D.length + 1),
+        files: [...md5.keys()],
+        list: [],
+        md5sumLines: lines(md5Text),
+        md5sums: md5,
+      };
+      for (const stanza of parseStatus(text, path)) out.push(fromStanza(stanza, path, found));
     }
   }
   const status = await readText(tree, DPKG_STATUS);
   if (status !== undefined) {
     for (const stanza of parseStatus(status, DPKG_STATUS)) {
       // Status: want flag status (dpkg(1)); only "installed" packages have their files on disk.
-      if (stanza.get('Status')?.trim().split(/\s+/)[2] !== 'installed') continue;
-      const name = stanza.get('Package') ?? '';
-      const arch = stanza.get('Architecture') ?? 'all';
-      let files: string[] = [];
-      let md5 = new Map<string, string>();
-      for (const base of [`${DPKG_INFO}/${name}:${arch}`, `${DPKG_INFO}/${name}`]) {
+      if (options.states !== 'all' && stanza.p.get('Status')?.trim().split(/\s+/)[2] !== 'installed')
+        continue;
+      const name = stanza.p.get('Package') ?? '';
+      const arch = stanza.p.get('Architecture') ?? 'all';
+      let found: Found = { key: name, files: [], list: [], md5sumLines: [], md5sums: new Map() };
+      for (const key of [`${name}:${arch}`, name]) {
+        const base = `${DPKG_INFO}/${key}`;
         const list = await readText(tree, `${base}.list`);
         const sums = await readText(tree, `${base}.md5sums`);
         if (list === undefined && sums === undefined) continue;
-        if (sums !== undefined) md5 = parseMd5sums(sums, `${base}.md5sums`);
-        files = list === undefined ? [...md5.keys()] : list.split('\n').filter((l) => l.startsWith('/'));
+        const md5sums =
+          sums === undefined ? new Map<string, string>() : parseMd5sums(sums, `${base}.md5sums`);
+        const listed = lines(list).filter((l) => l.startsWith('/'));
+        found = {
+          key,
+          files: list === undefined ? [...md5sums.keys()] : listed,
+          list: listed,
+          md5sumLines: lines(sums),
+          md5sums,
+        };
         break;
       }
-      out.push(fromStanza(stanza, DPKG_STATUS, files, md5));
+      out.push(fromStanza(stanza, DPKG_STATUS, found));
     }
   }
   const seen = new Set<string>();

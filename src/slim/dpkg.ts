@@ -1,19 +1,21 @@
-import { parseControl } from '../debian/index.ts';
-import { SliceError } from '../errors.ts';
 import { bufferContent, type Entry, fileEntry, parentPath, type Tree, TreeBuilder } from '../fstree/index.ts';
+import { DPKG_INFO, DPKG_STATUS, readDpkgDatabase } from '../sbom/dpkg.ts';
 import { canonicalName, SLICED_FIELD } from '../slice/index.ts';
 
 /**
  * The classic dpkg database of an image pare did not build (`/var/lib/dpkg/status` + `info/<pkg>[:arch].list` and
  * `.md5sums`, as dpkg, debootstrap and mmdebstrap write it): who owns each path before slicing, and the database
- * trimmed to what the slice kept, so scanners reading it see only packages and files that are there. (The
- * distroless `status.d/` form is the slicer's own: src/slice/packages.ts.)
+ * trimmed to what the slice kept, so scanners reading it see only packages and files that are there. Read by the one
+ * dpkg reader, src/sbom/dpkg.ts (what the SBOM and a scanner see). (The distroless `status.d/` form is the slicer's
+ * own: src/slice/packages.ts.)
  */
 
 export const DPKG_DIR = '/var/lib/dpkg';
-export const DPKG_STATUS = `${DPKG_DIR}/status`;
-const INFO = `${DPKG_DIR}/info`;
+export { DPKG_STATUS };
 
+const INFO = DPKG_INFO;
+
+/** A classic-status package as src/sbom reads it, with the canonical path each of its lines names. */
 export interface DpkgPackage {
   readonly name: string;
   readonly architecture: string;
@@ -38,59 +40,29 @@ export interface DpkgSummary {
   readonly kept: boolean;
 }
 
-const dec = new TextDecoder();
-
-/** Returns the installed packages of `tree`'s `/var/lib/dpkg/status`, or undefined when it has none. */
+/**
+ * Returns every package of `tree`'s `/var/lib/dpkg/status` (whatever its state: a config-files package's conffiles
+ * may stay), read by src/sbom's readDpkgDatabase, or undefined when there is no such file. Throws SBOM_DPKG_INVALID.
+ */
 export async function readDpkgStatus(tree: Tree): Promise<DpkgPackage[] | undefined> {
   if (!tree.file(DPKG_STATUS)) return undefined;
-  const text = dec.decode(await tree.readFile(DPKG_STATUS));
-  const out: DpkgPackage[] = [];
-  for (const stanza of text.split(/\n{2,}/)) {
-    if (stanza.trim() === '') continue;
-    let fields: { get(k: string): string | undefined } | undefined;
-    try {
-      fields = parseControl(`${stanza}\n`, { source: DPKG_STATUS })[0];
-    } catch (cause) {
-      throw new SliceError(
-        'SLICE_OPTIONS_INVALID',
-        `cannot read dpkg status ${DPKG_STATUS}: ${(cause as Error).message}`,
-        {
-          path: DPKG_STATUS,
-          cause,
-        },
-      );
-    }
-    const name = fields?.get('Package');
-    if (!name)
-      throw new SliceError(
-        'SLICE_OPTIONS_INVALID',
-        `cannot read dpkg status ${DPKG_STATUS}: a paragraph has no Package field (${JSON.stringify(stanza.slice(0, 60))})`,
-        { path: DPKG_STATUS },
-      );
-    const architecture = fields?.get('Architecture') ?? '';
-    const key = tree.file(`${INFO}/${name}:${architecture}.list`) ? `${name}:${architecture}` : name;
-    out.push({
-      name,
-      architecture,
-      key,
-      stanza,
-      list: await lines(tree, `${INFO}/${key}.list`, /^(\/.*)$/),
-      md5sums: await lines(tree, `${INFO}/${key}.md5sums`, /^[0-9a-f]{32} [ *]?(.+)$/),
-    });
-  }
-  return out;
-}
-
-async function lines(tree: Tree, path: string, re: RegExp): Promise<{ line: string; path: string }[]> {
-  if (!tree.file(path)) return [];
-  const out: { line: string; path: string }[] = [];
-  for (const line of dec.decode(await tree.readFile(path)).split('\n')) {
-    const m = re.exec(line);
-    if (!m) continue;
-    const p = m[1]!.startsWith('/') ? m[1]! : `/${m[1]!}`;
-    out.push({ line, path: p === '/.' ? '/' : canonicalName(tree, p) });
-  }
-  return out;
+  const canonical = (line: string) => {
+    const p = line.startsWith('/') ? line : `/${line}`;
+    return p === '/.' ? '/' : canonicalName(tree, p);
+  };
+  return (await readDpkgDatabase(tree, { states: 'all' }))
+    .filter((p) => p.statusPath === DPKG_STATUS)
+    .map((p) => ({
+      name: p.name,
+      architecture: p.architecture,
+      key: p.key,
+      stanza: p.stanza,
+      list: p.list.map((line) => ({ line, path: canonical(line) })),
+      md5sums: p.md5sumLines.map((line) => ({
+        line,
+        path: canonical(/^[0-9a-f]{32} [ *]?(.+)$/.exec(line)![1]!),
+      })),
+    }));
 }
 
 /**
