@@ -4,6 +4,7 @@ import { bufferContent, fileEntry, symlinkEntry, type Tree, TreeBuilder } from '
 import { readDpkgDatabase } from '../sbom/index.ts';
 import { splitCommand } from './argv.ts';
 import { dpkgOwners, readDpkgStatus, trimDpkg } from './dpkg.ts';
+import { parseHttpProbe, resolveHttpPorts, stopSignal } from './http.ts';
 
 describe('splitCommand', () => {
   it('splits words as a POSIX shell does', () => {
@@ -104,5 +105,34 @@ describe('the classic dpkg database', () => {
 
   it('an image without /var/lib/dpkg/status has no classic database', async () => {
     expect(await readDpkgStatus(fixture().without('/var/lib/dpkg/status'))).toBeUndefined();
+  });
+});
+
+describe('--http-probe', () => {
+  it('parses [PORT][/PATH]; anything else is a usage error', () => {
+    expect(parseHttpProbe('8000/')).toEqual({ spec: '8000/', port: 8000, path: '/' });
+    expect(parseHttpProbe('8080')).toEqual({ spec: '8080', port: 8080, path: '/' });
+    expect(parseHttpProbe('/health?full=1')).toEqual({ spec: '/health?full=1', path: '/health?full=1' });
+    for (const bad of ['', '0/', '65536', 'http://x/', '8000 /', ':8000', '8000/a b'])
+      expect(() => parseHttpProbe(bad), bad).toThrow(/want \[PORT\]\[\/PATH\]/);
+  });
+
+  it("takes the image's only exposed TCP port when none is named, else says which to write", () => {
+    const p = parseHttpProbe('/x');
+    expect(resolveHttpPorts([p], { ExposedPorts: { '8000/tcp': {} } })[0]!.port).toBe(8000);
+    expect(resolveHttpPorts([p], { ExposedPorts: { '53/udp': {}, '8080': {} } })[0]!.port).toBe(8080);
+    expect(() => resolveHttpPorts([p], {})).toThrow(/names no port and the image exposes no TCP port/);
+    expect(() => resolveHttpPorts([p], { ExposedPorts: { '80/tcp': {}, '443/tcp': {} } })).toThrow(
+      /2 TCP ports \(80, 443\); write the port, e\.g\. --http-probe 80\/x/,
+    );
+    expect(resolveHttpPorts([parseHttpProbe('9000/')], {})[0]!.port).toBe(9000);
+  });
+
+  it("stops with the image's StopSignal by name or number", () => {
+    expect(stopSignal({})).toBe('SIGTERM');
+    expect(stopSignal({ StopSignal: 'SIGINT' })).toBe('SIGINT');
+    expect(stopSignal({ StopSignal: 'quit' })).toBe('SIGQUIT');
+    expect(stopSignal({ StopSignal: '9' })).toBe('SIGKILL');
+    expect(() => stopSignal({ StopSignal: 'SIGNOPE' })).toThrow(/StopSignal "SIGNOPE" is not a signal/);
   });
 });

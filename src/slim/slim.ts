@@ -9,9 +9,17 @@ import {
   layerFromTree,
   type RunConfig,
 } from '../oci/index.ts';
-import { resolveUser } from '../run/index.ts';
-import { canonicalName, type Prober, type SliceResult, sliceTree, straceProber } from '../slice/index.ts';
+import { type ExecUser, resolveUser } from '../run/index.ts';
+import {
+  canonicalName,
+  type Prober,
+  type Reason,
+  type SliceResult,
+  sliceTree,
+  straceProber,
+} from '../slice/index.ts';
 import { type DpkgSummary, dpkgOwners, readDpkgStatus, trimDpkg } from './dpkg.ts';
+import { type HttpProbe, resolveHttpPorts, traceHttp } from './http.ts';
 
 /**
  * `pare slim`: an image pare did not build → the smallest image that still passes its probes. The source is read
@@ -26,6 +34,8 @@ import { type DpkgSummary, dpkgOwners, readDpkgStatus, trimDpkg } from './dpkg.t
 export interface SlimOptions {
   /** Probe commands as argv lists (src/slim/argv.ts splits the CLI's strings). */
   readonly probes?: readonly (readonly string[])[];
+  /** `--http-probe` requests to the image's own entrypoint (src/slim/http.ts). */
+  readonly httpProbes?: readonly HttpProbe[];
   /** More root programs (names on the image PATH, or paths). */
   readonly executables?: readonly string[];
   readonly keep?: readonly string[];
@@ -42,6 +52,18 @@ export interface SlimOptions {
   readonly tmpDir?: string;
 }
 
+/** One layer of the source: its compressed size, and the files it provides in the image before and after slimming. */
+export interface LayerSummary {
+  readonly digest: Digest;
+  readonly compressed: number;
+  /** Non-directory entries of the source image this layer wrote last (what it provides), and how many are left. */
+  readonly filesBefore: number;
+  readonly filesAfter: number;
+  /** Bytes of those regular files, before and after (the dpkg database as trimmed). */
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+}
+
 export interface SlimResult {
   readonly image: Image;
   readonly source: {
@@ -49,6 +71,8 @@ export interface SlimResult {
     readonly compressed: number;
     readonly layers: readonly number[];
   };
+  /** Per source layer, in manifest order: what it provided and what of that is left (all of it in the one layer). */
+  readonly layers: readonly LayerSummary[];
   readonly slice: SliceResult;
   /** Per dpkg package (classic `status`) or status.d key, sorted. */
   readonly packages: readonly DpkgSummary[];
@@ -57,6 +81,8 @@ export interface SlimResult {
 
 /** The annotation listing the probes (JSON array of argv lists). */
 export const PROBES_ANNOTATION = 'dev.pare.slim.probes';
+/** The annotation listing the HTTP probes (JSON array of `[PORT][/PATH]` as given), set when there are any. */
+export const HTTP_PROBES_ANNOTATION = 'dev.pare.slim.http-probes';
 
 /** A prober that remembers what each command touched on the first (unsliced) run. */
 function recording(inner: Prober): Prober & { touched: string[][] } {
@@ -75,11 +101,14 @@ function quote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Returns the slimmed image of `source` (nothing is written; `result.image` is lazy until its digest is asked). */
-export async function slimImage(source: Image, options: SlimOptions = {}): Promise<SlimResult> {
-  const [config, manifest, digest] = await Promise.all([source.config(), source.manifest(), source.digest()]);
-  const rc: RunConfig = config.config ?? {};
-  const tree = await imageToTree(source, options.tmpDir ? { spoolDir: options.tmpDir } : {});
+/**
+ * Who the probes run as and with what: the image's user (pare run's rule, through the image's own /etc/passwd and
+ * /etc/group), its Env plus HOME from passwd when Env has none, its WorkingDir.
+ */
+export async function probeContext(
+  tree: Tree,
+  rc: RunConfig,
+): Promise<{ user: ExecUser; env: string[]; cwd: string }> {
   const dec = new TextDecoder();
   const text = async (p: string) => (tree.file(p) ? dec.decode(await tree.readFile(p)) : undefined);
   const user = resolveUser(
@@ -88,7 +117,23 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     'image',
   );
   const env = rc.Env ?? [];
-  const cwd = rc.WorkingDir || '/';
+  return {
+    user,
+    env: env.some((e) => e.startsWith('HOME=')) ? [...env] : [...env, `HOME=${user.home}`],
+    cwd: rc.WorkingDir || '/',
+  };
+}
+
+/** Returns the slimmed image of `source` (nothing is written; `result.image` is lazy until its digest is asked). */
+export async function slimImage(source: Image, options: SlimOptions = {}): Promise<SlimResult> {
+  const [config, manifest, digest] = await Promise.all([source.config(), source.manifest(), source.digest()]);
+  const rc: RunConfig = config.config ?? {};
+  const origins = new Map<string, string>();
+  const tree = await imageToTree(source, {
+    origins,
+    ...(options.tmpDir ? { spoolDir: options.tmpDir } : {}),
+  });
+  const { user, env: env2, cwd } = await probeContext(tree, rc);
   const probes = (options.probes ?? []).map((p) => [...p]);
   const probeOptions = {
     uid: user.uid,
@@ -96,8 +141,33 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     ...(options.probeTimeoutMs !== undefined ? { timeoutMs: options.probeTimeoutMs } : {}),
     ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
   };
-  const env2 = env.some((e) => e.startsWith('HOME=')) ? env : [...env, `HOME=${user.home}`];
-  const prober = recording(options.prober ?? straceProber(probeOptions));
+  const http = resolveHttpPorts(options.httpProbes ?? [], rc);
+  const httpOptions = {
+    config: rc,
+    user,
+    timeoutMs: options.probeTimeoutMs ?? 120_000,
+    ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+  };
+  // The HTTP probes are one more "command" for the slicer (its why-kept detail: `--http-probe 8000/ …`), traced by
+  // starting the entrypoint; the statuses the source answered are what the re-probe must answer.
+  const httpCommand = http.flatMap((p) => ['--http-probe', p.spec]);
+  let statuses: number[] = [];
+  const inner = options.prober ?? straceProber(probeOptions);
+  const withHttp: Prober = {
+    async trace(t, commands, ctx) {
+      const out = probes.length > 0 ? await inner.trace(t, commands.slice(0, probes.length), ctx) : [];
+      if (http.length > 0) {
+        const r = await traceHttp(t, http, {
+          ...httpOptions,
+          where: 'on the unsliced image; fix the probe command',
+        });
+        statuses = r.statuses;
+        out.push(r.touched);
+      }
+      return out;
+    },
+  };
+  const prober = recording(withHttp);
   const dpkg = await readDpkgStatus(tree);
   const slice = await sliceTree(tree, {
     entrypoint: rc.Entrypoint ?? [],
@@ -109,7 +179,7 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     drop: options.drop ?? [],
     shell: options.shell ?? false,
     locales: options.locales ?? [],
-    probe: probes,
+    probe: http.length > 0 ? [...probes, httpCommand] : probes,
     prober,
     probeOptions,
     ...(dpkg ? { owners: dpkgOwners(tree, dpkg) } : {}),
@@ -129,10 +199,20 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     packages = [...packages, ...trimmed.summary];
   }
 
+  // What the slicer did not keep itself but the result holds: the dpkg database as trimmed.
+  const kept = new Map<string, Reason>();
+  for (const p of slim.paths())
+    if (p !== '/')
+      kept.set(
+        p,
+        slice.kept.get(p) ?? { why: 'dpkg-metadata', detail: 'the dpkg database trimmed to what is left' },
+      );
+
   // The result must pass the same probes before it is written.
-  if (probes.length > 0) {
+  if (probes.length > 0 || http.length > 0) {
     try {
-      await prober.trace(slim, probes, { env: env2, cwd, ...probeOptions });
+      if (probes.length > 0) await inner.trace(slim, probes, { env: env2, cwd, ...probeOptions });
+      if (http.length > 0) await traceHttp(slim, http, { ...httpOptions, expect: statuses });
     } catch (e) {
       if (!(e instanceof SliceError) || e.code !== 'SLICE_PROBE_FAILED') throw e;
       throw brokenError(e, tree, slim, slice, prober.touched, probes);
@@ -150,7 +230,7 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
   const history: History[] = [
     {
       created,
-      created_by: `pare slim${probeText.map((p) => ` --probe ${quote(p)}`).join('')} (from ${digest})`,
+      created_by: `pare slim${probeText.map((p) => ` --probe ${quote(p)}`).join('')}${http.map((p) => ` --http-probe ${quote(p.spec)}`).join('')} (from ${digest})`,
     },
   ];
   const platform = {
@@ -169,18 +249,38 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
       'org.opencontainers.image.base.digest': digest,
       'org.opencontainers.image.created': created,
       [PROBES_ANNOTATION]: JSON.stringify(probes),
+      ...(http.length > 0 ? { [HTTP_PROBES_ANNOTATION]: JSON.stringify(http.map((p) => p.spec)) } : {}),
     },
   });
+  const perLayer = new Map(
+    manifest.layers.map((l) => [l.digest, { filesBefore: 0, filesAfter: 0, bytesBefore: 0, bytesAfter: 0 }]),
+  );
+  const count = (t: Tree, which: 'Before' | 'After') => {
+    for (const [p, e] of t.entries()) {
+      if (e.kind === 'dir') continue;
+      const l = perLayer.get((origins.get(p) ?? '') as Digest);
+      if (!l) continue;
+      l[`files${which}`]++;
+      if (e.kind === 'file') l[`bytes${which}`] += e.content.size;
+    }
+  };
+  count(tree, 'Before');
+  count(slim, 'After');
   return {
     image,
+    layers: manifest.layers.map((l) => ({
+      digest: l.digest,
+      compressed: l.size,
+      ...perLayer.get(l.digest)!,
+    })),
     source: {
       digest,
       compressed: manifest.layers.reduce((n, l) => n + l.size, 0),
       layers: manifest.layers.map((l) => l.size),
     },
-    slice: { ...slice, tree: slim },
+    slice: { ...slice, tree: slim, kept },
     packages: packages.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0)),
-    probes: probeText,
+    probes: [...probeText, ...http.map((p) => `--http-probe ${p.spec}`)],
   };
 }
 

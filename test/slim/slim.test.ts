@@ -1,14 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Tree } from '../../src/fstree/index.ts';
 import { readLocal } from '../../src/layout/index.ts';
 import { type Image, imageToTree } from '../../src/oci/index.ts';
 import { readDpkgDatabase } from '../../src/sbom/index.ts';
-import { pareAsync } from '../helpers/cli.ts';
+import { pareAsync, pareSpawn } from '../helpers/cli.ts';
 import { debianImage } from '../helpers/mmdebstrap.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
+import { freePort } from '../helpers/registry-server.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /**
@@ -20,6 +22,9 @@ import { tempDir } from '../helpers/tmp.ts';
 
 const peers = peersOrSkip('mmdebstrap', 'umoci', 'bwrap', 'strace', 'gcc');
 const PROBE = 'python3 -c "import json, ssl; print(json.dumps([ssl.OPENSSL_VERSION[:7]]))"';
+/** `--http-probe` publishes the port with pasta, which pare does as root here (see src/run/network.ts). */
+const http = peersOrSkip('pasta');
+const httpSkip = http.skip ? http.reason : process.getuid?.() === 0 ? '' : 'publishing ports needs root here';
 const SHELL_PROBE = `python3 -c "import subprocess; subprocess.run(['sh', '-c', 'exit 0'], check=True)"`;
 
 async function imageAt(layout: string, tag: string): Promise<Image> {
@@ -155,6 +160,107 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
     expect(fixed.code).toBe(0);
   }, 600_000);
 
+  describe.skipIf(httpSkip !== '')('--http-probe: python3 -m http.server', () => {
+    const site = '<!doctype html><title>slim</title><p>served by the slimmed image</p>\n';
+    let tag = '';
+    beforeAll(() => {
+      // The served files are data nothing in the image names: only the HTTP probe finds the one it GETs.
+      const dir = join(work, 'site');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'index.html'), site);
+      writeFileSync(join(dir, 'unused.txt'), 'never requested\n');
+      const umoci = peers.paths.umoci!;
+      execFileSync(umoci, ['insert', '--image', `${layout}:base`, '--tag', 'http', dir, '/srv/site']);
+      execFileSync(umoci, [
+        'config',
+        '--image',
+        `${layout}:http`,
+        '--config.entrypoint=python3',
+        ...['--clear=config.cmd', '--config.cmd=-u', '--config.cmd=-m', '--config.cmd=http.server'],
+        '--config.cmd=8000',
+        '--config.workingdir=/srv/site',
+        '--config.exposedports=8000/tcp',
+      ]);
+      tag = `oci:${layout}:http`;
+    });
+
+    it('keeps what the server touched, and the slimmed image serves the page under pare run -p', async () => {
+      const out = join(work, 'http');
+      const r = await pareAsync(['slim', tag, `oci:${out}:a`, '--http-probe', '8000/index.html', '--json']);
+      expect(r.stderr).not.toMatch(/^pare: error/m);
+      expect(r.code).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.compressed / report.source.compressed).toBeLessThanOrEqual(0.3);
+      expect(report.probes).toEqual(['--http-probe 8000/index.html']);
+      const slim = await imageAt(out, 'a');
+      const m = await slim.manifest();
+      expect(JSON.parse(m.annotations?.['dev.pare.slim.http-probes'] ?? '')).toEqual(['8000/index.html']);
+      expect((await slim.config()).history?.at(-1)?.created_by).toMatch(
+        /--http-probe 8000\/index.html \(from /,
+      );
+      const tree = await imageToTree(slim);
+      expect(exists(tree, '/srv/site/index.html')).toBe(true);
+      expect(exists(tree, '/srv/site/unused.txt')).toBe(false);
+      for (const gone of ['/bin/sh', '/usr/bin/apt', '/usr/bin/dpkg', '/usr/bin/curl'])
+        expect(exists(tree, gone), gone).toBe(false);
+      for (const p of await readDpkgDatabase(tree))
+        for (const f of p.files) expect(exists(tree, f), `${p.name}: ${f}`).toBe(true);
+
+      // The slimmed image serves the same page through a published port.
+      const port = await freePort();
+      const child = pareSpawn([
+        'run',
+        '--cache-dir',
+        join(work, 'rootfs'),
+        '-p',
+        `127.0.0.1:${port}:8000`,
+        `oci:${out}:a`,
+      ]);
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (c: Buffer) => c.toString().includes('Serving HTTP') && resolve());
+          closed.then((code) => reject(new Error(`pare run exited ${code}: ${err}`)));
+        });
+        const page = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          get(`http://127.0.0.1:${port}/index.html`, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          }).on('error', reject);
+        });
+        expect(page).toEqual({ status: 200, body: site });
+      } finally {
+        child.kill('SIGTERM');
+        await closed;
+      }
+    }, 600_000);
+
+    it('a slimmed server that answers another status is refused, naming the path and what removed it', async () => {
+      const out = join(work, 'http-broken');
+      const r = await pareAsync([
+        'slim',
+        tag,
+        `oci:${out}:a`,
+        '--http-probe',
+        '8000/index.html',
+        '--drop',
+        '/srv/site/index.html',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/GET \/index.html on port 8000 answered 404 where the source answered 200/);
+      expect(r.stderr).toContain('/srv/site/index.html: removed by --drop /srv/site/index.html');
+      expect(r.stderr).toMatch(/nothing was written/);
+      await expect(readLocal({ transport: 'oci', path: out, tag: 'a' })).rejects.toThrow();
+    }, 600_000);
+  });
+
   it('a curl image: the file:// probe passes under pare run, ≤ 30% of the input', async () => {
     const umoci = peers.paths.umoci!;
     execFileSync(umoci, [
@@ -239,6 +345,92 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
     expect(exists(tree, '/usr/local/bin/hello')).toBe(true);
     for (const gone of ['/usr/bin/python3', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/bin/sh'])
       expect(exists(tree, gone), gone).toBe(false);
+  }, 600_000);
+});
+
+describe.skipIf(peers.skip)('pare slim on a Node.js app whose node_modules are found by tracing', () => {
+  const work = peers.skip ? '' : tempDir('pare-slim-node-');
+  let layout = '';
+  beforeAll(() => {
+    // An mmdebstrap + umoci nodejs image (its own input: the python one has no node) with an app added by umoci: main.js
+    // requires greet (its package.json names lib/greet.js), which requires shout; node_modules/unused is never required.
+    ({ layout } = debianImage(
+      { mmdebstrap: peers.paths.mmdebstrap!, umoci: peers.paths.umoci! },
+      { include: ['nodejs'] },
+    ));
+    const app = join(work, 'app');
+    const put = (p: string, text: string) => {
+      mkdirSync(join(app, p, '..'), { recursive: true });
+      writeFileSync(join(app, p), text);
+    };
+    put(
+      'main.js',
+      "'use strict';\nconst greet = require('greet');\nprocess.stdout.write(greet(process.argv[2]) + '\\n');\n",
+    );
+    put('node_modules/greet/package.json', '{"name":"greet","version":"1.0.0","main":"lib/greet.js"}\n');
+    put(
+      'node_modules/greet/lib/greet.js',
+      "'use strict';\nconst shout = require('shout');\nmodule.exports = (n) => shout('hello, ' + n);\n",
+    );
+    put('node_modules/shout/package.json', '{"name":"shout","version":"1.0.0"}\n');
+    put('node_modules/shout/index.js', "'use strict';\nmodule.exports = (s) => s.toUpperCase() + '!';\n");
+    put('node_modules/unused/package.json', '{"name":"unused","version":"1.0.0"}\n');
+    put('node_modules/unused/index.js', 'module.exports = 1;\n');
+    const umoci = peers.paths.umoci!;
+    execFileSync(umoci, ['insert', '--image', `${layout}:base`, '--tag', 'app', app, '/app']);
+    execFileSync(umoci, [
+      'config',
+      '--image',
+      `${layout}:app`,
+      '--config.entrypoint=node',
+      '--config.entrypoint=/app/main.js',
+      '--config.workingdir=/app',
+    ]);
+  }, 600_000);
+
+  it('keeps the modules the probe required (and not the others); the slimmed app runs under pare run', async () => {
+    const out = join(work, 'out');
+    const reportFile = join(work, 'slice-report.json');
+    const r = await pareAsync([
+      'slim',
+      `oci:${layout}:app`,
+      `oci:${out}:a`,
+      '--probe',
+      'node /app/main.js probe',
+      '--report',
+      reportFile,
+      '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/^pare: error/m);
+    expect(r.code).toBe(0);
+    // Per source layer: the Debian root, then the app layer umoci added (7 files, 5 of them required).
+    const { layers } = JSON.parse(r.stdout);
+    expect(layers).toHaveLength(2);
+    expect(layers[1]).toMatchObject({ filesBefore: 7, filesAfter: 5 });
+    expect(layers[0].filesAfter).toBeLessThan(layers[0].filesBefore);
+    // why-kept names the probe, from the report slim wrote and from the slimmed image (its probes run again).
+    for (const from of [reportFile, `oci:${out}:a`]) {
+      const why = await pareAsync(['why-kept', '/app/node_modules/shout/index.js', from]);
+      expect(why.stdout, from).toContain('touched by probe (node /app/main.js probe)');
+      expect(why.code).toBe(0);
+    }
+    const tree = await imageToTree(await imageAt(out, 'a'));
+    for (const kept of [
+      '/app/main.js',
+      '/app/node_modules/greet/package.json',
+      '/app/node_modules/greet/lib/greet.js',
+      '/app/node_modules/shout/index.js',
+    ])
+      expect(exists(tree, kept), kept).toBe(true);
+    expect(exists(tree, '/app/node_modules/unused')).toBe(false);
+    for (const gone of ['/bin/sh', '/usr/bin/apt', '/usr/bin/dpkg', '/usr/bin/perl'])
+      expect(exists(tree, gone), gone).toBe(false);
+    const names = (await readDpkgDatabase(tree)).map((p) => p.name);
+    expect(names).toContain('nodejs');
+    expect(names).not.toContain('apt');
+    const run = await pareAsync(['run', '--cache-dir', join(work, 'rootfs'), `oci:${out}:a`, 'World']);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('HELLO, WORLD!\n');
   }, 600_000);
 });
 

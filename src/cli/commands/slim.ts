@@ -1,20 +1,24 @@
 import type { Command } from 'commander';
 import { resolveEpoch } from '../../build/index.ts';
 import { UsageError } from '../../errors.ts';
+import { writeFileAtomic } from '../../layout/index.ts';
 import { writeSink } from '../../registry/index.ts';
-import { type SlimResult, slimImage, splitCommand } from '../../slim/index.ts';
+import { sliceReport } from '../../slice/index.ts';
+import { parseHttpProbe, type SlimResult, slimImage, splitCommand } from '../../slim/index.ts';
 import { formatBytes, printJson, table } from '../format.ts';
 import { openReference, parseImageArgument, platformFlag } from '../reference.ts';
 import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
 
 interface Opts extends RegistryFlags {
   probe?: string[];
+  httpProbe?: string[];
   executable?: string[];
   keep?: string[];
   drop?: string[];
   includeShell?: boolean;
   locale?: string[];
   probeTimeout?: string;
+  report?: string;
   platform?: string;
   json?: boolean;
 }
@@ -27,6 +31,8 @@ async function report(r: SlimResult, written: string) {
     source: { digest: r.source.digest, compressed: r.source.compressed, layers: r.source.layers },
     digest: written,
     compressed: after.layers.reduce((n, l) => n + l.size, 0),
+    /** Per source layer: compressed size, files and bytes it provided before and what of them is left. */
+    layers: r.layers,
     files: { before: r.slice.before.files, after: r.slice.after.files },
     bytes: { before: r.slice.before.bytes, after: r.slice.after.bytes },
     kept: r.slice.kept.size,
@@ -48,6 +54,15 @@ function printText(j: Awaited<ReturnType<typeof report>>): void {
     ]);
   const out = process.stderr;
   if (j.packages.length > 0) out.write(`${table(rows)}\n`);
+  const layerRows: string[][] = [['source layer', 'compressed', 'files', 'bytes']];
+  for (const l of j.layers)
+    layerRows.push([
+      l.digest.slice(0, 19),
+      formatBytes(l.compressed),
+      `${l.filesBefore} → ${l.filesAfter}`,
+      `${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}`,
+    ]);
+  out.write(`${table(layerRows)}\n`);
   out.write(
     `files ${j.files.before} → ${j.files.after} (${j.dropped} dropped), bytes ${formatBytes(j.bytes.before)} → ${formatBytes(j.bytes.after)}; compressed ${formatBytes(j.source.compressed)} in ${j.source.layers.length} layer(s) → ${formatBytes(j.compressed)} in 1 (${pct(j.compressed, j.source.compressed)})\n`,
   );
@@ -79,12 +94,21 @@ export function register(program: Command): void {
         'a command to run in the image under strace (repeatable; quoted words as a shell splits them, no shell runs it); what it touches is kept, and the result must pass it too',
         collect,
       )
+      .option(
+        '--http-probe <[port][/path]>',
+        "start the image's entrypoint with the port published, GET the path (default /) once the port listens, stop it with the image's StopSignal (repeatable; default port: the image's only exposed TCP port); what the server touches is kept, and the result must answer the same status",
+        collect,
+      )
       .option('--executable <name>', 'another root program (repeatable)', collect)
       .option('--keep <glob>', 'a path glob to keep (repeatable; a directory keeps its subtree)', collect)
       .option('--drop <glob>', 'a path glob to remove whatever needs it (repeatable)', collect)
       .option('--include-shell', 'keep /bin/sh, shells and package-manager tooling')
       .option('--locale <name>', 'a locale to keep (repeatable)', collect)
       .option('--probe-timeout <seconds>', 'longest a probe may run', '120')
+      .option(
+        '--report <file>',
+        'write the slice report (pare.slice/v1: why each path was kept, with the probe that touched it) for pare why-kept PATH FILE',
+      )
       .option('--platform <os/arch[/variant]>', 'the image of an index to slim (default: this host)')
       .option('--json', 'print the report as JSON on stdout'),
   ).action(async (src: string, dst: string, o: Opts) => {
@@ -95,6 +119,7 @@ export function register(program: Command): void {
         `cannot use --probe-timeout ${JSON.stringify(o.probeTimeout)}: want whole seconds, at least 1`,
       );
     const probes = (o.probe ?? []).map((p) => splitCommand(p, '--probe'));
+    const httpProbes = (o.httpProbe ?? []).map(parseHttpProbe);
     const platform = platformFlag(o.platform);
     const sink = await parseImageArgument(dst);
     const client = lazyClient(o);
@@ -103,6 +128,7 @@ export function register(program: Command): void {
       const epoch = resolveEpoch(undefined, undefined, undefined);
       const r = await slimImage(image, {
         probes,
+        httpProbes,
         executables: o.executable ?? [],
         keep: o.keep ?? [],
         drop: o.drop ?? [],
@@ -112,6 +138,7 @@ export function register(program: Command): void {
         ...(epoch !== undefined ? { epoch } : {}),
       });
       const written = await writeSink(await client.get(), sink, { kind: 'image', image: r.image });
+      if (o.report) await writeFileAtomic(o.report, `${JSON.stringify(sliceReport(r.slice), null, 2)}\n`);
       const j = await report(r, written.digest);
       if (o.json) printJson(j);
       else printText(j);

@@ -1,9 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.ts';
+import { SliceError, UsageError } from '../../errors.ts';
+import type { Tree } from '../../fstree/index.ts';
 import { exists } from '../../layout/atomic.ts';
-import { type Image, imageToTree } from '../../oci/index.ts';
+import { type Image, imageToTree, type RunConfig } from '../../oci/index.ts';
 import {
   formatWhyKept,
   parseSliceReport,
@@ -12,6 +13,7 @@ import {
   sliceReport,
   sliceTree,
 } from '../../slice/index.ts';
+import { PROBES_ANNOTATION, probeContext } from '../../slim/index.ts';
 import { printJson } from '../format.ts';
 import { openReference, platformFlag } from '../reference.ts';
 import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
@@ -69,9 +71,42 @@ async function reportFor(source: string, o: Opts): Promise<SliceReport> {
   }
 }
 
+/** The probes of a `pare slim` result (its PROBES_ANNOTATION, a JSON array of argv lists). Throws SLICE_REPORT_INVALID. */
+function slimProbes(text: string | undefined): string[][] {
+  if (text === undefined) return [];
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  if (
+    !Array.isArray(v) ||
+    !v.every((a) => Array.isArray(a) && a.length > 0 && a.every((w) => typeof w === 'string'))
+  )
+    throw new SliceError(
+      'SLICE_REPORT_INVALID',
+      `cannot explain: the image's annotation ${PROBES_ANNOTATION} is not a JSON array of argv lists: ${JSON.stringify(text.slice(0, 200))}`,
+    );
+  return v as string[][];
+}
+
+/** The probes' user, env and working directory as `pare slim` ran them (src/slim probeContext). */
+async function slimProbeOptions(tree: Tree, config: RunConfig): Promise<Partial<SliceOptions>> {
+  const c = await probeContext(tree, config);
+  return {
+    env: c.env,
+    workingDir: c.cwd,
+    probeOptions: { uid: c.user.uid, gid: c.user.gid },
+  };
+}
+
 /** Slices `image` again from its own Entrypoint/Cmd/Env/WorkingDir, or the roots the options name. */
 async function sliceImage(image: Image, o: Opts): Promise<SliceReport> {
   const config = (await image.config()).config ?? {};
+  // A `pare slim` result names its probes: run them again so what they touched is explained by them.
+  const probes = slimProbes((await image.manifest()).annotations?.[PROBES_ANNOTATION]);
+  const tree = await imageToTree(image);
   const options: SliceOptions = {
     ...(o.entrypoint !== undefined
       ? { entrypoint: o.entrypoint === '' ? [] : [o.entrypoint], cmd: o.cmd ?? [] }
@@ -82,8 +117,9 @@ async function sliceImage(image: Image, o: Opts): Promise<SliceReport> {
     keep: o.keep ?? [],
     shell: o.shell ?? false,
     locales: o.locale ?? [],
+    ...(probes.length > 0 ? { probe: probes, ...(await slimProbeOptions(tree, config)) } : {}),
   };
-  return sliceReport(await sliceTree(await imageToTree(image), options));
+  return sliceReport(await sliceTree(tree, options));
 }
 
 /** `pare why-kept PATH [SOURCE]`: the chain of reasons from a root (entrypoint, executable, glob) to a kept file. */
