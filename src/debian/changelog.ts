@@ -1,4 +1,5 @@
 import { createGunzip } from 'node:zlib';
+import type { Tree } from '../fstree/index.ts';
 import type { DebPackage } from './deb.ts';
 import { compareVersions } from './version.ts';
 
@@ -118,22 +119,37 @@ export interface ChangelogSince {
 export async function changelogSince(pkg: DebPackage, since: string): Promise<ChangelogSince | undefined> {
   const name = pkg.control.get('Package');
   if (!name) return undefined;
+  const found = await readChangelog(pkg.tree, name);
+  if (!found) return undefined;
+  const all = found.entries;
+  const stop = all.findIndex((x) => {
+    try {
+      return compareVersions(x.version, since) <= 0;
+    } catch {
+      return false; // an unparsable version in an old entry: keep reading
+    }
+  });
+  const entries = stop < 0 ? all : all.slice(0, stop);
+  return { entries, cves: cveIds(entries.map((x) => x.text).join('\n')), complete: stop >= 0 };
+}
+
+/**
+ * Returns the entries (newest first) of package `name`'s changelog in a root filesystem tree (a .deb's or an image's):
+ * `/usr/share/doc/<name>/changelog.Debian.gz`, else `changelog.gz`, with the path read; undefined when neither is there
+ * and readable (a malformed gzip, over MAX_CHANGELOG_GZ, no entry). At most MAX_CHANGELOG_TEXT bytes are inflated.
+ */
+export async function readChangelog(
+  tree: Tree,
+  name: string,
+): Promise<{ path: string; entries: ChangelogEntry[] } | undefined> {
   for (const f of ['changelog.Debian.gz', 'changelog.gz']) {
-    const e = pkg.tree.file(`/usr/share/doc/${name}/${f}`);
+    const path = `/usr/share/doc/${name}/${f}`;
+    const e = tree.file(path);
     if (!e || e.content.size > MAX_CHANGELOG_GZ) continue;
     const text = await gunzipBounded(await e.content.bytes(), MAX_CHANGELOG_TEXT).catch(() => undefined);
     if (text === undefined) continue;
-    const all = parseChangelog(text);
-    if (all.length === 0) continue;
-    const stop = all.findIndex((x) => {
-      try {
-        return compareVersions(x.version, since) <= 0;
-      } catch {
-        return false; // an unparsable version in an old entry: keep reading
-      }
-    });
-    const entries = stop < 0 ? all : all.slice(0, stop);
-    return { entries, cves: cveIds(entries.map((x) => x.text).join('\n')), complete: stop >= 0 };
+    const entries = parseChangelog(text);
+    if (entries.length > 0) return { path, entries };
   }
   return undefined;
 }

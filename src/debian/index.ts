@@ -25,6 +25,7 @@ export {
   MAX_CHANGELOG_HEAD,
   MAX_CHANGELOG_TEXT,
   parseChangelog,
+  readChangelog,
 } from './changelog.ts';
 export type { ControlErrorCode, Paragraph } from './control.ts';
 export { ControlError, formatControl, iterateControl, parseControl } from './control.ts';

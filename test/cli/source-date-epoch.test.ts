@@ -27,6 +27,7 @@ describe('a bad SOURCE_DATE_EPOCH', () => {
         pareVersion: '0.1.0',
       }),
     );
+    writeFileSync(join(dir, 'findings.txt'), 'CVE-2022-37434 zlib1g\n');
   });
 
   const ref = () => `oci:${join(dir, 'out')}:hello`;
@@ -40,6 +41,7 @@ describe('a bad SOURCE_DATE_EPOCH', () => {
     ],
     ['sbom', () => ['sbom', ref(), '--format', 'spdx', '-o', join(dir, 'sbom.json')]],
     ['provenance', () => ['provenance', '--input', 'build.json', '-o', join(dir, 'prov.json')]],
+    ['vex', () => ['vex', ref(), '--report', 'findings.txt', '-o', join(dir, 'vex.json')]],
   ];
   for (const value of ['yesterday', '8589934592'])
     it.each(commands)(`is exit 2 in pare %s (${value})`, (_name, args) => {
@@ -50,6 +52,7 @@ describe('a bad SOURCE_DATE_EPOCH', () => {
       expect(r.code).toBe(2);
       expect(existsSync(join(dir, 'sbom.json'))).toBe(false);
       expect(existsSync(join(dir, 'prov.json'))).toBe(false);
+      expect(existsSync(join(dir, 'vex.json'))).toBe(false);
     });
 
   it('is the largest tar mtime at most, and an empty value means unset', () => {

@@ -77,6 +77,15 @@ describe('the npm package', () => {
     });
     expect(clone.status).toBe(0);
     expect(clone.stdout.split('\n')[0]).toBe(digest);
+    // The vulnerable-function data (src/vex/data/*.json) is in dist/: --explain names the entry it found.
+    writeFileSync(join(dir, 'findings.txt'), 'CVE-2022-37434 zlib1g\n');
+    const vex = run(
+      inst.bin,
+      ['vex', 'oci:out:hello', '--report', 'findings.txt', '--explain', 'CVE-2022-37434', '-o', 'vex.json'],
+      dir,
+    );
+    expect(vex.code, vex.stderr).toBe(0);
+    expect(vex.stdout).toContain('zlib.json: CVE-2022-37434 (function-level');
   });
 
   it('on an older Node, says which Node it needs and exits 2', (ctx) => {

@@ -134,6 +134,26 @@ describe('the single executable', () => {
     expect(sea.stdout.split('\n')[0]).toBe(clone.stdout.split('\n')[0]);
     const inspect = await runExe(['inspect', `oci:${join(dir, 'out-sea')}:hello`], dir);
     expect(inspect.stdout).toContain(sea.stdout.split('\n')[0]);
+    // The vulnerable-function data (src/vex/data/*.json) is bundled: --explain names the entry it found.
+    writeFileSync(join(dir, 'findings.txt'), 'CVE-2022-37434 zlib1g\n');
+    const vex = await runExe(
+      [
+        'vex',
+        `oci:${join(dir, 'out-sea')}:hello`,
+        '--report',
+        'findings.txt',
+        '--explain',
+        'CVE-2022-37434',
+        '-o',
+        'vex.json',
+      ],
+      dir,
+    );
+    expect(vex.code, vex.stderr).toBe(0);
+    expect(vex.stdout).toContain('zlib.json: CVE-2022-37434 (function-level');
+    expect(JSON.parse(readFileSync(join(dir, 'vex.json'), 'utf8'))['@context']).toBe(
+      'https://openvex.dev/ns/v0.2.0',
+    );
   });
 
   it('builds from a signed Debian archive (signature, fetch, xz through the embedded liblzma) like the clone', async () => {

@@ -1,0 +1,11 @@
+export type { VexData, VexDataEntry, VexDataFile, VexEntry } from './data.ts';
+export { parseVexDataFile, shippedVexData, vexData, vexDataFileSchema, vexEntrySchema } from './data.ts';
+export type { Decision, Evidence, VexInput, VexJustification, VexStatus } from './decide.ts';
+export { decide } from './decide.ts';
+export type { Finding, ReportFormat } from './findings.ts';
+export { MAX_REPORT_BYTES, parseReport, reportFormat } from './findings.ts';
+export type { VexImageOptions } from './image.ts';
+export { vexImage } from './image.ts';
+export type { OpenVexDocument, OpenVexOptions, OpenVexStatement, Suppressed } from './openvex.ts';
+export { applyVex, OPENVEX_CONTEXT, ociPurl, parseOpenVex, toOpenVex } from './openvex.ts';
+export { renderExplain, renderSummary } from './render.ts';
