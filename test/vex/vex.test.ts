@@ -296,6 +296,27 @@ describe.skipIf(!mirror || peers.skip)('pare vex on pare-built images', { timeou
     }
   });
 
+  it('pare attest --type openvex attaches the document, and verify-attestation reads it back', async () => {
+    const b = built.get('curl')!;
+    const out = join(dir, 'out');
+    const env = { COSIGN_PASSWORD: 'vex-pw', SOURCE_DATE_EPOCH: '1700000000' };
+    const key = await pare(['key', 'generate', '--output-key-prefix', join(out, 'vex')], { env });
+    expect(key.code, key.stderr).toBe(0);
+    const ref = `oci:${b.layout}:curl`;
+    const vex = join(out, 'vex1.json');
+    const a = await pare(
+      ['attest', '--key', join(out, 'vex.key'), '--type', 'openvex', '--predicate', vex, ref],
+      { env },
+    );
+    expect(a.code, a.stderr).toBe(0);
+    const v = await pare(['verify-attestation', '--key', join(out, 'vex.pub'), '--type', 'openvex', ref], {
+      env,
+    });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout).toContain('"predicateType":"https://openvex.dev/ns');
+    expect(v.stdout).toContain(JSON.parse(readFileSync(vex, 'utf8'))['@id']);
+  });
+
   it('--explain prints the evidence chain; a report that is not one is exit 2 naming file:line:col', async () => {
     const b = built.get('curl')!;
     const list = join(dir, 'list.txt');
