@@ -35,7 +35,14 @@ import {
 } from './base-image.ts';
 import { assertRunnable, CHECK_VERSION } from './check.ts';
 import { type DebianBuildOptions, type DebianPlan, debianArch, planDebian, saveLock } from './debian.ts';
-import { checkSymlinkLoops, filesTree, filesVariant, outputPath, ownerResolver } from './files.ts';
+import {
+  assertDestsKeepLinks,
+  checkSymlinkLoops,
+  filesTree,
+  filesVariant,
+  outputPath,
+  ownerResolver,
+} from './files.ts';
 import { codeFingerprint } from './fingerprint.ts';
 import { type CachedBase, cacheKey, LayerCache } from './layer-cache.ts';
 import { type BuildRecords, PARE_VERSION, writeBuildRecords } from './records.ts';
@@ -488,12 +495,15 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
         // An image base: its layers are kept as they are; accounts: changes become a layer of pare's own.
         const image = await baseImageFor(baseImage, platform);
         const lower = await imageToTree(image);
+        assertDestsKeepLinks(loaded, platform, lower);
         base = (await withAccounts(lower, loaded, epoch)) ?? lower;
         ids = await idsFromTree(base);
         const own = changedEntries(lower, base);
         if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
         fromBase = { image, layers: await image.layers(), config: (await image.config()).config };
       } else if (hit) {
+        // The cached layer's tree was checked when it was made (the key covers the files' paths); its links again.
+        assertDestsKeepLinks(loaded, platform, minimalBase(epoch, usrArch(platform)));
         cached.push(key);
         baseLayer = hit.layer;
         ids = {
@@ -521,6 +531,8 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
               ? minimalBase(epoch, usrArch(platform))
               : undefined;
         base = await withAccounts(base, loaded, epoch);
+        // A dest through a linked directory (/bin/x with /bin → usr/bin) would replace the link: refused.
+        assertDestsKeepLinks(loaded, platform, base);
         ids = await idsFromTree(base ?? minimalBase(epoch));
         // shell: true promises /bin/sh; a packages build without a package that ships it would silently have none.
         if (cfg.shell && base && cfg.packages?.length && base.get('/usr/bin/sh') === undefined)

@@ -333,6 +333,40 @@ function outsideContext(where: string, spec: string, path: string, context: Buil
   );
 }
 
+/**
+ * Refuses (exit 2) a `files:` destination that would replace a symlink of the tree below it: `/bin/tool` where `/bin`
+ * is the merged-/usr link `bin → usr/bin` would turn /bin into a directory holding only the user's file, so
+ * `#!/bin/sh` and every other /bin path would break. The message gives the path through the link (`/usr/bin/tool`),
+ * where docker's COPY would have put it; pare does not rewrite what pare.yaml says. A `symlink:` entry at the link's
+ * own path replaces it on purpose and is allowed.
+ */
+export function assertDestsKeepLinks(
+  loaded: LoadedConfig,
+  platform: Platform,
+  lower: Tree | undefined,
+): void {
+  if (!lower) return;
+  for (const i of filesFor(loaded, platform)) {
+    const f = loaded.config.files[i]!;
+    const dest = normalizePath(f.dest);
+    const parts = dest.split('/').filter(Boolean);
+    for (let n = 1; n <= parts.length; n++) {
+      const at = `/${parts.slice(0, n).join('/')}`;
+      const e = lower.get(at);
+      if (e === undefined) break;
+      if (e.kind !== 'symlink') continue;
+      // A link to a file may be replaced by a file; only a link to a directory becomes a directory.
+      if (lower.resolve(at).entry?.kind !== 'dir') break;
+      if (n === parts.length && f.symlink !== undefined) break;
+      const through = lower.resolve(dest, { follow: n === parts.length }).path;
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${loaded.locate(['files', i, 'dest'])}: dest ${dest} would replace the symlink ${at} → ${e.target} of the ${formatPlatform(platform)} image with a directory (breaking every path through it); write dest: ${through}`,
+      );
+    }
+  }
+}
+
 /** Throws a UsageError for the first symlink in `tree` that cannot be resolved because it loops. */
 export function checkSymlinkLoops(tree: Tree, what: string): void {
   for (const [p, e] of tree) {

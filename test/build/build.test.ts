@@ -132,6 +132,19 @@ describe('pare build', () => {
         /symlink "\/a" → "\/b" is part of a loop/,
       ],
       [
+        // note: this replaced the merged-/usr link /bin → usr/bin with a directory holding only the file
+        'a dest under the /bin link',
+        'files:\n  - content: x\n    dest: /bin/tool\n',
+        {},
+        /pare\.yaml:3:11: dest \/bin\/tool would replace the symlink \/bin → usr\/bin of the linux\/amd64 image with a directory .*write dest: \/usr\/bin\/tool/,
+      ],
+      [
+        'a directory copied over the /lib64 link',
+        'files:\n  - dest: /lib64\n    dir: true\n',
+        {},
+        /pare\.yaml:2:11: dest \/lib64 would replace the symlink \/lib64 → usr\/lib64 .*write dest: \/usr\/lib64/,
+      ],
+      [
         'a bad SOURCE_DATE_EPOCH',
         'name: x\n',
         { SOURCE_DATE_EPOCH: 'yesterday' },
@@ -212,6 +225,28 @@ describe('pare build', () => {
       expect(tree.get('/app/link-to-shadow')).toMatchObject({ kind: 'symlink' });
       expect(new TextDecoder().decode(await tree.readFile('/app/ok.txt'))).toBe('fine\n');
     });
+  });
+
+  it('writes a file under /usr/bin beside the /bin link, lets a symlink: entry replace a link, and writes /bin/x on scratch', async () => {
+    const p = join(dir, 'links');
+    mkdirSync(p);
+    writeFileSync(
+      join(p, 'pare.yaml'),
+      'files:\n  - { content: x, dest: /usr/bin/tool }\n  - { dest: /lib64, symlink: usr/lib }\n',
+    );
+    const r = pare(['build', p, '-o', join(p, 'out')]);
+    expect(r.code, r.stderr).toBe(0);
+    const tree = await imageToTree(
+      await selectImage(await (await OciLayout.open(join(p, 'out'))).readArtifact('latest'), {
+        os: 'linux',
+        architecture: 'amd64',
+      }),
+    );
+    expect(tree.get('/bin')).toMatchObject({ kind: 'symlink', target: 'usr/bin' });
+    expect(tree.get('/lib64')).toMatchObject({ kind: 'symlink', target: 'usr/lib' });
+    expect(tree.file('/bin/tool')).toBeDefined();
+    writeFileSync(join(p, 'pare.yaml'), 'base: scratch\nfiles:\n  - { content: x, dest: /bin/tool }\n');
+    expect(pare(['build', p, '-o', join(p, 'out2')]).code).toBe(0);
   });
 
   describe('when output.layout or output.tar in pare.yaml leaves its directory', () => {
