@@ -255,6 +255,7 @@ const debs = new Map<string, DebPackage>();
 const libraries = new Map<string, Library[]>();
 
 async function loadPackages(): Promise<void> {
+  const named = new Set(entries.flatMap((e) => e.libraries));
   const wanted = [...new Set(entries.flatMap((e) => e.binaries))].sort();
   const records = await archive!.packages();
   const newest = new Map<string, PackageRecord>();
@@ -275,7 +276,11 @@ async function loadPackages(): Promise<void> {
     debs.set(deb.record.name, pkg);
     for (const path of pkg.tree.paths()) {
       const f = pkg.tree.file(path);
-      if (!f || !/\.so(\.|$)/.test(basename(path)) || f.content.size < 64) continue;
+      // Only files named like a library the data names (libcurl.so.4 → libcurl.so.4.8.0); the SONAME is then read
+      // from the file, so a misnamed library is still reported missing. Skips e.g. libc6's 250 gconv modules.
+      const file = basename(path);
+      if (!f || f.content.size < 64 || ![...named].some((n) => file === n || file.startsWith(`${n}.`)))
+        continue;
       const head = await f.content.bytes();
       if (head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) continue;
       const elf = await openElf(f.content, path);
