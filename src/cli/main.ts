@@ -3,7 +3,6 @@ import { VERSION } from '../defaults.ts';
 import { BaseError } from '../errors.ts';
 import { loadCommands } from './commands/index.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, exitCodeOf } from './exit-codes.ts';
-import { setProgressFlag } from './progress.ts';
 
 /**
  * The `pare` command line. Only this folder prints and sets exit codes:
@@ -22,7 +21,11 @@ export async function program(only?: string): Promise<Command> {
       '--progress <mode>',
       'progress of long steps on stderr: auto (only on a terminal), tty, plain or none (default: PARE_PROGRESS, else auto)',
     )
-    .hook('preAction', (root) => setProgressFlag(root.opts().progress))
+    // Loaded only when given: a command loads only what it needs (test/install/modules.test.ts).
+    .hook('preAction', async (root) => {
+      const mode = root.opts().progress as string | undefined;
+      if (mode !== undefined) (await import('./progress.ts')).setProgressFlag(mode);
+    })
     .showHelpAfterError('(run `pare --help` for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });

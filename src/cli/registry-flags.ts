@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import type { RegistryClient } from '../registry/index.ts';
-import { progress, progressMode } from './progress.ts';
 
 /**
  * The flags every command that may reach a registry shares (--ca-file, --insecure-registry, --retries, --timeout,
@@ -52,6 +51,8 @@ function wholeNumber(name: string, v: string | undefined, fallback: number, min:
 /** Returns a client configured from the shared flags (defaults when a command has none of them). */
 export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promise<RegistryClient> {
   const { RegistryClient } = await import('../registry/index.ts');
+  const { progress, progressMode } = await import('./progress.ts');
+  const mode = progressMode(flags.quiet);
   return new RegistryClient({
     caFile: flags.caFile ?? [],
     insecureHosts: [
@@ -61,7 +62,7 @@ export async function clientFromFlags(flags: Partial<RegistryFlags> = {}): Promi
     retries: wholeNumber('--retries', flags.retries, 4, 0),
     timeoutMs: wholeNumber('--timeout', flags.timeout, 60, 1) * 1000,
     userAgent: 'pare',
-    ...(progressMode(flags.quiet) === 'none' ? {} : { onProgress: progress(progressMode(flags.quiet)).blob }),
+    ...(mode === 'none' ? {} : { onProgress: progress(mode).blob }),
   });
 }
 
