@@ -343,22 +343,36 @@ interface Built {
   readonly cached: string[];
 }
 
+/**
+ * Where a build writes: the layout directory, tag and archive (options, then pare.yaml's output:, then ./out and
+ * latest). An output.layout or output.tar leaving the project is exit 2 unless allowOutsideContext.
+ */
+export async function outputTarget(
+  loaded: LoadedConfig,
+  options: Pick<BuildOptions, 'output' | 'tag' | 'tar' | 'allowOutsideContext'> = {},
+): Promise<{ readonly layoutDir: string; readonly tag: string; readonly tar: string | undefined }> {
+  const out = loaded.config.output;
+  return {
+    layoutDir:
+      options.output !== undefined
+        ? resolve(options.output)
+        : out.layout !== undefined
+          ? await outputPath(loaded, 'layout', options.allowOutsideContext)
+          : resolve('out'),
+    tag: options.tag ?? out.tag ?? 'latest',
+    tar:
+      options.tar ??
+      (out.tar !== undefined ? await outputPath(loaded, 'tar', options.allowOutsideContext) : undefined),
+  };
+}
+
 async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<BuildResult> {
   const cfg = loaded.config;
   const givenEpoch = resolveEpoch(cfg.epoch, options.epoch, undefined);
   const platforms = cfg.platforms.map(parsePlatform);
   const name = cfg.name ?? basename(loaded.dir);
-  const tag = options.tag ?? cfg.output.tag ?? 'latest';
   // Where the image goes, checked first (an output.layout/tar leaving the project is exit 2).
-  const layoutDir =
-    options.output !== undefined
-      ? resolve(options.output)
-      : cfg.output.layout !== undefined
-        ? await outputPath(loaded, 'layout', options.allowOutsideContext)
-        : resolve('out');
-  const tarOpt =
-    options.tar ??
-    (cfg.output.tar !== undefined ? await outputPath(loaded, 'tar', options.allowOutsideContext) : undefined);
+  const { layoutDir, tag, tar: tarOpt } = await outputTarget(loaded, options);
   const variantNames = Object.keys(cfg.variants ?? {}).sort();
   for (const v of variantNames) {
     const at = loaded.locate(['variants', v]);

@@ -1,6 +1,6 @@
 export { idsFromTree, minimalBase } from './base.ts';
 export type { BuildOptions, BuildResult, BuildStep } from './build.ts';
-export { build, resolveEpoch, runConfig } from './build.ts';
+export { build, outputTarget, resolveEpoch, runConfig } from './build.ts';
 export { assertRunnable, runnableProblems } from './check.ts';
 export type { DebianBuildOptions, DebianPlan } from './debian.ts';
 export { debianArch, debianSource, planDebian } from './debian.ts';

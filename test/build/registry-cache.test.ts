@@ -31,7 +31,7 @@ describe.skipIf(peers.skip)('pare build --cache (a registry shared by CI runners
 
   const machine = (name: string) => ({ XDG_CACHE_HOME: join(dir, `machine-${name}`) });
   const mirrorDown = () => archive.fault(() => ({ status: 503 }));
-  const poolRequests = () => archive.requests.filter((r) => r.includes('/pool/')).length;
+  const poolRequests = () => archive.requests.filter((r) => r.startsWith('pool/')).length;
 
   beforeAll(async () => {
     archive = await createFakeArchive({

@@ -1,7 +1,10 @@
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { build } from '../../build/index.ts';
-import { loadConfig } from '../../config/index.ts';
+import { build, outputTarget } from '../../build/index.ts';
+import { type LoadedConfig, loadConfig } from '../../config/index.ts';
 import { UsageError } from '../../errors.ts';
+import { exists } from '../../layout/index.ts';
 import {
   formatReference,
   type ImageReference,
@@ -24,14 +27,23 @@ interface BuildFlags {
   quiet?: boolean;
   allowOutsideContext?: boolean;
   cache?: string;
+  matrix?: boolean;
 }
 
-/** `pare build [DIR|pare.yaml]`: builds the image described by pare.yaml into an OCI layout (default ./out). */
+/**
+ * `pare build [PROJECT…]`: builds the image each pare.yaml describes into an OCI layout (default ./out). Several
+ * projects (or a directory of project directories) are built one after the other in one process, sharing the
+ * download cache, the registry client and `--cache`; `--matrix` prints them as a GitHub Actions matrix instead, so
+ * CI runners fan out one image each.
+ */
 export function register(program: Command): void {
   program
     .command('build')
     .description('build the image described by pare.yaml (default: ./pare.yaml) into an OCI layout')
-    .argument('[project]', 'a pare.yaml or the directory holding one', '.')
+    .argument(
+      '[projects...]',
+      'pare.yaml files or directories holding one, or a directory of such directories (default: .)',
+    )
     .option('-o, --output <dir>', 'OCI layout directory to write (default: output.layout, else ./out)')
     .option('-t, --tag <tag>', 'tag to write in the layout (default: output.tag, else latest)')
     .option('--tar <file>', 'also write a single-file archive (OCI layout + docker-archive)')
@@ -46,40 +58,52 @@ export function register(program: Command): void {
       '--cache <repository>',
       'share verified .debs through a registry repository (e.g. registry.example:5000/pare-cache; default $PARE_CACHE): asked before the mirror, filled after the build',
     )
+    .option('--matrix', 'print the projects as a GitHub Actions matrix (JSON) and build nothing')
     .option('-q, --quiet', 'print only the digest')
     .option('--json', 'print the result as JSON')
-    .action(async (project: string, opts: BuildFlags) => {
+    .action(async (args: string[], opts: BuildFlags) => {
       const cacheRef = cacheReference(opts.cache ?? (process.env.PARE_CACHE || undefined));
-      const loaded = await loadConfig(project);
+      const projects = await expandProjects(args.length ? args : ['.']);
+      const configs: LoadedConfig[] = [];
+      for (const p of projects) configs.push(await loadConfig(p));
+      if (opts.matrix) {
+        printJson({
+          include: configs.map((c, n) => ({ project: projects[n], name: c.config.name ?? basename(c.dir) })),
+        });
+        return;
+      }
+      if (configs.length > 1) await checkSeveral(configs, projects, opts);
       // Progress on stderr only: stdout carries the digest (or the JSON) and nothing else.
       const progress = progressFor(progressMode(opts.quiet || opts.json));
       // A docker:// base is pulled with pare's defaults (PARE_INSECURE_REGISTRIES; loopback may be plain HTTP).
       const client = lazyClient({ quiet: opts.quiet || opts.json });
       const say = (s: string) => (opts.quiet || opts.json ? undefined : process.stderr.write(`${s}\n`));
-      const cache = cacheRef
-        ? new RegistryBlobCache(await client.get(), cacheRef, {
-            onRefused: (digest, e) =>
-              process.stderr.write(
-                `warning: ${formatReference(cacheRef)}: not used for ${digest}: ${e.message}\n`,
-              ),
-          })
-        : undefined;
-      const r = await build(loaded, {
-        output: opts.output,
-        tag: opts.tag,
-        tar: opts.tar,
-        dryRun: opts.dryRun,
-        allowOutsideContext: opts.allowOutsideContext,
-        debian: {
-          locked: opts.locked,
-          update: opts.update,
-          onProgress: progress.download,
-          ...(cache ? { archive: { remote: cache } } : {}),
-        },
-        registry: client.get,
-        onStep: progress.step,
-      })
-        .then(async (r) => {
+      try {
+        const cache = cacheRef
+          ? new RegistryBlobCache(await client.get(), cacheRef, {
+              onRefused: (digest, e) =>
+                process.stderr.write(
+                  `warning: ${formatReference(cacheRef)}: not used for ${digest}: ${e.message}\n`,
+                ),
+            })
+          : undefined;
+        const results: Record<string, unknown>[] = [];
+        for (const [n, loaded] of configs.entries()) {
+          const r = await build(loaded, {
+            output: opts.output,
+            tag: opts.tag,
+            tar: opts.tar,
+            dryRun: opts.dryRun,
+            allowOutsideContext: opts.allowOutsideContext,
+            debian: {
+              locked: opts.locked,
+              update: opts.update,
+              onProgress: progress.download,
+              ...(cache ? { archive: { remote: cache } } : {}),
+            },
+            registry: client.get,
+            onStep: progress.step,
+          });
           // As BuildKit's --cache-to: a cache that could not be filled fails the command (the image is written).
           if (cache && r.debian && r.layoutDir) {
             const debs = [...r.debian.debs.values()].flat().map((d) => ({
@@ -93,55 +117,133 @@ export function register(program: Command): void {
               `cache: ${shared.uploaded} of ${debs.length} .debs uploaded to ${cache.name} (${shared.tag})`,
             );
           }
-          return r;
-        })
-        .finally(() => {
-          progress.done();
-          return client.close();
-        });
-      const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
-      const size = m ? m.layers.reduce((n, l) => n + l.size, 0) : undefined;
-      if (opts.json) {
-        printJson({
-          digest: r.digest,
-          mediaType: r.descriptor.mediaType,
-          platforms: r.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')),
-          layout: r.layoutDir,
-          tag: r.tag,
-          tar: r.tarFile,
-          compressedSize: size,
-          epoch: r.epoch,
-          base: r.baseImage ? { name: r.baseImage.name, digest: r.baseImage.digest } : undefined,
-          lock: r.debian
-            ? { path: r.debian.lockPath, state: r.debian.lockState, packages: r.debian.lock.packages.length }
-            : undefined,
-          slices: Object.fromEntries(
-            [...r.slices].map(([k, s]) => [k, { before: s.before, after: s.after }]),
-          ),
-          records: r.records?.files,
-          variants: r.variants.map((v) => ({
-            tag: v.tag,
-            digest: v.digest,
-            mediaType: v.descriptor.mediaType,
-            records: v.records?.files,
-          })),
-        });
-        return;
+          const m = r.artifact.kind === 'image' ? await r.artifact.image.manifest() : undefined;
+          const size = m ? m.layers.reduce((t, l) => t + l.size, 0) : undefined;
+          if (opts.json) {
+            results.push({
+              ...(configs.length > 1 ? { project: projects[n] } : {}),
+              digest: r.digest,
+              mediaType: r.descriptor.mediaType,
+              platforms: r.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')),
+              layout: r.layoutDir,
+              tag: r.tag,
+              tar: r.tarFile,
+              compressedSize: size,
+              epoch: r.epoch,
+              base: r.baseImage ? { name: r.baseImage.name, digest: r.baseImage.digest } : undefined,
+              lock: r.debian
+                ? {
+                    path: r.debian.lockPath,
+                    state: r.debian.lockState,
+                    packages: r.debian.lock.packages.length,
+                  }
+                : undefined,
+              slices: Object.fromEntries(
+                [...r.slices].map(([k, s]) => [k, { before: s.before, after: s.after }]),
+              ),
+              records: r.records?.files,
+              variants: r.variants.map((v) => ({
+                tag: v.tag,
+                digest: v.digest,
+                mediaType: v.descriptor.mediaType,
+                records: v.records?.files,
+              })),
+            });
+            continue;
+          }
+          // One project: the digest alone (scripts read it); several: `DIGEST  PROJECT` lines, as sha256sum prints.
+          process.stdout.write(configs.length > 1 ? `${r.digest}  ${projects[n]}\n` : `${r.digest}\n`);
+          if (opts.quiet) continue;
+          if (r.debian) say(`pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})`);
+          if (r.baseImage) say(`base: ${r.baseImage.name} pinned at ${r.baseImage.digest}`);
+          for (const [platform, s] of r.slices) say(`sliced ${platform}:\n${formatSliceSummary(s)}`);
+          const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
+          say(`built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}`);
+          for (const v of r.variants)
+            say(`built variant ${v.layoutDir ? `oci:${v.layoutDir}:${v.tag}` : v.tag} ${v.digest}`);
+          if (r.tarFile) say(`wrote ${r.tarFile}`);
+          if (r.records)
+            say(`records (SBOM, provenance${r.slices.size ? ', slice report' : ''}): ${r.records.dir}`);
+        }
+        if (opts.json) printJson(configs.length > 1 ? results : results[0]);
+      } finally {
+        progress.done();
+        await client.close();
       }
-      process.stdout.write(`${r.digest}\n`);
-      if (opts.quiet) return;
-      const err = (s: string) => process.stderr.write(`${s}\n`);
-      if (r.debian) err(`pare.lock: ${r.debian.lock.packages.length} packages (${r.debian.lockState})`);
-      if (r.baseImage) err(`base: ${r.baseImage.name} pinned at ${r.baseImage.digest}`);
-      for (const [platform, s] of r.slices) err(`sliced ${platform}:\n${formatSliceSummary(s)}`);
-      const where = r.layoutDir ? `oci:${r.layoutDir}:${r.tag}` : '(dry run, nothing written)';
-      err(`built ${where}${size !== undefined ? ` (${formatBytes(size)} compressed)` : ''}`);
-      for (const v of r.variants)
-        err(`built variant ${v.layoutDir ? `oci:${v.layoutDir}:${v.tag}` : v.tag} ${v.digest}`);
-      if (r.tarFile) err(`wrote ${r.tarFile}`);
-      if (r.records)
-        err(`records (SBOM, provenance${r.slices.size ? ', slice report' : ''}): ${r.records.dir}`);
     });
+}
+
+/**
+ * The projects the arguments name, in order: a pare.yaml, a directory holding one, or a directory whose
+ * subdirectories hold one (those, sorted). Exit 2 for a directory with neither, or a project named twice.
+ */
+async function expandProjects(args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of args) {
+    const st = await stat(a).catch(() => undefined);
+    if (st?.isDirectory() && !(await exists(join(a, 'pare.yaml')))) {
+      const subs = (await readdir(a, { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => join(a, d.name))
+        .sort();
+      const found: string[] = [];
+      for (const d of subs) if (await exists(join(d, 'pare.yaml'))) found.push(d);
+      if (found.length === 0)
+        throw new UsageError(
+          'CONFIG_NOT_FOUND',
+          `cannot build ${JSON.stringify(a)}: no pare.yaml in it or in its subdirectories`,
+          { file: a },
+        );
+      out.push(...found);
+    } else out.push(a);
+  }
+  const seen = new Map<string, string>();
+  for (const p of out) {
+    const key = resolve(p.endsWith('.yaml') || p.endsWith('.yml') ? dirname(p) : p);
+    const first = seen.get(key);
+    if (first !== undefined)
+      throw new UsageError(
+        'USAGE',
+        `cannot build ${JSON.stringify(p)}: it is the project ${JSON.stringify(first)} again`,
+      );
+    seen.set(key, p);
+  }
+  return out;
+}
+
+/**
+ * Several projects write to their own output: (layout, tag) pairs, which must all differ: -t and --tar would give
+ * every image the same name, and two projects on the default ./out:latest would overwrite each other (exit 2).
+ */
+async function checkSeveral(
+  configs: readonly LoadedConfig[],
+  projects: readonly string[],
+  opts: BuildFlags,
+): Promise<void> {
+  if (opts.tag !== undefined || opts.tar !== undefined)
+    throw new UsageError(
+      'USAGE',
+      `cannot use ${opts.tag !== undefined ? '-t/--tag' : '--tar'} with several projects: each would write the same name; set output.tag (and output.tar) in each pare.yaml`,
+    );
+  const taken = new Map<string, string>();
+  for (const [n, c] of configs.entries()) {
+    const { layoutDir, tag } = await outputTarget(c, {
+      output: opts.output,
+      allowOutsideContext: opts.allowOutsideContext,
+    });
+    // the main image's tag and each variant's TAG-NAME
+    const tags = [tag, ...Object.keys(c.config.variants ?? {}).map((v) => `${tag}-${v}`)];
+    for (const t of tags) {
+      const at = `oci:${layoutDir}:${t}`;
+      const other = taken.get(at);
+      if (other !== undefined)
+        throw new UsageError(
+          'USAGE',
+          `cannot build ${JSON.stringify(projects[n])} and ${JSON.stringify(other)} together: both would write ${at}; give each pare.yaml its own output.tag or output.layout`,
+        );
+      taken.set(at, projects[n]!);
+    }
+  }
 }
 
 /** The repository `--cache` / PARE_CACHE names (exit 2 for anything else: a tag or digest means nothing there). */
