@@ -266,6 +266,12 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
   };
   count(tree, 'Before');
   count(slim, 'After');
+  const after = { files: 0, bytes: 0 };
+  for (const [, e] of slim.entries()) {
+    if (e.kind === 'dir') continue;
+    after.files++;
+    if (e.kind === 'file') after.bytes += e.content.size;
+  }
   return {
     image,
     layers: manifest.layers.map((l) => ({
@@ -278,7 +284,8 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
       compressed: manifest.layers.reduce((n, l) => n + l.size, 0),
       layers: manifest.layers.map((l) => l.size),
     },
-    slice: { ...slice, tree: slim, kept },
+    // The totals after are the result's (the slicer's own count is from before the dpkg database was trimmed).
+    slice: { ...slice, tree: slim, kept, after: { files: after.files, bytes: after.bytes } },
     packages: packages.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0)),
     probes: [...probeText, ...http.map((p) => `--http-probe ${p.spec}`)],
   };

@@ -404,8 +404,16 @@ describe.skipIf(peers.skip)('pare slim on a Node.js app whose node_modules are f
     expect(r.stderr).not.toMatch(/^pare: error/m);
     expect(r.code).toBe(0);
     // Per source layer: the Debian root, then the app layer umoci added (7 files, 5 of them required).
-    const { layers } = JSON.parse(r.stdout);
+    const { layers, files, bytes } = JSON.parse(r.stdout);
     expect(layers).toHaveLength(2);
+    type Layer = { filesBefore: number; filesAfter: number; bytesBefore: number; bytesAfter: number };
+    const sum = (k: keyof Layer) => layers.reduce((n: number, l: Layer) => n + l[k], 0);
+    expect([sum('filesBefore'), sum('filesAfter'), sum('bytesBefore'), sum('bytesAfter')]).toEqual([
+      files.before,
+      files.after,
+      bytes.before,
+      bytes.after,
+    ]);
     expect(layers[1]).toMatchObject({ filesBefore: 7, filesAfter: 5 });
     expect(layers[0].filesAfter).toBeLessThan(layers[0].filesBefore);
     // why-kept names the probe, from the report slim wrote and from the slimmed image (its probes run again).
