@@ -8,8 +8,6 @@ const [dir, out] = process.argv.slice(2);
 const tree = await readHostDir(dir!);
 const layer = layerFromTree(tree, { compression: 'gzip', epoch: 0 });
 const layout = await OciLayout.create(out!);
-const r = await layout.writeBlob(layer.compressed(), {
-  digest: await layer.digest(),
-  size: await layer.size(),
-});
+// As layout.writeImage writes a built image's layers.
+const r = await layout.writeLayer(layer, { digest: await layer.digest(), size: await layer.size() });
 process.stdout.write(`${r.digest} ${r.size}\n`);

@@ -1,7 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { access, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, constants as fsConstants } from 'node:fs';
+import { access, copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Digest, Hasher, parseDigest, sha256, verifyStream } from '../digest/index.ts';
+import { type Digest, Hasher, parseDigest, sha256, Verifier, verifyStream } from '../digest/index.ts';
 import { LayoutError } from '../errors.ts';
 import {
   type Artifact,
@@ -26,7 +26,7 @@ import {
   sniffMediaType,
   uncompressedLayer,
 } from '../oci/index.ts';
-import { exists, streamToTemp, withLock, writeFileAtomic } from './atomic.ts';
+import { exists, streamToTemp, tempPath, withLock, writeFileAtomic } from './atomic.ts';
 import { BlobWriter } from './blob-writer.ts';
 
 /**
@@ -189,6 +189,46 @@ export class OciLayout {
     return { digest, size };
   }
 
+  /**
+   * Writes a layer's stored bytes as a blob that must match `expected`. A layer spooled to a file of its own is copied
+   * in the kernel (copy_file_range) and then read once, into one reused buffer, to check it, instead of being streamed
+   * through fresh buffers: a packed layer of any size then costs no memory here. Same guarantees as `writeBlob`.
+   */
+  async writeLayer(
+    layer: Layer,
+    expected: { digest: Digest; size: number },
+  ): Promise<{ digest: Digest; size: number }> {
+    const file = await layer.compressedFile?.();
+    if (!file) return this.writeBlob(layer.compressed(), expected);
+    if (await this.hasBlob(expected.digest)) return expected;
+    const path = this.blobPath(expected.digest);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = tempPath(path);
+    try {
+      await copyFile(file, tmp, fsConstants.COPYFILE_EXCL);
+      const fh = await open(tmp, 'r+');
+      try {
+        const v = new Verifier(expected.digest, expected.size, 'layer');
+        const buf = Buffer.allocUnsafeSlow(1 << 20);
+        for (let at = 0; ; ) {
+          const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+          if (bytesRead === 0) break;
+          v.update(buf.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+        v.check();
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return expected;
+  }
+
   /** Writes bytes as a blob. */
   async writeBytes(bytes: Uint8Array): Promise<{ digest: Digest; size: number }> {
     return this.writeBlob(one(bytes), { digest: sha256(bytes), size: bytes.length });
@@ -200,7 +240,7 @@ export class OciLayout {
     const layers = await image.layers();
     for (const [i, l] of layers.entries()) {
       const d = m.layers[i]!;
-      await this.writeBlob(l.compressed(), { digest: d.digest, size: d.size });
+      await this.writeLayer(l, { digest: d.digest, size: d.size });
     }
     await this.writeBytes(await image.rawConfig());
     const raw = await image.rawManifest();

@@ -59,6 +59,7 @@ export function layerFromTree(tree: Tree, options: LayerFromTreeOptions = {}): L
     async *compressed() {
       yield* (await computed()).spool.open();
     },
+    compressedFile: async () => (await computed()).spool.file,
     uncompressed: () => tarFromTree(tree, { epoch: options.epoch }),
   };
 }

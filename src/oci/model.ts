@@ -124,6 +124,12 @@ export interface Layer {
   compressed(): AsyncIterable<Uint8Array>;
   /** The uncompressed tar, fresh on each call. */
   uncompressed(): AsyncIterable<Uint8Array>;
+  /**
+   * A file of this process's own holding exactly the stored bytes, when there is one (a big layer pare packed and
+   * spooled to disk): a sink may copy it whole in the kernel instead of streaming it, and must still check it against
+   * `digest()` before naming it. Undefined (or absent) when the bytes are only a stream.
+   */
+  compressedFile?(): Promise<string | undefined>;
 }
 
 /** A single-platform image. */

@@ -56,6 +56,10 @@ export class Spool {
     let off = 0;
     while (off < chunk.length) off += writeSync(this.#fd, chunk, off);
   }
+  /** The spill file once writing has finished, if the bytes went to disk (undefined while they are in memory). */
+  get file(): string | undefined {
+    return this.#fd === -1 ? this.#path : undefined;
+  }
   /** Finishes writing; after this, `open()` may be called any number of times. */
   finish(): void {
     if (this.#fd !== undefined) {
