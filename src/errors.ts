@@ -319,6 +319,29 @@ export function isRegistryError(e: unknown, ...codes: RegistryErrorCode[]): e is
   return e instanceof RegistryError && (codes.length === 0 || codes.includes(e.code));
 }
 
+/**
+ * A failure of pare's own HTTP/1.1 reader (src/http/wire.ts) on one connection: cut before the response or in its
+ * body, silent past the timeout, a response that is not HTTP/1.1, a request pare refuses to send, or a proxy that did
+ * not open the tunnel. `host` names the server (or proxy); the caller (registry, Debian mirror) adds what was asked
+ * for and decides whether to retry or resume.
+ */
+export type HttpErrorCode =
+  | 'HTTP_CONNECTION_FAILED'
+  | 'HTTP_CONNECTION_CUT'
+  | 'HTTP_STALLED'
+  | 'HTTP_PROTOCOL'
+  | 'HTTP_ABORTED'
+  | 'HTTP_REQUEST_INVALID'
+  | 'HTTP_PROXY_FAILED';
+
+export class HttpError extends BaseError<HttpErrorCode> {
+  readonly host: string | undefined;
+  constructor(code: HttpErrorCode, message: string, options?: { cause?: unknown; host?: string }) {
+    super(code, message, options);
+    this.host = options?.host;
+  }
+}
+
 export type RunErrorCode =
   | 'RUN_BWRAP_MISSING'
   | 'RUN_USERNS_DISABLED'

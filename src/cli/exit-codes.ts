@@ -17,6 +17,7 @@ import {
   type DebianErrorCode,
   type DigestErrorCode,
   type ElfErrorCode,
+  type HttpErrorCode,
   type LayoutErrorCode,
   type OciErrorCode,
   type RegistryErrorCode,
@@ -42,6 +43,7 @@ export type PareErrorCode =
   | AttestErrorCode
   | SbomErrorCode
   | RegistryErrorCode
+  | HttpErrorCode
   | RunErrorCode
   | SliceErrorCode;
 
@@ -175,6 +177,16 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   REGISTRY_NOT_FOUND: 1,
   REGISTRY_TIMEOUT: 1,
   REGISTRY_TLS: 1,
+
+  // A connection that failed under pare's HTTP reader: the operation could not be completed.
+  HTTP_CONNECTION_FAILED: 1,
+  HTTP_CONNECTION_CUT: 1,
+  HTTP_STALLED: 1,
+  HTTP_PROTOCOL: 1,
+  HTTP_ABORTED: 1,
+  HTTP_PROXY_FAILED: 1,
+  // A request pare will not send (a header with a line break, a scheme it does not speak): pare's caller's fault.
+  HTTP_REQUEST_INVALID: 1,
 
   RUN_BWRAP_MISSING: 1,
   RUN_USERNS_DISABLED: 1,

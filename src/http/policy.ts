@@ -76,6 +76,7 @@ const NOT_RETRIED = new Set([
   'HTTP_TOO_MANY_REDIRECTS',
   'HTTP_CA_FILE',
   'HTTP_PROXY_INVALID',
+  'HTTP_REQUEST_INVALID',
 ]);
 
 /** True for a failed request (no response) that is retried: anything but a certificate error or a refused redirect. */

@@ -172,7 +172,7 @@ describe('wireRequest', () => {
     expect((await collect(empty)).length).toBe(0);
   });
 
-  it('fails a body cut short with ECONNRESET, after delivering what came', async () => {
+  it('fails a body cut short with HTTP_CONNECTION_CUT naming the host, after delivering what came', async () => {
     const port = await serve((s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
       s.write(Buffer.alloc(400, 7));
@@ -185,11 +185,16 @@ describe('wireRequest', () => {
         got += c.length;
         release();
       }),
-    ).rejects.toMatchObject({ code: 'ECONNRESET', message: expect.stringMatching(/before the body ended/) });
+    ).rejects.toMatchObject({
+      name: 'HttpError',
+      code: 'HTTP_CONNECTION_CUT',
+      host: `127.0.0.1:${port}`,
+      message: `cannot read from "127.0.0.1:${port}": other side closed before the body ended`,
+    });
     expect(got).toBe(400);
   });
 
-  it('refuses what is not HTTP/1.1, oversized headers and bad chunk sizes with EPROTO', async () => {
+  it('refuses what is not HTTP/1.1, oversized headers and bad chunk sizes with HTTP_PROTOCOL', async () => {
     const answers = [
       'SSH-2.0-OpenSSH\r\n\r\n',
       `HTTP/1.1 200 OK\r\nx: ${'a'.repeat(70 << 10)}\r\n\r\n`,
@@ -198,14 +203,20 @@ describe('wireRequest', () => {
     let n = 0;
     const port = await serve((s) => s.end(answers[n++] ?? ''));
     for (let i = 0; i < answers.length; i++)
-      await expect(get(port)).rejects.toMatchObject({ code: 'EPROTO' });
+      await expect(get(port)).rejects.toMatchObject({ code: 'HTTP_PROTOCOL', host: `127.0.0.1:${port}` });
     const port2 = await serve((s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'));
-    await expect(collect(await get(port2))).rejects.toMatchObject({ code: 'EPROTO' });
+    await expect(collect(await get(port2))).rejects.toMatchObject({
+      code: 'HTTP_PROTOCOL',
+      message: expect.stringContaining(`"127.0.0.1:${port2}": bad chunk size`),
+    });
   });
 
-  it('times out a silent server with ETIMEDOUT and honours an abort signal', async () => {
+  it('times out a silent server with HTTP_STALLED and honours an abort signal', async () => {
     const port = await serve(() => {});
-    await expect(get(port, { timeoutMs: 150 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await expect(get(port, { timeoutMs: 150 })).rejects.toMatchObject({
+      code: 'HTTP_STALLED',
+      message: `no data from 127.0.0.1:${port} for 150 ms`,
+    });
     const ac = new AbortController();
     const p = get(port, { signal: ac.signal });
     ac.abort(Object.assign(new Error('gave up'), { code: 'REGISTRY_TIMEOUT' }));
@@ -239,7 +250,12 @@ describe('wireRequest', () => {
     expect((await collect(res)).toString()).toBe('ok');
     await expect(
       wireRequest({ url, method: 'GET', headers: {}, timeoutMs: 5000, tls: { rejectUnauthorized: true } }),
-    ).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    ).rejects.toMatchObject({
+      code: 'HTTP_CONNECTION_FAILED',
+      message: expect.stringContaining(`cannot talk to "127.0.0.1:${port}"`),
+      // the socket's own error stays the cause: its code is what the retry and TLS rules read
+      cause: expect.objectContaining({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }),
+    });
     const insecure = await wireRequest({
       url,
       method: 'GET',

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
+import { HttpError, type HttpErrorCode } from '../errors.ts';
 import type { ProxyRoute } from './proxy.ts';
 
 /**
@@ -63,8 +64,11 @@ const BUFFER_BYTES = 256 << 10;
 const MAX_OUT = 8;
 const MAX_HEADER_BYTES = 64 << 10;
 
-function wireError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
+/** Returns the HttpError for a failure on the connection to `host` (named in the message unless it already is). */
+function wireError(host: string, message: string, code: HttpErrorCode): HttpError {
+  return new HttpError(code, message.includes(host) ? message : `cannot read from "${host}": ${message}`, {
+    host,
+  });
 }
 
 /** One pooled buffer; `refs` counts the views of it the sink still holds. */
@@ -85,11 +89,20 @@ type Framing =
 export async function wireRequest(req: WireRequest): Promise<WireResponse> {
   const { url } = req;
   const https = url.protocol === 'https:';
-  if (!https && url.protocol !== 'http:') throw new Error(`unsupported protocol ${url.protocol}`);
+  if (!https && url.protocol !== 'http:')
+    throw new HttpError(
+      'HTTP_REQUEST_INVALID',
+      `cannot send a request to ${JSON.stringify(url.href)}: pare speaks http and https, not ${url.protocol}`,
+      { host: url.host },
+    );
   const lines = [`${req.method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
   for (const [k, v] of Object.entries({ ...req.headers, connection: 'close' })) {
     if (/[\r\n]/.test(k) || /[\r\n]/.test(v))
-      throw new Error(`header ${JSON.stringify(k)} contains a line break`);
+      throw new HttpError(
+        'HTTP_REQUEST_INVALID',
+        `cannot send a request to "${url.host}": header ${JSON.stringify(k)} contains a line break`,
+        { host: url.host },
+      );
     if (k.toLowerCase() !== 'host') lines.push(`${k}: ${v}`);
   }
   const head = `${lines.join('\r\n')}\r\n\r\n`;
@@ -120,7 +133,10 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       if (e && !failed && !ended) failed = e;
       if (!e) ended = true;
       if (!response) {
-        rejectHead(failed ?? wireError('connection closed before the response headers', 'ECONNRESET'));
+        rejectHead(
+          failed ??
+            wireError(url.host, 'connection closed before the response headers', 'HTTP_CONNECTION_CUT'),
+        );
         return;
       }
       maybeSettle();
@@ -161,7 +177,14 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
     };
     /** A sink's error ends the response even when all bytes have arrived. */
     const sinkFailed = (e: unknown) => {
-      failed ??= e instanceof Error ? e : new Error(String(e));
+      failed ??=
+        e instanceof Error
+          ? e
+          : new HttpError(
+              'HTTP_ABORTED',
+              `cannot read from "${url.host}": the body's reader failed: ${String(e)}`,
+              { host: url.host },
+            );
       socket.destroy();
       finish(failed);
     };
@@ -176,7 +199,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       const all = Buffer.concat(headBytes, headLength);
       const end = all.indexOf('\r\n\r\n');
       if (end > MAX_HEADER_BYTES || (end < 0 && headLength > MAX_HEADER_BYTES)) {
-        fail(wireError('response headers larger than 64 KiB', 'EPROTO'));
+        fail(wireError(url.host, 'response headers larger than 64 KiB', 'HTTP_PROTOCOL'));
         return false;
       }
       if (end < 0) return false;
@@ -184,7 +207,11 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(text[0] ?? '');
       if (!m) {
         fail(
-          wireError(`not an HTTP/1.1 response: ${JSON.stringify((text[0] ?? '').slice(0, 80))}`, 'EPROTO'),
+          wireError(
+            url.host,
+            `not an HTTP/1.1 response: ${JSON.stringify((text[0] ?? '').slice(0, 80))}`,
+            'HTTP_PROTOCOL',
+          ),
         );
         return false;
       }
@@ -211,7 +238,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         framing = { kind: 'chunked', state: 'size', left: 0, line: '' };
       else if (cl !== undefined) {
         if (!/^\d+$/.test(cl)) {
-          fail(wireError(`bad Content-Length ${JSON.stringify(cl)}`, 'EPROTO'));
+          fail(wireError(url.host, `bad Content-Length ${JSON.stringify(cl)}`, 'HTTP_PROTOCOL'));
           return false;
         }
         framing = { kind: 'length', left: Number(cl) };
@@ -222,7 +249,14 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         headers: { get: (name) => fields.get(name.toLowerCase()) ?? null },
         body: copies(),
         pump: (s) => {
-          if (sink) return Promise.reject(new Error('the body was already taken'));
+          if (sink)
+            return Promise.reject(
+              new HttpError(
+                'HTTP_REQUEST_INVALID',
+                `cannot read from "${url.host}": the body was already taken`,
+                { host: url.host },
+              ),
+            );
           sink = s;
           return new Promise<void>((resolve, reject) => {
             settle = { resolve, reject };
@@ -243,7 +277,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
         },
         cancel: async () => {
           if (!ended) {
-            failed ??= wireError('response cancelled', 'ABORT_ERR');
+            failed ??= wireError(url.host, 'response cancelled', 'HTTP_ABORTED');
             socket.destroy();
           }
           for (const { slot } of pending.splice(0)) release(slot)();
@@ -301,18 +335,21 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
           const c = data[off++]!;
           if (c !== 0x0a) {
             if (c !== 0x0d) f.line += String.fromCharCode(c);
-            if (f.line.length > 4096) fail(wireError('chunk header line too long', 'EPROTO'));
+            if (f.line.length > 4096)
+              fail(wireError(url.host, 'chunk header line too long', 'HTTP_PROTOCOL'));
             continue;
           }
           const line = f.line;
           f.line = '';
           if (f.state === 'data-end') {
-            if (line !== '') fail(wireError('missing CRLF after a chunk', 'EPROTO'));
+            if (line !== '') fail(wireError(url.host, 'missing CRLF after a chunk', 'HTTP_PROTOCOL'));
             f.state = 'size';
           } else if (f.state === 'size') {
             const hex = line.split(';')[0]!.trim();
             if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) {
-              fail(wireError(`bad chunk size ${JSON.stringify(hex.slice(0, 20))}`, 'EPROTO'));
+              fail(
+                wireError(url.host, `bad chunk size ${JSON.stringify(hex.slice(0, 20))}`, 'HTTP_PROTOCOL'),
+              );
               return;
             }
             f.left = Number.parseInt(hex, 16);
@@ -404,7 +441,7 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
 
     const onAbort = () => {
       const reason = req.signal?.reason;
-      fail(reason instanceof Error ? reason : wireError('request aborted', 'ABORT_ERR'));
+      fail(reason instanceof Error ? reason : wireError(url.host, 'request aborted', 'HTTP_ABORTED'));
     };
     const opts = { host, port, onread, timeout: req.timeoutMs };
     const { connect: tlsConnect } = process.getBuiltinModule('node:tls');
@@ -432,19 +469,28 @@ export async function wireRequest(req: WireRequest): Promise<WireResponse> {
       socket.resume();
     } else socket.once(https ? 'secureConnect' : 'connect', () => socket.write(head));
     socket.on('timeout', () =>
-      fail(wireError(`no data from ${url.host} for ${req.timeoutMs} ms`, 'ETIMEDOUT')),
+      fail(wireError(url.host, `no data from ${url.host} for ${req.timeoutMs} ms`, 'HTTP_STALLED')),
     );
-    socket.on('error', (e) => fail(e));
+    // The socket's own error (refused, reset, a certificate) stays the cause, so its code is what callers look at.
+    socket.on('error', (e) =>
+      fail(
+        new HttpError('HTTP_CONNECTION_FAILED', `cannot talk to "${url.host}": ${e.message}`, {
+          cause: e,
+          host: url.host,
+        }),
+      ),
+    );
     socket.on('close', () => {
       req.signal?.removeEventListener('abort', onAbort);
       if (ended || failed) return finish();
       if (response && framing.kind === 'close') return finish();
       fail(
         wireError(
+          url.host,
           response
             ? 'other side closed before the body ended'
             : 'other side closed before the response headers',
-          'ECONNRESET',
+          'HTTP_CONNECTION_CUT',
         ),
       );
     });
@@ -477,7 +523,7 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
     };
     const onAbort = () => {
       const reason = req.signal?.reason;
-      fail(reason instanceof Error ? reason : wireError('request aborted', 'ABORT_ERR'));
+      fail(reason instanceof Error ? reason : wireError(proxy.url.host, 'request aborted', 'HTTP_ABORTED'));
     };
     const where = `proxy "${proxy.url.host}"`;
     s.once('connect', () => {
@@ -490,7 +536,7 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) {
         if (head.length > MAX_HEADER_BYTES)
-          fail(wireError(`${where} sent headers larger than 64 KiB`, 'EPROTO'));
+          fail(wireError(proxy.url.host, `${where} sent headers larger than 64 KiB`, 'HTTP_PROTOCOL'));
         return;
       }
       const line = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
@@ -498,14 +544,15 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
       if (status !== 200) {
         fail(
           wireError(
+            proxy.url.host,
             `${where} answered ${JSON.stringify(line.slice(0, 80))} to CONNECT ${authority}`,
-            'EPROXY',
+            'HTTP_PROXY_FAILED',
           ),
         );
         return;
       }
       if (head.length > end + 4) {
-        fail(wireError(`${where} sent bytes after its CONNECT answer`, 'EPROTO'));
+        fail(wireError(proxy.url.host, `${where} sent bytes after its CONNECT answer`, 'HTTP_PROTOCOL'));
         return;
       }
       s.pause();
@@ -513,16 +560,25 @@ function openTunnel(req: WireRequest, authority: string): Promise<Socket> {
       s.setTimeout(0);
       resolve(s);
     });
-    s.on('timeout', () => fail(wireError(`no answer from ${where} for ${req.timeoutMs} ms`, 'ETIMEDOUT')));
+    s.on('timeout', () =>
+      fail(wireError(proxy.url.host, `no answer from ${where} for ${req.timeoutMs} ms`, 'HTTP_STALLED')),
+    );
     s.on('error', (e) =>
       fail(
-        Object.assign(new Error(`cannot reach ${where}: ${e.message}`, { cause: e }), {
-          code: (e as { code?: string }).code,
+        new HttpError('HTTP_PROXY_FAILED', `cannot reach ${where}: ${e.message}`, {
+          cause: e,
+          host: proxy.url.host,
         }),
       ),
     );
     s.on('close', () =>
-      fail(wireError(`${where} closed the connection before answering CONNECT`, 'ECONNRESET')),
+      fail(
+        wireError(
+          proxy.url.host,
+          `${where} closed the connection before answering CONNECT`,
+          'HTTP_CONNECTION_CUT',
+        ),
+      ),
     );
     if (req.signal?.aborted) onAbort();
     else req.signal?.addEventListener('abort', onAbort, { once: true });

@@ -4,7 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, Hasher, parseDigest, verifyStream } from '../digest/index.ts';
-import { isPareError, RegistryError } from '../errors.ts';
+import { HttpError, isPareError, RegistryError } from '../errors.ts';
 import type { BodySink } from '../http/index.ts';
 import type { BlobWriter, OciLayout } from '../layout/index.ts';
 import {
@@ -158,10 +158,11 @@ export async function resolveDigest(client: RegistryClient, ref: ImageReference)
 
 /** True for failures of the connection in the middle of a body, which a Range request can resume. */
 function isCut(e: unknown): boolean {
-  if (isPareError(e)) return false;
+  // A pare error is a verdict (a wrong digest, a refused layer), except the HTTP reader's, which reports the wire.
+  if (isPareError(e) && !(e instanceof HttpError)) return false;
   const code = errorCode(e) ?? '';
   return (
-    /ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_BODY_TIMEOUT|ETIMEDOUT|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_ABORTED/.test(
+    /ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_BODY_TIMEOUT|ETIMEDOUT|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_ABORTED|HTTP_CONNECTION_CUT|HTTP_STALLED/.test(
       code,
     ) ||
     (e instanceof Error && /terminated|premature|aborted|other side closed/i.test(e.message))
