@@ -262,6 +262,11 @@ export const configSchema = z.strictObject({
       : 'want minimal, scratch, or an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]',
   ).default('minimal'),
   platforms: z.array(platform).min(1).default(['linux/amd64']),
+  /**
+   * A registry repository (HOST/REPO) the build shares its verified .debs through, as `pare build --cache` (which,
+   * and PARE_CACHE, win over it).
+   */
+  cache: z.string().min(1).optional(),
   debian: debianSection.optional(),
   packages: z.array(z.string().min(1)).optional(),
   shell: z.boolean().default(false),

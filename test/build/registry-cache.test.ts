@@ -100,13 +100,7 @@ describe.skipIf(peers.skip)('pare build --cache (a registry shared by CI runners
     const lock = await readLock(join(project, 'pare.lock'));
     const app = lock!.packages.find((p) => p.name === 'app')!;
     const hex = app.sha256.slice('sha256:'.length);
-    const data = join(
-      registry.storage,
-      'docker/registry/v2/blobs/sha256',
-      hex.slice(0, 2),
-      hex,
-      'data',
-    );
+    const data = join(registry.storage, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
     const original = readFileSync(data);
     const evil = Buffer.from(original);
     evil[evil.length - 1]! ^= 0xff;
@@ -136,13 +130,41 @@ describe.skipIf(peers.skip)('pare build --cache (a registry shared by CI runners
     }
   });
 
-  it('refuses a cache named by tag, digest or path (exit 2, nothing built)', async () => {
+  it('takes the repository from pare.yaml cache: when neither --cache nor PARE_CACHE is given', async () => {
+    const yaml = join(project, 'pare.yaml');
+    const original = readFileSync(yaml, 'utf8');
+    writeFileSync(yaml, `${original}cache: ${repo}\n`);
+    try {
+      mirrorDown();
+      const e = await pare(['build', project, '-o', join(dir, 'out-e'), '--locked'], { env: machine('e') });
+      archive.fault(undefined);
+      expect(e.code, e.stderr).toBe(0);
+      expect(e.stdout.split('\n')[0]).toBe(digestA);
+      expect(e.stderr).toContain('cache: 0 of 2 .debs uploaded');
+    } finally {
+      archive.fault(undefined);
+      writeFileSync(yaml, original);
+    }
+  });
+
+  it('refuses a cache named by tag, digest or path (exit 2, naming where it was given)', async () => {
     for (const bad of [`${repo}:latest`, 'oci:/tmp/x']) {
       const r = await pare(['build', project, '-o', join(dir, 'out-bad'), '--cache', bad], {
         env: machine('a'),
       });
       expect(r.code, `${bad}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain('--cache: cannot use');
       expect(r.stderr).toContain('name a registry repository');
+    }
+    const yaml = join(project, 'pare.yaml');
+    const original = readFileSync(yaml, 'utf8');
+    writeFileSync(yaml, `${original}cache: ${repo}@sha256:${'0'.repeat(64)}\n`);
+    try {
+      const r = await pare(['build', project, '-o', join(dir, 'out-bad')], { env: machine('a') });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/pare\.yaml:\d+:\d+: cannot use/);
+    } finally {
+      writeFileSync(yaml, original);
     }
   });
 });

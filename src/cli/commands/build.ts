@@ -62,10 +62,16 @@ export function register(program: Command): void {
     .option('-q, --quiet', 'print only the digest')
     .option('--json', 'print the result as JSON')
     .action(async (args: string[], opts: BuildFlags) => {
-      const cacheRef = cacheReference(opts.cache ?? (process.env.PARE_CACHE || undefined));
+      const given = opts.cache ?? (process.env.PARE_CACHE || undefined);
+      const givenRef =
+        given === undefined ? undefined : cacheReference(given, opts.cache ? '--cache' : 'PARE_CACHE');
       const projects = await expandProjects(args.length ? args : ['.']);
       const configs: LoadedConfig[] = [];
       for (const p of projects) configs.push(await loadConfig(p));
+      // --cache, else PARE_CACHE, else each pare.yaml's cache:
+      const cacheRefs = configs.map(
+        (c) => givenRef ?? (c.config.cache ? cacheReference(c.config.cache, c.locate(['cache'])) : undefined),
+      );
       if (opts.matrix) {
         printJson({
           include: configs.map((c, n) => ({ project: projects[n], name: c.config.name ?? basename(c.dir) })),
@@ -79,16 +85,23 @@ export function register(program: Command): void {
       const client = lazyClient({ quiet: opts.quiet || opts.json });
       const say = (s: string) => (opts.quiet || opts.json ? undefined : process.stderr.write(`${s}\n`));
       try {
-        const cache = cacheRef
-          ? new RegistryBlobCache(await client.get(), cacheRef, {
+        const caches = new Map<string, RegistryBlobCache>();
+        const cacheFor = async (ref: ImageReference | undefined) => {
+          if (!ref) return undefined;
+          const key = formatReference(ref);
+          let c = caches.get(key);
+          if (!c) {
+            c = new RegistryBlobCache(await client.get(), ref, {
               onRefused: (digest, e) =>
-                process.stderr.write(
-                  `warning: ${formatReference(cacheRef)}: not used for ${digest}: ${e.message}\n`,
-                ),
-            })
-          : undefined;
+                process.stderr.write(`warning: ${key}: not used for ${digest}: ${e.message}\n`),
+            });
+            caches.set(key, c);
+          }
+          return c;
+        };
         const results: Record<string, unknown>[] = [];
         for (const [n, loaded] of configs.entries()) {
+          const cache = await cacheFor(cacheRefs[n]);
           const r = await build(loaded, {
             output: opts.output,
             tag: opts.tag,
@@ -246,14 +259,24 @@ async function checkSeveral(
   }
 }
 
-/** The repository `--cache` / PARE_CACHE names (exit 2 for anything else: a tag or digest means nothing there). */
-function cacheReference(value: string | undefined): ImageReference | undefined {
-  if (value === undefined) return undefined;
-  const t = parseTransportReference(value);
+/**
+ * The repository `--cache`, PARE_CACHE or pare.yaml's cache: (`where`) names (exit 2 for anything else: a tag or
+ * digest means nothing there).
+ */
+function cacheReference(value: string, where: string): ImageReference {
+  let t: ReturnType<typeof parseTransportReference>;
+  try {
+    t = parseTransportReference(value);
+  } catch (e) {
+    throw new UsageError(
+      'USAGE',
+      `${where}: cannot use ${JSON.stringify(value)} as the build cache: ${(e as Error).message}`,
+    );
+  }
   if (t.transport !== 'docker' || t.ref.tag || t.ref.digest)
     throw new UsageError(
       'USAGE',
-      `cannot use ${JSON.stringify(value)} as the build cache: name a registry repository (HOST/REPO, e.g. 127.0.0.1:5000/pare-cache), not a tag, digest or local path`,
+      `${where}: cannot use ${JSON.stringify(value)} as the build cache: name a registry repository (HOST/REPO, e.g. 127.0.0.1:5000/pare-cache), not a tag, digest or local path`,
     );
   return t.ref;
 }
