@@ -34,7 +34,8 @@ export type {
 } from './model.ts';
 export { formatPlatform, isImageManifestType, isIndexType, MediaType, parsePlatform } from './model.ts';
 export { parseConfig, parseIndex, parseManifest, sniffMediaType } from './parse.ts';
-export { ContentSpool, Spool } from './spool.ts';
+export type { SpooledFile } from './spool.ts';
+export { ContentSpool, isSpooledFile, Spool } from './spool.ts';
 export { hostPlatform, imageToTree, platformMatches, selectImage } from './to-tree.ts';
 export type { Issue } from './validate.ts';
 export { assertValidImage, validateImage, validateIndex, verifyArtifact, verifyImage } from './validate.ts';

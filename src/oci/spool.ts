@@ -1,8 +1,8 @@
 import { closeSync, createReadStream, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bufferContent, type Content } from '../fstree/index.ts';
+import { bufferContent, type Content, hostFileContentSized } from '../fstree/index.ts';
 
 /**
  * Bytes written once and read many times: kept in memory up to a threshold, then spilled to a temporary file that
@@ -89,9 +89,18 @@ export class ContentSpool {
   #fd: number | undefined;
   #end = 0;
   #mem = 0;
+  #files = 0;
+  #apartDir: string | undefined;
   readonly #dir: string | undefined;
-  constructor(options: { dir?: string } = {}) {
+  readonly #apart: boolean;
+  /**
+   * `dir`: where the temp files go (default: the system's). `apart`: each file over SMALL_FILE gets a temp file of its
+   * own, and its Content is a SpooledFile, which a sink on the same filesystem may move into place instead of copying
+   * (`pare run`'s unpack: a big file is written once).
+   */
+  constructor(options: { dir?: string; apart?: boolean } = {}) {
     this.#dir = options.dir;
+    this.#apart = options.apart === true;
   }
 
   /** Reads exactly `size` bytes from `chunks` and returns them as re-openable Content. */
@@ -103,6 +112,7 @@ export class ContentSpool {
       this.#mem += bytes.length;
       return bufferContent(bytes);
     }
+    if (this.#apart && size > ContentSpool.SMALL_FILE) return this.#apartFile(size, chunks);
     const fd = await this.#file();
     const start = this.#end;
     let pos = start;
@@ -115,6 +125,26 @@ export class ContentSpool {
     return regionContent(fd, start, pos - start);
   }
 
+  async #apartFile(size: number, chunks: AsyncIterable<Uint8Array>): Promise<SpooledFile> {
+    if (this.#apartDir === undefined) {
+      installCleanup();
+      this.#apartDir = await mkdtemp(join(this.#dir ?? tmpdir(), 'pare-spool-'));
+      spoolFiles.add(this.#apartDir);
+    }
+    const path = join(this.#apartDir, String(this.#files++));
+    const fh = await open(path, 'wx', 0o600);
+    let n = 0;
+    try {
+      for await (const c of chunks) {
+        await fh.write(c);
+        n += c.length;
+      }
+    } finally {
+      await fh.close();
+    }
+    return { ...hostFileContentSized(path, n), spooledFile: path };
+  }
+
   async #file(): Promise<number> {
     if (this.#fd !== undefined) return this.#fd;
     installCleanup();
@@ -123,6 +153,20 @@ export class ContentSpool {
     this.#fd = openSync(join(dir, 'files'), 'w+', 0o600);
     return this.#fd;
   }
+}
+
+/**
+ * Content that is a whole temp file of a ContentSpool made with `apart`: a sink on the same filesystem may rename
+ * `spooledFile` into place instead of copying it, after which this Content can no longer be read (the tree that held
+ * it must not be used again).
+ */
+export interface SpooledFile extends Content {
+  readonly spooledFile: string;
+}
+
+/** True for Content that is a whole spool file (see SpooledFile). */
+export function isSpooledFile(c: Content): c is SpooledFile {
+  return typeof (c as Partial<SpooledFile>).spooledFile === 'string';
 }
 
 /** Content backed by `size` bytes at `start` of an open spool file. */

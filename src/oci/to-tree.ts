@@ -16,12 +16,14 @@ export async function imageToTree(
   options: {
     limits?: ReadLimits;
     spoolDir?: string;
+    /** Where file bodies go (default: a ContentSpool in `spoolDir`). */
+    spool?: ContentSpool;
     /** Filled with the digest of the layer that last wrote each path (lint evidence). */
     origins?: Map<string, string>;
   } = {},
 ): Promise<Tree> {
   const limits = options.limits ?? readLimits();
-  const spool = new ContentSpool(options.spoolDir ? { dir: options.spoolDir } : {});
+  const spool = options.spool ?? new ContentSpool(options.spoolDir ? { dir: options.spoolDir } : {});
   let tree = Tree.empty();
   for (const layer of await image.layers()) {
     const d = await layer.digest();

@@ -1,7 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE } from '../../test/helpers/cli.ts';
 import { sha256 } from '../digest/index.ts';
 import { bufferContent, fileEntry, Tree } from '../fstree/index.ts';
 import { rootfsCacheDir, STALE_TMP_MS, unpackCached } from './unpack.ts';
@@ -65,5 +67,42 @@ describe('unpackCached', () => {
       expect(existsSync(old)).toBe(false);
       expect(existsSync(fresh)).toBe(true);
     });
+  });
+});
+
+describe('unpackImage', () => {
+  it('writes a big file once: its body moves from the spool into the rootfs, it is not copied', () => {
+    // In a child, so /proc/self/io counts only this unpack's writes (vitest runs other files in this process's threads).
+    const size = 48 << 20;
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { createHash } from 'node:crypto';
+      import { bufferContent, fileEntry, Tree } from ${JSON.stringify(resolve('src/fstree/index.ts'))};
+      import { buildImage, layerFromTree } from ${JSON.stringify(resolve('src/oci/index.ts'))};
+      import { unpackImage } from ${JSON.stringify(resolve('src/run/unpack.ts'))};
+      const big = new Uint8Array(${size});
+      for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
+      const tree = Tree.from([['/big', fileEntry(bufferContent(big))], ['/small', fileEntry(bufferContent('s'))]]);
+      const image = buildImage({ layers: [layerFromTree(tree)], platform: { os: 'linux', architecture: 'amd64' } });
+      for (const l of await image.layers()) await l.digest(); // compressed (and spooled) before the count starts
+      const wchar = () => Number(/wchar: (\\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))[1]);
+      const before = wchar();
+      const r = await unpackImage(image, { cacheDir: process.argv[2] });
+      const written = wchar() - before;
+      const same = createHash('sha256').update(readFileSync(r.path + '/big')).digest('hex') === createHash('sha256').update(big).digest('hex');
+      console.log(JSON.stringify({ written, same }));`;
+    const cacheDir = join(dir, 'once');
+    // A file, not -e: the compressor's worker threads inherit the flags, and --input-type=module would change theirs.
+    const file = join(dir, 'once.mjs');
+    writeFileSync(file, script);
+    const r = spawnSync(NODE, [file, cacheDir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr.slice(-2000)}`);
+    const out = JSON.parse(r.stdout) as { written: number; same: boolean };
+    expect(out.same).toBe(true);
+    // Written twice (spool, then a copy into the rootfs) was 2 × size.
+    expect(out.written).toBeGreaterThanOrEqual(size);
+    expect(out.written).toBeLessThan(size * 1.25);
+    // Nothing of the spool is left beside the unpacked rootfs.
+    expect(readdirSync(cacheDir)).toHaveLength(1);
   });
 });

@@ -19,7 +19,7 @@ import type { Digest } from '../digest/index.ts';
 import { digestHex, parseDigest } from '../digest/index.ts';
 import { BaseError, RunError } from '../errors.ts';
 import { type Entry, parentPath, type Tree } from '../fstree/index.ts';
-import { type Image, imageToTree } from '../oci/index.ts';
+import { ContentSpool, type Image, imageToTree, isSpooledFile } from '../oci/index.ts';
 
 /**
  * Unpacking an image for a rootless run: the image's filesystem tree is written once into a content-addressed cache
@@ -149,6 +149,10 @@ async function writeInto(tree: Tree, dest: string): Promise<UnpackReport> {
     }
   }
 
+  // A big file read out of an image already sits in a spool file of its own on this filesystem: it is moved into place,
+  // not copied (written once). Only when no other entry shares that content, since moving it ends the content.
+  const uses = new Map<object, number>();
+  for (const [, e] of work) if (e.kind === 'file') uses.set(e.content, (uses.get(e.content) ?? 0) + 1);
   const writeOne = async ([p, e]: [string, Entry]) => {
     try {
       if (e.kind === 'symlink') {
@@ -157,6 +161,15 @@ async function writeInto(tree: Tree, dest: string): Promise<UnpackReport> {
         return;
       }
       if (e.kind !== 'file') return;
+      if (
+        isSpooledFile(e.content) &&
+        uses.get(e.content) === 1 &&
+        (await moved(e.content.spooledFile, host(p)))
+      ) {
+        await chmod(host(p), permBits(p, e));
+        await utimes(host(p), e.mtime, e.mtime);
+        return;
+      }
       const fh = await open(
         host(p),
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -208,12 +221,28 @@ async function writeInto(tree: Tree, dest: string): Promise<UnpackReport> {
 }
 
 /**
+ * Renames the spool file `from` to `to` (a path this unpack's own directories hold, which does not exist yet) and
+ * returns true, or returns false when they are on different filesystems (the caller copies).
+ */
+async function moved(from: string, to: string): Promise<boolean> {
+  try {
+    await rename(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
+    throw err;
+  }
+}
+
+/**
  * Returns the cached rootfs for `key` (a manifest digest), calling `makeTree` and writing its result only when the
- * cache does not have it. Concurrent callers with one key all get the same complete directory.
+ * cache does not have it. Concurrent callers with one key all get the same complete directory. `makeTree` gets a
+ * scratch directory beside the unpack (same filesystem, removed afterwards) for spooling file bodies, so spooled
+ * files can be moved into place (see ContentSpool's `apart`).
  */
 export async function unpackCached(
   key: Digest,
-  makeTree: () => Promise<Tree>,
+  makeTree: (scratch: string) => Promise<Tree>,
   options: { cacheDir?: string } = {},
 ): Promise<UnpackedRootfs> {
   const { algorithm } = parseDigest(key);
@@ -225,8 +254,10 @@ export async function unpackCached(
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   await sweepStale(cacheDir);
   const tmp = await mkdtemp(join(cacheDir, `.${name}.tmp-`));
+  // Named like the unpack's temp dir, so a run killed mid-unpack leaves nothing sweepStale does not remove.
+  const scratch = await mkdtemp(join(cacheDir, `.${name}.spool.tmp-`));
   try {
-    const tree = await makeTree();
+    const tree = await makeTree(scratch);
     const report = await writeInto(tree, tmp);
     try {
       await rename(tmp, final);
@@ -252,6 +283,8 @@ export async function unpackCached(
         path: cacheDir,
       },
     );
+  } finally {
+    await forceRemove(scratch).catch(() => {});
   }
 }
 
@@ -263,7 +296,11 @@ export async function unpackImage(
   image: Image,
   options: { cacheDir?: string } = {},
 ): Promise<UnpackedRootfs> {
-  return unpackCached(await image.digest(), () => imageToTree(image), options);
+  return unpackCached(
+    await image.digest(),
+    (scratch) => imageToTree(image, { spool: new ContentSpool({ dir: scratch, apart: true }) }),
+    options,
+  );
 }
 
 /** Removes temp dirs (`.<name>.tmp-XXXXXX`) older than STALE_TMP_MS; never fails the unpack. */
