@@ -261,7 +261,9 @@ async function firstDifference(
   config: readonly Change[],
 ): Promise<FirstDifference | null> {
   if ((await a.image.digest()) === (await b.image.digest())) return null;
-  const changed = layers.find((l) => l.status === 'changed');
+  // The first layer that is not the same decides, in layer order.
+  const firstLayer = layers.find((l) => l.status !== 'same');
+  const changed = firstLayer?.status === 'changed' ? firstLayer : undefined;
   if (changed) {
     const m = await firstMemberDifference(a.image, b.image, changed.index - 1);
     const head = `layer ${changed.index} differs (diff_id ${changed.a!.diffId} vs ${changed.b!.diffId})`;
@@ -285,7 +287,7 @@ async function firstDifference(
           : `${head}: first at ${m.subject}, whose ${m.field} is ${describe(m.a)} vs ${describe(m.b)}`,
     };
   }
-  const count = layers.find((l) => l.status === 'added' || l.status === 'removed');
+  const count = firstLayer?.status === 'added' || firstLayer?.status === 'removed' ? firstLayer : undefined;
   if (count)
     return {
       where: 'layers',
@@ -296,7 +298,7 @@ async function firstDifference(
       b: layers.filter((l) => l.b).length,
       reason: `the images have ${layers.filter((l) => l.a).length} and ${layers.filter((l) => l.b).length} layers; the first ${count.index - 1} are the same`,
     };
-  const re = layers.find((l) => l.status === 'recompressed');
+  const re = firstLayer?.status === 'recompressed' ? firstLayer : undefined;
   if (re)
     return {
       where: 'layer',

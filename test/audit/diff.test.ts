@@ -7,6 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { diffImages } from '../../src/audit/index.ts';
+import { bufferContent, fileEntry, TreeBuilder } from '../../src/fstree/index.ts';
+import { buildImage, type Compression, imageToTree, layerFromTree } from '../../src/oci/index.ts';
 import { pare } from '../helpers/cli.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -151,5 +154,33 @@ describe('pare diff', () => {
   it('refuses a reference that does not exist (exit 2)', () => {
     const r = pare(['diff', a, `oci:${join(dir, 'nothing')}:latest`]);
     expect(r.code).toBe(2);
+  });
+
+  it('names the first layer that is not the same: a recompressed layer 1 before a changed layer 2', async () => {
+    const tree = (s: string) => new TreeBuilder().put('/f', fileEntry(bufferContent(s))).build();
+    const open = async (name: string, compression: Compression, second: string) => {
+      const image = buildImage({
+        layers: [layerFromTree(tree('one'), { compression }), layerFromTree(tree(second))],
+        platform: { os: 'linux', architecture: 'amd64' },
+        created: '2024-01-01T00:00:00Z',
+        config: {},
+      });
+      const origins = new Map<string, string>();
+      return { name, image, tree: await imageToTree(image, { origins }), origins };
+    };
+    const d = await diffImages(await open('a', 'gzip', 'two'), await open('b', 'zstd', 'TWO'));
+    expect(d.layers.map((l) => l.status)).toEqual(['recompressed', 'changed']);
+    expect(d.first).toMatchObject({ where: 'layer', layer: 1, field: 'digest' });
+    expect(d.first!.reason).toMatch(
+      /^layer 1 holds the same tar \(diff_id sha256:\w+\) compressed differently/,
+    );
+    expect(d.files.changed).toEqual([
+      {
+        path: '/f',
+        changes: [
+          { key: 'content', a: expect.stringMatching(/^sha256:/), b: expect.stringMatching(/^sha256:/) },
+        ],
+      },
+    ]);
   });
 });
