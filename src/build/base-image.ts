@@ -1,8 +1,8 @@
-import { join, resolve } from 'node:path';
-import { IMAGE_BASE, type LoadedConfig } from '../config/index.ts';
+import { isAbsolute, join, relative } from 'node:path';
+import { BASE_PRESETS, type LoadedConfig } from '../config/index.ts';
 import { type LockFile, readLock, writeLock } from '../debian/index.ts';
 import { type Digest, isDigest } from '../digest/index.ts';
-import { DebianError, isRegistryError, UsageError } from '../errors.ts';
+import { DebianError, UsageError } from '../errors.ts';
 import type { Tree } from '../fstree/index.ts';
 import {
   type Artifact,
@@ -12,17 +12,13 @@ import {
   platformMatches,
   selectImage,
 } from '../oci/index.ts';
-import {
-  formatTransportReference,
-  openSource,
-  parseTransportReference,
-  type RegistryClient,
-  type TransportReference,
-} from '../registry/index.ts';
+import type { RegistryClient, TransportReference } from '../registry/index.ts';
+import { formatImageReference, openArtifact, parseImageArgument } from '../transport/index.ts';
 
 /**
- * `base: oci:DIR[:TAG] | oci-archive:FILE[:TAG] | docker://HOST/REPO[:TAG|@DIGEST]`: an existing image under pare's
- * layers. The reference is resolved once to the digest of its manifest (or index) and pinned in pare.lock's `base`;
+ * `base: IMAGE`: an existing image under pare's layers, named in any form every command accepts (transport/open.ts:
+ * `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`, `[docker://]HOST/REPO[:TAG|@DIGEST]`, or a
+ * bare path; local paths are relative to pare.yaml), parsed and opened by the same code as theirs. The reference is resolved once to the digest of its manifest (or index) and pinned in pare.lock's `base`;
  * later builds open exactly that digest (a registry by `@DIGEST`, a layout by its index.json entry, an archive by
  * checking that its tag still names it). `--locked` refuses a tag that moved, `--update` re-resolves. The opened
  * manifest's digest is compared with the pinned one before anything of it is used, and the layers are read through
@@ -31,7 +27,7 @@ import {
 
 /** True when `base:` names an image rather than a preset (`minimal`, `scratch`). */
 export function isImageBase(base: string): boolean {
-  return IMAGE_BASE.test(base);
+  return !BASE_PRESETS.includes(base);
 }
 
 export interface BaseImageOptions {
@@ -80,16 +76,19 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
       'CONFIG_INVALID',
       `${loaded.locate(['packages'])}: packages: cannot be installed on an image base (${JSON.stringify(input)}) yet: pare does not read the base's dpkg database; remove packages: (use base: minimal for a packages build) or build the base with them`,
     );
-  let parsed: TransportReference;
+  // Local paths are relative to pare.yaml, like files: sources.
+  let t: TransportReference;
   try {
-    parsed = parseTransportReference(input);
+    t = await parseImageArgument(input, { dir: loaded.dir });
   } catch (e) {
-    if (!isRegistryError(e, 'REGISTRY_REFERENCE')) throw e;
+    if (!(e instanceof UsageError)) throw e;
     throw new UsageError('CONFIG_INVALID', `${loaded.locate(['base'])}: ${e.message}`, { cause: e });
   }
-  // Local paths are relative to pare.yaml, like files: sources.
-  const t: TransportReference =
-    parsed.transport === 'docker' ? parsed : { ...parsed, path: resolve(loaded.dir, parsed.path) };
+  // The name the image records (org.opencontainers.image.base.name): a path as written, relative to pare.yaml, so
+  // the image does not depend on where the project was checked out.
+  const written = !isAbsolute(input.replace(/^(oci|oci-archive|docker-archive):/, ''));
+  const shown: TransportReference =
+    t.transport !== 'docker' && written ? { ...t, path: relative(loaded.dir, t.path) || '.' } : t;
   const lockPath = join(loaded.dir, 'pare.lock');
   const existing = await readLock(lockPath);
   const pinnedByName =
@@ -101,7 +100,7 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
   if (locked && !options.update) {
     if (options.locked && !pinnedByName) {
       // --locked: the tag must still name the pinned digest.
-      const now = await topDigest(await openSource(options.client, t));
+      const now = await topDigest(await openArtifact(t, options.client));
       if (now !== locked)
         throw new DebianError(
           'DEBIAN_LOCK_MISMATCH',
@@ -110,7 +109,7 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
         );
     }
     digest = locked;
-    artifact = await openSource(options.client, atDigest(t, locked));
+    artifact = await openArtifact(atDigest(t, locked), options.client);
   } else {
     if (options.locked)
       throw new DebianError(
@@ -118,7 +117,7 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
         `cannot build with --locked: ${lockPath} does not pin base ${JSON.stringify(input)}; build once without --locked and commit pare.lock`,
         { path: lockPath },
       );
-    artifact = await openSource(options.client, t);
+    artifact = await openArtifact(t, options.client);
     digest = await topDigest(artifact);
   }
   const got = await topDigest(artifact);
@@ -137,7 +136,7 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
   const same = existing?.base?.reference === input && existing.base.digest === digest;
   return {
     reference: input,
-    name: formatTransportReference(parsed),
+    name: await formatImageReference(shown),
     digest,
     artifact,
     lockPath,

@@ -249,3 +249,56 @@ describe('build with slice.drop', () => {
     );
   });
 });
+
+describe('build with base: in the forms every command accepts', () => {
+  const dir = tempDir();
+  const app = (p: string) => {
+    mkdirSync(p, { recursive: true });
+    writeFileSync(join(p, 'app'), craftElf({ machine: 62, type: 'EXEC' }), { mode: 0o755 });
+  };
+  const yaml = (base: string) =>
+    `base: ${JSON.stringify(base)}\nplatforms: [linux/amd64]\nfiles:\n  - src: app\n    dest: /app\n    mode: "0755"\nimage:\n  entrypoint: [/app]\n`;
+
+  it('builds on a bare path (a layout directory with :TAG, an archive file), relative to pare.yaml', async () => {
+    const a = join(dir, 'a');
+    app(a);
+    const base = await build(await project(a, yaml('minimal')), {
+      output: join(a, 'out'),
+      tag: 'b',
+      tar: join(a, 'a.tar'),
+      layerCache: false,
+    });
+    const baseLayers = (await (await selectImage(base.artifact)).manifest()).layers.map((l) => l.digest);
+    for (const [ref, name] of [
+      ['../a/out:b', 'oci:../a/out:b'],
+      ['../a/a.tar', 'oci-archive:../a/a.tar'],
+      [`oci:${join(a, 'out')}:b`, `oci:${join(a, 'out')}:b`],
+    ] as const) {
+      const b = join(dir, `b-${name.replace(/\W+/g, '-')}`);
+      app(b);
+      // Built from elsewhere: the bare path is taken relative to pare.yaml, not to the current directory.
+      const r = await build(await project(b, yaml(ref)), {
+        dryRun: true,
+        layerCache: false,
+      });
+      expect(r.baseImage?.digest).toBe(base.digest);
+      expect(r.baseImage?.name).toBe(name);
+      const layers = (await (await selectImage(r.artifact)).manifest()).layers.map((l) => l.digest);
+      expect(layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+    }
+  });
+
+  it.each([
+    ['debian:bookworm', 'not a registry reference'],
+    ['./missing', 'no such file or directory'],
+  ])('refuses %s at its line and column, saying why (exit 2)', async (ref, why) => {
+    const p = join(dir, `bad-${ref.replace(/\W+/g, '')}`);
+    app(p);
+    await expect(build(await project(p, yaml(ref)), { dryRun: true, layerCache: false })).rejects.toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(new RegExp(`pare.yaml:1:7: .*${why}`)),
+      }),
+    );
+  });
+});

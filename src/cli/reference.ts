@@ -1,14 +1,6 @@
-import { stat } from 'node:fs/promises';
 import type { ArtifactStore } from '../attest/index.ts';
-import { isRegistryError, OciError, UsageError } from '../errors.ts';
-import {
-  formatLocalRef,
-  type LocalRef,
-  localTags,
-  parseLocalTransport,
-  readLocal,
-  splitPathAndTag,
-} from '../layout/index.ts';
+import { OciError, UsageError } from '../errors.ts';
+import { formatLocalRef, localTags } from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -19,21 +11,18 @@ import {
   platformMatches,
   selectImage,
 } from '../oci/index.ts';
-import type { ImageReference, TransportReference } from '../registry/index.ts';
+import type { TransportReference } from '../registry/index.ts';
+import { openArtifact, parseImageArgument, parseRegistryArgument } from '../transport/index.ts';
 import type { LazyClient } from './registry-flags.ts';
 
 /**
- * The one way every command turns an image argument into something it can read: `openReference(arg, client)`.
- *
- * Forms (containers-transports(5) plus what docker and crane users type):
- * - `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, or the same without `docker://`;
- * - `oci:DIR[:TAG|@DIGEST]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`;
- * - a bare path: a directory is an OCI layout, a file an archive (`PATH:TAG` picks a tag). A path that exists wins
- *   over a registry reference of the same spelling (`localhost/app` as a directory is a directory).
- *
+ * The one way every command turns an image argument into something it can read: `openReference(arg, client)`, on
+ * top of transport/'s grammar and opener (`parseImageArgument`, `openArtifact`), which `base:` in pare.yaml uses too.
  * The registry and attest modules are loaded only when a registry reference or a signature store is met, so
  * `pare inspect oci:…` does not load the registry client.
  */
+
+export { parseImageArgument, parseRegistryArgument as registryArg };
 
 /** The registry module, loaded on first use. */
 const registry = () => import('../registry/index.ts');
@@ -65,72 +54,6 @@ export interface OpenReferenceOptions {
   readonly note?: (line: string) => void;
 }
 
-/** Runs a parser and turns a bad registry reference into a UsageError (exit 2: nothing was done). */
-async function asUsage<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isRegistryError(e, 'REGISTRY_REFERENCE'))
-      throw new UsageError('INPUT_INVALID', e.message, { cause: e });
-    throw e;
-  }
-}
-
-const FORMS = 'oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or [docker://]HOST[:PORT]/REPO[:TAG]';
-
-async function local(path: string, tag: string | undefined): Promise<LocalRef | undefined> {
-  const st = await stat(path).catch(() => undefined);
-  if (!st) return undefined;
-  const transport = st.isDirectory() ? 'oci' : 'oci-archive';
-  return tag === undefined ? { transport, path } : { transport, path, tag };
-}
-
-/**
- * Returns the transport reference an image argument names (see the module comment). Throws INPUT_INVALID for a
- * malformed reference and INPUT_NOT_FOUND for a bare name that is neither a path nor a registry reference.
- */
-export async function parseImageArgument(input: string): Promise<TransportReference> {
-  const prefixed = parseLocalTransport(input);
-  if (prefixed) return prefixed;
-  if (/^[a-z][a-z0-9+.-]*:\/\//.test(input))
-    return asUsage(async () => (await registry()).parseTransportReference(input));
-  const whole = await local(input, undefined);
-  if (whole) return whole;
-  const { path, tag } = splitPathAndTag(input);
-  if (tag !== undefined) {
-    const withTag = await local(path, tag);
-    if (withTag) return withTag;
-  }
-  if (/^\.{0,2}\//.test(input))
-    throw new UsageError(
-      'INPUT_NOT_FOUND',
-      `cannot open image ${JSON.stringify(input)}: no such file or directory (write ${FORMS})`,
-    );
-  const { parseReference } = await registry();
-  try {
-    return { transport: 'docker', ref: parseReference(input) };
-  } catch (e) {
-    if (!isRegistryError(e, 'REGISTRY_REFERENCE')) throw e;
-    const why = e.message.replace(/^cannot parse image reference "[^"]*": /, '');
-    throw new UsageError(
-      'INPUT_NOT_FOUND',
-      `cannot open image ${JSON.stringify(input)}: no such file or directory, and not a registry reference (${why}); write ${FORMS}`,
-      { cause: e },
-    );
-  }
-}
-
-/** Returns the registry reference an argument names (`docker://` optional); local forms are a usage error. */
-export async function registryArg(input: string, what = 'a registry repository'): Promise<ImageReference> {
-  const t = await asUsage(async () => (await registry()).parseTransportReference(input));
-  if (t.transport !== 'docker')
-    throw new UsageError(
-      'USAGE',
-      `cannot use ${JSON.stringify(input)} here: want ${what} (HOST[:PORT]/REPO[:TAG])`,
-    );
-  return t.ref;
-}
-
 /** Opens an image argument; `client` is used (and made) only for registry references. */
 export async function openReference(
   input: string,
@@ -154,10 +77,7 @@ export async function openTransport(
   const note = options.note ?? ((s: string) => process.stderr.write(`${s}\n`));
   let artifact: Promise<Artifact> | undefined;
   const open = () => {
-    artifact ??=
-      reference.transport === 'docker'
-        ? (async () => (await registry()).pull(await client.get(), reference.ref))()
-        : readLocal(reference);
+    artifact ??= openArtifact(reference, client.get);
     return artifact;
   };
   const opened: OpenedReference = {

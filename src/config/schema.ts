@@ -11,8 +11,12 @@ import { EPOCH_WANT, isEpoch } from '../defaults.ts';
  * Returns a schema for a field checked by `why`, which returns undefined for a good value and otherwise says what is
  * wanted (the message sees the input, so it can show the fix).
  */
-/** The transports `base:` may name (the reference itself is parsed by build/base-image.ts). */
-export const IMAGE_BASE = /^(oci:|oci-archive:|docker:\/\/)./;
+/**
+ * The presets `base:` may name; anything else names an image in any form every command accepts (transport/open.ts:
+ * `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:TAG]`, `[docker://]HOST/REPO[:TAG|@DIGEST]` or a
+ * bare path, relative to pare.yaml), parsed and opened by build/base-image.ts.
+ */
+export const BASE_PRESETS: readonly string[] = ['minimal', 'scratch'];
 
 function checked<T>(why: (v: unknown) => string | undefined) {
   return z.custom<T>((v) => why(v) === undefined, { error: (iss) => why(iss.input) ?? 'invalid value' });
@@ -257,9 +261,9 @@ export const configSchema = z.strictObject({
    * `docker://HOST/REPO[:TAG|@DIGEST]`, pinned by digest in pare.lock (build/base-image.ts).
    */
   base: checked<string>((v) =>
-    v === 'minimal' || v === 'scratch' || (typeof v === 'string' && IMAGE_BASE.test(v))
+    typeof v === 'string' && v.trim() === v && v !== ''
       ? undefined
-      : 'want minimal, scratch, or an image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]',
+      : 'want minimal, scratch, or an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG], [docker://]HOST/REPO[:TAG|@DIGEST] or a path',
   ).default('minimal'),
   platforms: z.array(platform).min(1).default(['linux/amd64']),
   /**

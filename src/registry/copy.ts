@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { OciLayout, readLocal, writeLocal } from '../layout/index.ts';
+import { OciLayout, writeLocal } from '../layout/index.ts';
 import {
   type Artifact,
   type Descriptor,
@@ -10,17 +10,16 @@ import {
   isIndexType,
   type Platform,
   selectImage,
-  verifyArtifact,
 } from '../oci/index.ts';
 import type { RegistryClient } from './client.ts';
 import { runBounded } from './limit.ts';
-import { pull, storeRemoteLayer } from './pull.ts';
+import { storeRemoteLayer } from './pull.ts';
 import { pushArtifact } from './push.ts';
 import type { TransportReference } from './reference.ts';
 
 /**
- * Copying between transports, as `skopeo copy` does: any source (`docker://`, `oci:`, `oci-archive:`,
- * `docker-archive:`) to any destination. Sources are lazy (oci/model.ts); sinks pull from them, and every sink
+ * The sink of copying between transports, as `skopeo copy` does (the copy itself and the one source opener are
+ * transport/open.ts): any destination (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`). Sources are lazy (oci/model.ts); sinks pull from them, and every sink
  * verifies each blob before committing it (registry: the registry checks `?digest=`, and we hash on the way out;
  * layout: temp file + rename after the digest check). A local source is read and checked whole first; a registry
  * source's layers are checked as they pass (digest and size, and decompressed: diff_id and read limits; see
@@ -37,20 +36,6 @@ export interface CopyOptions {
   readonly platform?: Platform;
   /** More tags for a registry destination. */
   readonly tags?: readonly string[];
-}
-
-/**
- * Returns the artifact a transport reference names (lazy: blobs are read when a sink pulls): what `copy` and `base:`
- * (build/base-image.ts) open; cli/reference.ts does the same with the registry module loaded lazily. `client` may be a function,
- * called only for a registry reference, so local references never make one.
- */
-export async function openSource(
-  client: RegistryClient | (() => RegistryClient | Promise<RegistryClient>),
-  src: TransportReference,
-): Promise<Artifact> {
-  if (src.transport === 'docker')
-    return pull(typeof client === 'function' ? await client() : client, src.ref);
-  return readLocal(src);
 }
 
 /** Writes an artifact to a transport reference and returns the descriptor of what was written. */
@@ -103,23 +88,4 @@ async function prefetchLayers(client: RegistryClient, layout: OciLayout, artifac
     });
   }
   await runBounded([...jobs.values()], client.concurrency);
-}
-
-/**
- * Copies `src` to `dst` and returns the descriptor written. An index is copied whole with `all`, else narrowed to the
- * image for `platform` (default: this host's). Throws REGISTRY_*, LAYOUT_*, OCI_PLATFORM_NOT_FOUND, DIGEST_MISMATCH.
- */
-export async function copy(
-  client: RegistryClient,
-  src: TransportReference,
-  dst: TransportReference,
-  options: CopyOptions = {},
-): Promise<Descriptor> {
-  let artifact = await openSource(client, src);
-  if (artifact.kind === 'index' && !options.all)
-    artifact = { kind: 'image', image: await selectImage(artifact, options.platform) };
-  // A local source is read whole once before anything is written: diff_ids, sizes and limits are checked there, so a
-  // lying image never reaches the destination (sinks check only the stored digests).
-  if (src.transport !== 'docker') await verifyArtifact(artifact);
-  return writeSink(client, dst, artifact, options);
 }

@@ -11,7 +11,7 @@ export type {
 } from './client.ts';
 export { isLoopbackHost, parseRetryAfter, RegistryClient } from './client.ts';
 export type { CopyOptions } from './copy.ts';
-export { copy, openSource, writeSink } from './copy.ts';
+export { writeSink } from './copy.ts';
 export type {
   Credential,
   CredentialOptions,

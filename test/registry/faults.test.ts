@@ -8,7 +8,6 @@ import { type Digest, sha256 } from '../../src/digest/index.ts';
 import { OciLayout } from '../../src/layout/index.ts';
 import type { Image } from '../../src/oci/index.ts';
 import {
-  copy,
   downloadBlob,
   parseReference,
   pull,
@@ -16,6 +15,7 @@ import {
   RegistryClient,
   resolveDigest,
 } from '../../src/registry/index.ts';
+import { copy } from '../../src/transport/index.ts';
 import { blobGet, type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 import { type RegistryServer, startRegistry } from '../helpers/registry-server.ts';

@@ -10,7 +10,6 @@ import { MediaType } from '../../src/oci/index.ts';
 import {
   attachReferrer,
   type BlobProgress,
-  copy,
   defaultCredentials,
   listReferrers,
   listTags,
@@ -25,6 +24,7 @@ import {
   staticCredentials,
   storeCredential,
 } from '../../src/registry/index.ts';
+import { copy } from '../../src/transport/index.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { peersOrSkip, runPeer } from '../helpers/peers.ts';
 import { type RegistryServer, startRegistry } from '../helpers/registry-server.ts';
