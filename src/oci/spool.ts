@@ -112,7 +112,7 @@ export class ContentSpool {
       this.#mem += bytes.length;
       return bufferContent(bytes);
     }
-    if (this.#apart && size > ContentSpool.SMALL_FILE) return this.#apartFile(size, chunks);
+    if (this.#apart && size > ContentSpool.SMALL_FILE) return this.#apartFile(chunks);
     const fd = await this.#file();
     const start = this.#end;
     let pos = start;
@@ -125,7 +125,7 @@ export class ContentSpool {
     return regionContent(fd, start, pos - start);
   }
 
-  async #apartFile(size: number, chunks: AsyncIterable<Uint8Array>): Promise<SpooledFile> {
+  async #apartFile(chunks: AsyncIterable<Uint8Array>): Promise<SpooledFile> {
     if (this.#apartDir === undefined) {
       installCleanup();
       this.#apartDir = await mkdtemp(join(this.#dir ?? tmpdir(), 'pare-spool-'));
