@@ -19,7 +19,7 @@ import {
   straceProber,
 } from '../slice/index.ts';
 import { type DpkgSummary, dpkgOwners, readDpkgStatus, trimDpkg } from './dpkg.ts';
-import { type HttpProbe, resolveHttpPorts, traceHttp } from './http.ts';
+import { type HttpProbe, type HttpTraceOptions, resolveHttpPorts, traceHttp } from './http.ts';
 
 /**
  * `pare slim`: an image pare did not build → the smallest image that still passes its probes. The source is read
@@ -124,6 +124,37 @@ export async function probeContext(
   };
 }
 
+/**
+ * The slicer's probe commands and prober for `probes` plus `http`: the HTTP probes are one more "command" (its
+ * why-kept detail: `--http-probe 8000/ …`), traced by starting the entrypoint (traceHttp); `statuses()` are what the
+ * source answered, which a re-probe must answer. `pare why-kept` uses it to re-slice a slim result.
+ */
+export function withHttpProbes(
+  inner: Prober,
+  probes: readonly (readonly string[])[],
+  http: readonly Required<HttpProbe>[],
+  httpOptions: Omit<HttpTraceOptions, 'expect' | 'where'>,
+): { commands: string[][]; prober: Prober; statuses(): number[] } {
+  let statuses: number[] = [];
+  const prober: Prober = {
+    async trace(t, commands, ctx) {
+      const out = probes.length > 0 ? await inner.trace(t, commands.slice(0, probes.length), ctx) : [];
+      if (http.length > 0) {
+        const r = await traceHttp(t, http, {
+          ...httpOptions,
+          where: 'on the unsliced image; fix the probe command',
+        });
+        statuses = r.statuses;
+        out.push(r.touched);
+      }
+      return out;
+    },
+  };
+  const commands = probes.map((p) => [...p]);
+  if (http.length > 0) commands.push(http.flatMap((p) => ['--http-probe', p.spec]));
+  return { commands, prober, statuses: () => statuses };
+}
+
 /** Returns the slimmed image of `source` (nothing is written; `result.image` is lazy until its digest is asked). */
 export async function slimImage(source: Image, options: SlimOptions = {}): Promise<SlimResult> {
   const [config, manifest, digest] = await Promise.all([source.config(), source.manifest(), source.digest()]);
@@ -148,26 +179,9 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     timeoutMs: options.probeTimeoutMs ?? 120_000,
     ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
   };
-  // The HTTP probes are one more "command" for the slicer (its why-kept detail: `--http-probe 8000/ …`), traced by
-  // starting the entrypoint; the statuses the source answered are what the re-probe must answer.
-  const httpCommand = http.flatMap((p) => ['--http-probe', p.spec]);
-  let statuses: number[] = [];
   const inner = options.prober ?? straceProber(probeOptions);
-  const withHttp: Prober = {
-    async trace(t, commands, ctx) {
-      const out = probes.length > 0 ? await inner.trace(t, commands.slice(0, probes.length), ctx) : [];
-      if (http.length > 0) {
-        const r = await traceHttp(t, http, {
-          ...httpOptions,
-          where: 'on the unsliced image; fix the probe command',
-        });
-        statuses = r.statuses;
-        out.push(r.touched);
-      }
-      return out;
-    },
-  };
-  const prober = recording(withHttp);
+  const combined = withHttpProbes(inner, probes, http, httpOptions);
+  const prober = recording(combined.prober);
   const dpkg = await readDpkgStatus(tree);
   const slice = await sliceTree(tree, {
     entrypoint: rc.Entrypoint ?? [],
@@ -179,7 +193,7 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
     drop: options.drop ?? [],
     shell: options.shell ?? false,
     locales: options.locales ?? [],
-    probe: http.length > 0 ? [...probes, httpCommand] : probes,
+    probe: combined.commands,
     prober,
     probeOptions,
     ...(dpkg ? { owners: dpkgOwners(tree, dpkg) } : {}),
@@ -212,7 +226,7 @@ export async function slimImage(source: Image, options: SlimOptions = {}): Promi
   if (probes.length > 0 || http.length > 0) {
     try {
       if (probes.length > 0) await inner.trace(slim, probes, { env: env2, cwd, ...probeOptions });
-      if (http.length > 0) await traceHttp(slim, http, { ...httpOptions, expect: statuses });
+      if (http.length > 0) await traceHttp(slim, http, { ...httpOptions, expect: combined.statuses() });
     } catch (e) {
       if (!(e instanceof SliceError) || e.code !== 'SLICE_PROBE_FAILED') throw e;
       throw brokenError(e, tree, slim, slice, prober.touched, probes);

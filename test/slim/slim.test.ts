@@ -205,6 +205,9 @@ describe.skipIf(peers.skip)('pare slim on an mmdebstrap + umoci python3 image', 
         expect(exists(tree, gone), gone).toBe(false);
       for (const p of await readDpkgDatabase(tree))
         for (const f of p.files) expect(exists(tree, f), `${p.name}: ${f}`).toBe(true);
+      // why-kept on the result runs its HTTP probe again and names it.
+      const why = await pareAsync(['why-kept', '/srv/site/index.html', `oci:${out}:a`]);
+      expect(why.stdout).toContain('touched by probe (--http-probe 8000/index.html)');
 
       // The slimmed image serves the same page through a published port.
       const port = await freePort();

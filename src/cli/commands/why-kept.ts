@@ -12,8 +12,17 @@ import {
   type SliceReport,
   sliceReport,
   sliceTree,
+  straceProber,
 } from '../../slice/index.ts';
-import { PROBES_ANNOTATION, probeContext } from '../../slim/index.ts';
+import {
+  HTTP_PROBES_ANNOTATION,
+  type HttpProbe,
+  PROBES_ANNOTATION,
+  parseHttpProbe,
+  probeContext,
+  resolveHttpPorts,
+  withHttpProbes,
+} from '../../slim/index.ts';
 import { printJson } from '../format.ts';
 import { openReference, platformFlag } from '../reference.ts';
 import { collect, lazyClient, type RegistryFlags, withRegistryFlags } from '../registry-flags.ts';
@@ -91,21 +100,47 @@ function slimProbes(text: string | undefined): string[][] {
   return v as string[][];
 }
 
-/** The probes' user, env and working directory as `pare slim` ran them (src/slim probeContext). */
-async function slimProbeOptions(tree: Tree, config: RunConfig): Promise<Partial<SliceOptions>> {
+/** The probes as `pare slim` ran them: its user, env and working directory (src/slim probeContext), HTTP probes too. */
+async function slimProbeOptions(
+  tree: Tree,
+  config: RunConfig,
+  probes: readonly string[][],
+  http: readonly Required<HttpProbe>[],
+): Promise<Partial<SliceOptions>> {
   const c = await probeContext(tree, config);
-  return {
-    env: c.env,
-    workingDir: c.cwd,
-    probeOptions: { uid: c.user.uid, gid: c.user.gid },
-  };
+  const probeOptions = { uid: c.user.uid, gid: c.user.gid };
+  const { commands, prober } = withHttpProbes(straceProber(probeOptions), probes, http, {
+    config,
+    user: c.user,
+    timeoutMs: 120_000,
+  });
+  return { env: c.env, workingDir: c.cwd, probe: commands, prober, probeOptions };
+}
+
+/** The HTTP probes of a `pare slim` result (its HTTP_PROBES_ANNOTATION). Throws SLICE_REPORT_INVALID. */
+function slimHttpProbes(text: string | undefined, config: RunConfig): Required<HttpProbe>[] {
+  if (text === undefined) return [];
+  let specs: unknown;
+  try {
+    specs = JSON.parse(text);
+    if (!Array.isArray(specs) || !specs.every((x) => typeof x === 'string')) throw new Error('not strings');
+    return resolveHttpPorts(specs.map(parseHttpProbe), config);
+  } catch (cause) {
+    throw new SliceError(
+      'SLICE_REPORT_INVALID',
+      `cannot explain: the image's annotation ${HTTP_PROBES_ANNOTATION} is not a JSON array of [PORT][/PATH]: ${JSON.stringify(text.slice(0, 200))}`,
+      { cause },
+    );
+  }
 }
 
 /** Slices `image` again from its own Entrypoint/Cmd/Env/WorkingDir, or the roots the options name. */
 async function sliceImage(image: Image, o: Opts): Promise<SliceReport> {
   const config = (await image.config()).config ?? {};
   // A `pare slim` result names its probes: run them again so what they touched is explained by them.
-  const probes = slimProbes((await image.manifest()).annotations?.[PROBES_ANNOTATION]);
+  const annotations = (await image.manifest()).annotations ?? {};
+  const probes = slimProbes(annotations[PROBES_ANNOTATION]);
+  const http = slimHttpProbes(annotations[HTTP_PROBES_ANNOTATION], config);
   const tree = await imageToTree(image);
   const options: SliceOptions = {
     ...(o.entrypoint !== undefined
@@ -117,7 +152,7 @@ async function sliceImage(image: Image, o: Opts): Promise<SliceReport> {
     keep: o.keep ?? [],
     shell: o.shell ?? false,
     locales: o.locale ?? [],
-    ...(probes.length > 0 ? { probe: probes, ...(await slimProbeOptions(tree, config)) } : {}),
+    ...(probes.length > 0 || http.length > 0 ? await slimProbeOptions(tree, config, probes, http) : {}),
   };
   return sliceReport(await sliceTree(tree, options));
 }
