@@ -85,6 +85,13 @@ const FFI_MODULES: readonly [RegExp, string][] = [
 ];
 const DLOPEN = new Set(['dlopen', 'dlmopen']);
 
+/** How many times `needle` occurs in `bytes` (overlaps included). */
+function occurrences(bytes: Buffer, needle: string): number {
+  let n = 0;
+  for (let i = bytes.indexOf(needle); i >= 0; i = bytes.indexOf(needle, i + 1)) n++;
+  return n;
+}
+
 /** Sorted unique strings. */
 function uniq(a: Iterable<string>): string[] {
   return [...new Set(a)].sort();
@@ -391,7 +398,9 @@ async function reach(facts: ImageFacts, e: VexDataEntry, libs: readonly string[]
   for (const f of facts.dlopenUsers) {
     if (isOwn(f)) continue;
     const bytes = await facts.read(f.path);
-    const named = stems.filter((s) => bytes.includes(s));
+    // Each DT_NEEDED name is in .dynstr once (version needs point at the same string): occurrences beyond those are
+    // other references (a dlopen argument in .rodata). Counting more than that only makes the answer more cautious.
+    const named = stems.filter((s) => occurrences(bytes, s) > f.needed.filter((n) => n.includes(s)).length);
     if (named.length > 0) reaching++;
     dlopenUsers.push(
       `${f.path}: ${named.length > 0 ? `names ${named.join(', ')}` : `names none of ${stems.join(', ')}`}`,

@@ -170,6 +170,7 @@ function elf(path: string, imports: string[], extra: Partial<AuditFile> = {}): A
   return {
     path,
     soname: null,
+    needed: [],
     imports: imports.map((name) => ({ name, library: '/lib/x/libz.so.1' })),
     linkedFunctions: [],
     ...extra,
@@ -262,6 +263,19 @@ describe('decide', () => {
     });
     expect(none.justification).toBe('vulnerable_code_not_in_execute_path');
     expect(none.evidence.dlopenUsers).toEqual(['/usr/bin/loader: names none of libz.so']);
+    // A file that links libz.so.1 has the name once in .dynstr: that is not a dlopen of it; a second one may be.
+    const linked = (text: string) =>
+      run({
+        files: [
+          ['/lib/x/libz.so.1.2.13', 'zlib'],
+          ['/usr/bin/loader', text],
+        ],
+        audit: [elf('/usr/bin/loader', ['dlopen'], { needed: ['libz.so.1', 'libc.so.6'] })],
+      });
+    expect((await linked('.dynstr libz.so.1 libc.so.6')).justification).toBe(
+      'vulnerable_code_not_in_execute_path',
+    );
+    expect((await linked('.dynstr libz.so.1 .rodata libz.so.1')).status).toBe('under_investigation');
   });
 
   it('is under_investigation with an FFI module (ctypes) in the image', async () => {
