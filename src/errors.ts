@@ -320,9 +320,10 @@ export function isRegistryError(e: unknown, ...codes: RegistryErrorCode[]): e is
 }
 
 /**
- * A failure of pare's own HTTP/1.1 reader (src/http/wire.ts) on one connection: cut before the response or in its
- * body, silent past the timeout, a response that is not HTTP/1.1, a request pare refuses to send, or a proxy that did
- * not open the tunnel. `host` names the server (or proxy); the caller (registry, Debian mirror) adds what was asked
+ * A failure of pare's HTTP layer (src/http): on one connection of its own reader (wire.ts: cut before the response or
+ * in its body, silent past the timeout, not HTTP/1.1, a request pare refuses to send, a proxy that did not open the
+ * tunnel), or of the transport (no response in time, a redirect refused or looping, an unreadable CA file, a bad
+ * proxy URL). `host` names the server (or proxy); the caller (registry, Debian mirror) adds what was asked
  * for and decides whether to retry or resume.
  */
 export type HttpErrorCode =
@@ -332,7 +333,13 @@ export type HttpErrorCode =
   | 'HTTP_PROTOCOL'
   | 'HTTP_ABORTED'
   | 'HTTP_REQUEST_INVALID'
-  | 'HTTP_PROXY_FAILED';
+  | 'HTTP_PROXY_FAILED'
+  | 'HTTP_PROXY_INVALID'
+  | 'HTTP_CA_FILE'
+  | 'HTTP_TIMEOUT'
+  | 'HTTP_BODY_UNREAD'
+  | 'HTTP_REDIRECT_REFUSED'
+  | 'HTTP_TOO_MANY_REDIRECTS';
 
 export class HttpError extends BaseError<HttpErrorCode> {
   readonly host: string | undefined;

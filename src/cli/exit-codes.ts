@@ -187,6 +187,13 @@ export const EXIT_RULES: Readonly<Record<PareErrorCode, ExitRule>> = {
   HTTP_PROXY_FAILED: 1,
   // A request pare will not send (a header with a line break, a scheme it does not speak): pare's caller's fault.
   HTTP_REQUEST_INVALID: 1,
+  HTTP_TIMEOUT: 1,
+  HTTP_BODY_UNREAD: 1,
+  HTTP_REDIRECT_REFUSED: 1,
+  HTTP_TOO_MANY_REDIRECTS: 1,
+  // The user's own setup: an unreadable --ca-file, an HTTPS_PROXY that is not an http:// URL.
+  HTTP_CA_FILE: 2,
+  HTTP_PROXY_INVALID: 2,
 
   RUN_BWRAP_MISSING: 1,
   RUN_USERNS_DISABLED: 1,

@@ -1,3 +1,5 @@
+import { HttpError } from '../errors.ts';
+
 /**
  * How pare behaves on the network, in one place for registries and the Debian mirror: which failures are retried and
  * after how long, how long a request may stall, and which redirects are followed with which headers.
@@ -137,20 +139,18 @@ export function redirectTarget(
   try {
     next = new URL(location, current);
   } catch (e) {
-    throw Object.assign(
-      new Error(`cannot follow redirect from "${current.origin}": ${JSON.stringify(location)} is not a URL`, {
-        cause: e,
-      }),
-      { code: 'HTTP_REDIRECT_REFUSED' },
+    throw new HttpError(
+      'HTTP_REDIRECT_REFUSED',
+      `cannot follow redirect from "${current.origin}": ${JSON.stringify(location)} is not a URL`,
+      { cause: e, host: current.host },
     );
   }
   const target = next;
   const refuse = (why: string) =>
-    Object.assign(
-      new Error(`cannot follow redirect from "${current.origin}" to "${target.origin}": ${why}`),
-      {
-        code: 'HTTP_REDIRECT_REFUSED',
-      },
+    new HttpError(
+      'HTTP_REDIRECT_REFUSED',
+      `cannot follow redirect from "${current.origin}" to "${target.origin}": ${why}`,
+      { host: current.host },
     );
   if (next.protocol !== 'https:' && next.protocol !== 'http:') throw refuse('only HTTP(S) is followed');
   if (next.protocol === 'http:') {
@@ -170,9 +170,10 @@ export function redirectTarget(
 }
 
 /** An error for a redirect chain longer than MAX_REDIRECTS. */
-export function tooManyRedirects(start: URL): Error {
-  return Object.assign(
-    new Error(`cannot fetch "${start.href}": more than ${MAX_REDIRECTS} redirects (a loop?)`),
-    { code: 'HTTP_TOO_MANY_REDIRECTS' },
+export function tooManyRedirects(start: URL): HttpError {
+  return new HttpError(
+    'HTTP_TOO_MANY_REDIRECTS',
+    `cannot fetch "${start.href}": more than ${MAX_REDIRECTS} redirects (a loop?)`,
+    { host: start.host },
   );
 }

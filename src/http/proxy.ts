@@ -1,3 +1,5 @@
+import { HttpError } from '../errors.ts';
+
 /**
  * Which proxy a request goes through, from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (lower case wins, as in curl
  * and undici; an empty variable counts as unset, as in curl). The rules are those of undici's `EnvHttpProxyAgent`: `https:` URLs use HTTPS_PROXY, else HTTP_PROXY;
@@ -29,16 +31,14 @@ export function proxyFor(url: URL, env: Env): ProxyRoute | undefined {
   try {
     proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
   } catch (e) {
-    throw Object.assign(new Error(`cannot use proxy ${JSON.stringify(raw)}: not a URL`, { cause: e }), {
-      code: 'HTTP_PROXY_INVALID',
+    throw new HttpError('HTTP_PROXY_INVALID', `cannot use proxy ${JSON.stringify(raw)}: not a URL`, {
+      cause: e,
     });
   }
   if (proxy.protocol !== 'http:')
-    throw Object.assign(
-      new Error(
-        `cannot use proxy ${JSON.stringify(raw)}: only http:// proxies are supported (CONNECT tunnels)`,
-      ),
-      { code: 'HTTP_PROXY_INVALID' },
+    throw new HttpError(
+      'HTTP_PROXY_INVALID',
+      `cannot use proxy ${JSON.stringify(raw)}: only http:// proxies are supported (CONNECT tunnels)`,
     );
   const user = decodeURIComponent(proxy.username);
   const pass = decodeURIComponent(proxy.password);

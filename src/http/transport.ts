@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls';
 import type { buildConnector, Dispatcher } from 'undici';
+import { HttpError } from '../errors.ts';
 import {
   DEFAULT_POLICY,
   MAX_REDIRECTS,
@@ -158,9 +159,7 @@ export class HttpTransport {
       try {
         ca.add(readFileSync(f, 'utf8'));
       } catch (e) {
-        throw Object.assign(new Error(`cannot read CA file "${f}": ${describeCause(e)}`, { cause: e }), {
-          code: 'HTTP_CA_FILE',
-        });
+        throw new HttpError('HTTP_CA_FILE', `cannot read CA file "${f}": ${describeCause(e)}`, { cause: e });
       }
     }
     this.#secure = createSecureContext({ ca: [...ca] });
@@ -219,7 +218,13 @@ export class HttpTransport {
     const timer = setTimeout(
       () =>
         ac.abort(
-          Object.assign(new Error(`no response within ${this.timeoutMs} ms`), { code: 'HTTP_TIMEOUT' }),
+          new HttpError(
+            'HTTP_TIMEOUT',
+            `no response from "${new URL(url).host}" within ${this.timeoutMs} ms`,
+            {
+              host: new URL(url).host,
+            },
+          ),
         ),
       this.timeoutMs,
     );
@@ -308,7 +313,12 @@ function dispatchUnpaused(
     let failed: Error | undefined;
     let wake: (() => void) | undefined;
     const onAbort = () => {
-      const reason = signal.reason instanceof Error ? signal.reason : new Error('request aborted');
+      const reason =
+        signal.reason instanceof Error
+          ? signal.reason
+          : new HttpError('HTTP_ABORTED', `cannot read from "${url.host}": request aborted`, {
+              host: url.host,
+            });
       controller?.abort(reason);
       if (!controller) fail(reason);
     };
@@ -339,7 +349,11 @@ function dispatchUnpaused(
           }
         } finally {
           if (!ended && !failed)
-            controller?.abort(Object.assign(new Error('response cancelled'), { code: 'ABORT_ERR' }));
+            controller?.abort(
+              new HttpError('HTTP_ABORTED', `cannot read from "${url.host}": response cancelled`, {
+                host: url.host,
+              }),
+            );
         }
       },
     };
@@ -375,7 +389,9 @@ function dispatchUnpaused(
             cancel: async () => {
               queue.length = 0;
               if (!ended && !failed) {
-                failed = Object.assign(new Error('response cancelled'), { code: 'ABORT_ERR' });
+                failed = new HttpError('HTTP_ABORTED', `cannot read from "${url.host}": response cancelled`, {
+                  host: url.host,
+                });
                 controller?.abort(failed);
               }
             },
@@ -386,9 +402,10 @@ function dispatchUnpaused(
           if (failed) return;
           unread += chunk.length;
           if (unread > MAX_UNREAD) {
-            const e = Object.assign(
-              new Error(`response body from ${url.origin} left unread beyond ${MAX_UNREAD} bytes`),
-              { code: 'HTTP_BODY_UNREAD' },
+            const e = new HttpError(
+              'HTTP_BODY_UNREAD',
+              `response body from ${url.origin} left unread beyond ${MAX_UNREAD} bytes`,
+              { host: url.host },
             );
             c.abort(e);
             fail(e);
@@ -414,7 +431,10 @@ function dispatchUnpaused(
 function viaProxy(e: unknown, proxy: ProxyRoute): Error {
   const err = e instanceof Error ? e : new Error(String(e));
   if (err.message.includes('proxy')) return err;
-  return Object.assign(new Error(`${err.message} (through ${describeProxy(proxy)})`, { cause: err }), {
-    code: (err as { code?: string }).code,
-  });
+  // The failure stays the cause, so errorCode (the innermost code) reads what it did before the wrap.
+  return new HttpError(
+    err instanceof HttpError ? err.code : 'HTTP_CONNECTION_FAILED',
+    `${err.message} (through ${describeProxy(proxy)})`,
+    { cause: err, ...(err instanceof HttpError && err.host ? { host: err.host } : {}) },
+  );
 }
