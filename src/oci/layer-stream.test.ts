@@ -350,4 +350,21 @@ describe('ContentSpool', () => {
     expect(isSpooledFile(s)).toBe(false);
     expect(Buffer.from(await s.bytes()).equals(small)).toBe(true);
   });
+
+  // Several .debs are read at once into one spool: files arriving together must each get a region of their own.
+  it('keeps files apart when they are written at the same time, in one spool file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-spool-test-'));
+    const spool = new ContentSpool({ dir });
+    const files = [1, 2, 3].map((i) => randomBytes(ContentSpool.SMALL_FILE + 1000 * i));
+    const interleaved = (f: Uint8Array) =>
+      (async function* () {
+        for (let o = 0; o < f.length; o += 65536) {
+          await new Promise((r) => setImmediate(r)); // the other files' chunks come in between
+          yield f.subarray(o, o + 65536);
+        }
+      })();
+    const contents = await Promise.all(files.map((f) => spool.content(f.length, interleaved(f))));
+    for (const [i, c] of contents.entries()) expect(sha256(await collect(c.open()))).toBe(sha256(files[i]!));
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
 });

@@ -2,6 +2,7 @@ import { closeSync, createReadStream, openSync, readSync, rmSync, writeSync } fr
 import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TreeError } from '../errors.ts';
 import { bufferContent, type Content, hostFileContentSized } from '../fstree/index.ts';
 
 /**
@@ -86,7 +87,6 @@ export class ContentSpool {
   static readonly SMALL_FILE = 1 << 20;
   /** Bytes of file bodies kept in memory in all. */
   static readonly MEMORY_BUDGET = 64 << 20;
-  #fd: number | undefined;
   #end = 0;
   #mem = 0;
   #files = 0;
@@ -105,23 +105,29 @@ export class ContentSpool {
 
   /** Reads exactly `size` bytes from `chunks` and returns them as re-openable Content. */
   async content(size: number, chunks: AsyncIterable<Uint8Array>): Promise<Content> {
+    // Budget and file region are taken before the first await: several files (of several .debs read at once) may be
+    // on their way in together, and each must land in a region no other file writes.
     if (size <= ContentSpool.SMALL_FILE && this.#mem + size <= ContentSpool.MEMORY_BUDGET) {
+      this.#mem += size;
       const parts: Uint8Array[] = [];
       for await (const c of chunks) parts.push(c);
-      const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-      this.#mem += bytes.length;
-      return bufferContent(bytes);
+      return bufferContent(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     }
     if (this.#apart && size > ContentSpool.SMALL_FILE) return this.#apartFile(chunks);
-    const fd = await this.#file();
     const start = this.#end;
+    this.#end += size;
+    const fd = await this.#file();
     let pos = start;
     for await (const c of chunks) {
+      if (pos + c.length > start + size)
+        throw new TreeError(
+          'TREE_CONFLICT',
+          `cannot spool a file body: it is longer than the ${size} bytes announced`,
+        );
       let off = 0;
       while (off < c.length) off += writeSync(fd, c, off, c.length - off, pos + off);
       pos += c.length;
     }
-    this.#end = pos;
     return regionContent(fd, start, pos - start);
   }
 
@@ -145,13 +151,15 @@ export class ContentSpool {
     return { ...hostFileContentSized(path, n), spooledFile: path };
   }
 
-  async #file(): Promise<number> {
-    if (this.#fd !== undefined) return this.#fd;
-    installCleanup();
-    const dir = await mkdtemp(join(this.#dir ?? tmpdir(), 'pare-spool-'));
-    spoolFiles.add(dir);
-    this.#fd = openSync(join(dir, 'files'), 'w+', 0o600);
-    return this.#fd;
+  #opened: Promise<number> | undefined;
+  #file(): Promise<number> {
+    this.#opened ??= (async () => {
+      installCleanup();
+      const dir = await mkdtemp(join(this.#dir ?? tmpdir(), 'pare-spool-'));
+      spoolFiles.add(dir);
+      return openSync(join(dir, 'files'), 'w+', 0o600);
+    })();
+    return this.#opened;
   }
 }
 
