@@ -148,7 +148,9 @@ describe('slirp4netnsArgs', () => {
     expect(slirp4netnsArgs({ pid: 42 }, fds).join(' ')).toBe(
       '--configure --mtu=65520 --disable-host-loopback --enable-sandbox --enable-seccomp --ready-fd=3 --exit-fd=4 --api-socket=/t/api.sock --netns-type=path /proc/42/ns/net tap0',
     );
-    expect(slirp4netnsArgs({ userns: '/proc/7/ns/user', netns: '/proc/7/ns/net' }, fds).slice(-4)).toEqual([
+    const rootless = slirp4netnsArgs({ userns: '/proc/7/ns/user', netns: '/proc/7/ns/net' }, fds);
+    expect(rootless).not.toContain('--enable-sandbox');
+    expect(rootless.slice(-4)).toEqual([
       '--userns-path=/proc/7/ns/user',
       '--netns-type=path',
       '/proc/7/ns/net',

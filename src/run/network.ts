@@ -317,7 +317,7 @@ export async function connectNetwork(
 /**
  * The slirp4netns arguments that configure the namespace of `target` (a process's, as root; or namespace paths, for
  * a caller who is not root) as podman does: `--configure`, MTU 65520, `--disable-host-loopback` (the sandbox cannot
- * reach the host's loopback services), its own mount namespace (`--enable-sandbox`) and seccomp filter, an API socket
+ * reach the host's loopback services), as root its own mount namespace (`--enable-sandbox`), a seccomp filter, an API socket
  * to add the published ports on, and the ready/exit descriptors (slirp4netns exits when pare's end of `exit` closes,
  * so it never outlives pare). Pure.
  */
@@ -329,7 +329,8 @@ export function slirp4netnsArgs(
     '--configure',
     '--mtu=65520',
     '--disable-host-loopback',
-    '--enable-sandbox',
+    // Its own mount namespace needs setegid(0), which only root has here (podman runs it inside its user namespace).
+    ...('pid' in target ? ['--enable-sandbox'] : []),
     '--enable-seccomp',
     `--ready-fd=${fds.ready}`,
     `--exit-fd=${fds.exit}`,
