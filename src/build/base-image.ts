@@ -3,7 +3,7 @@ import { BASE_PRESETS, type LoadedConfig } from '../config/index.ts';
 import { type LockFile, readLock, writeLock } from '../debian/index.ts';
 import { type Digest, isDigest } from '../digest/index.ts';
 import { DebianError, UsageError } from '../errors.ts';
-import type { Tree } from '../fstree/index.ts';
+import { type ConflictResolver, merge, type Tree } from '../fstree/index.ts';
 import {
   type Artifact,
   formatPlatform,
@@ -13,7 +13,9 @@ import {
   selectImage,
 } from '../oci/index.ts';
 import type { RegistryClient, TransportReference } from '../registry/index.ts';
+import { DPKG_STATUS_D, readDpkgDatabase, readOsRelease } from '../sbom/index.ts';
 import { formatImageReference, openArtifact, parseImageArgument } from '../transport/index.ts';
+import { type DebianPlan, debianArch } from './debian.ts';
 
 /**
  * `base: IMAGE`: an existing image under pare's layers, named in any form every command accepts (transport/open.ts:
@@ -65,17 +67,12 @@ async function topDigest(a: Artifact): Promise<Digest> {
 
 /**
  * Resolves and opens the `base:` image of a config (see the module comment). Throws CONFIG_INVALID (exit 2) for a
- * malformed reference or `packages:` next to an image base, DEBIAN_LOCK_MISMATCH (exit 1) under `--locked` when the
+ * malformed reference, DEBIAN_LOCK_MISMATCH (exit 1) under `--locked` when the
  * pin is missing or the tag moved.
  */
 export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOptions): Promise<BaseImage> {
   const cfg = loaded.config;
   const input = cfg.base;
-  if (cfg.packages?.length)
-    throw new UsageError(
-      'CONFIG_INVALID',
-      `${loaded.locate(['packages'])}: packages: cannot be installed on an image base (${JSON.stringify(input)}) yet: pare does not read the base's dpkg database; remove packages: (use base: minimal for a packages build) or build the base with them`,
-    );
   // Local paths are relative to pare.yaml, like files: sources.
   let t: TransportReference;
   try {
@@ -144,8 +141,19 @@ export async function openBaseImage(loaded: LoadedConfig, options: BaseImageOpti
   };
 }
 
-/** Writes the base's pin to pare.lock when it changed (after every input is checked). */
-export async function saveBaseLock(base: BaseImage): Promise<void> {
+/**
+ * Writes the base's pin to pare.lock when it changed (after every input is checked). With the packages' `plan`, one
+ * lock holds both (the packages as resolved, and the pin), written when either changed.
+ */
+export async function saveBaseLock(base: BaseImage, plan?: DebianPlan): Promise<void> {
+  if (plan) {
+    if (base.lockToWrite || plan.lockState === 'written')
+      await writeLock(base.lockPath, {
+        ...plan.lock,
+        base: { reference: base.reference, digest: base.digest },
+      });
+    return;
+  }
   if (base.lockToWrite) await writeLock(base.lockPath, base.lockToWrite);
 }
 
@@ -172,4 +180,67 @@ export async function baseImageFor(base: BaseImage, platform: Platform): Promise
  */
 export function changedEntries(lower: Tree, upper: Tree): Tree {
   return upper.filter((p, e) => e !== lower.get(p));
+}
+
+/**
+ * Returns `lower` (an image base's tree) with the packages of request set `set` installed on top, and what was
+ * skipped. The base must be a merged-/usr Debian of the config's suite (`/etc/os-release` VERSION_CODENAME =
+ * debian.suite) with a dpkg database (status or status.d, read by sbom's reader); a locked package the base has at the
+ * same version is skipped, at another version refused. All these refusals are exit 2 naming the base's digest. The
+ * packages' own files and their status.d entries go on top (the base's directories keep their metadata); nothing is
+ * sliced, as nothing of an image base is.
+ */
+export async function packagesOnBase(
+  loaded: LoadedConfig,
+  lower: Tree,
+  platform: Platform,
+  plan: DebianPlan,
+  epoch: number,
+  set: string,
+  baseDigest: Digest,
+): Promise<{ tree: Tree; skipped: readonly string[] }> {
+  const suite = loaded.config.debian?.suite ?? 'bookworm';
+  const where = `${formatPlatform(platform)} base ${baseDigest}`;
+  const os = await readOsRelease(lower);
+  if (os?.id !== 'debian' || !os.versionCodename)
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['packages'])}: cannot install packages: on the ${where}: it is not a Debian image (no os-release with ID=debian and VERSION_CODENAME${os ? `; it says ID=${os.id}` : ''}); remove packages: or use a Debian base`,
+    );
+  if (os.versionCodename !== suite)
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(loaded.config.debian?.suite ? ['debian', 'suite'] : ['base'])}: the ${where} is Debian ${os.versionCodename}, and debian.suite is ${suite}: packages of one release on another would not match its libraries; set debian.suite: ${os.versionCodename} or use a ${suite} base`,
+    );
+  if (lower.get('/bin')?.kind !== 'symlink')
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['base'])}: the ${where} is not merged-/usr (/bin is not a link to usr/bin), and pare installs packages merged-/usr; use a merged-/usr base`,
+    );
+  const have = await readDpkgDatabase(lower);
+  if (have.length === 0)
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['packages'])}: the ${where} has no dpkg database (/var/lib/dpkg/status or status.d), so what it has installed is unknown; remove packages: or use a base with its dpkg metadata`,
+    );
+  const installed = new Map(have.map((p) => [`${p.name}:${p.architecture}`, p.version]));
+  const skip = new Set<string>();
+  for (const d of plan.debsOf(debianArch(platform), set)) {
+    const r = d.record;
+    const v = installed.get(`${r.name}:${r.architecture}`);
+    if (v === undefined) continue;
+    if (v !== r.version)
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${loaded.locate(['packages'])}: the ${where} has ${r.name}:${r.architecture} ${v}, and pare.lock resolves ${r.version}: installing it would replace the base's; rebuild the base with ${r.version}, or use a base that has it`,
+      );
+    skip.add(`${r.name}:${r.architecture}=${r.version}`);
+  }
+  const assembled = await plan.assembled(platform, epoch, set, skip);
+  // Only what the packages own and their dpkg entries; the assembled base files (passwd, /tmp …) stay the base's.
+  const mine = assembled.tree.filter(
+    (p, e) => e.kind !== 'dir' && (assembled.owners.has(p) || p.startsWith(`${DPKG_STATUS_D}/`)),
+  );
+  const keepLowerDirs: ConflictResolver = (_p, a, b) => (a.kind === 'dir' && b.kind === 'dir' ? a : b);
+  return { tree: merge([lower, mine], keepLowerDirs), skipped: [...skip].sort() };
 }

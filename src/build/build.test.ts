@@ -227,7 +227,7 @@ describe('build with slice.drop', () => {
   });
 
   it.each([
-    ['in a files-only build', 'slice:\n  drop: [/x]\n', /:2:9: slice.drop needs a sliced packages: build/],
+    ['in a files-only build', 'slice:\n  drop: [/x]\n', /:2:9: slice.drop needs a sliced build \(packages:/],
     [
       'matching nothing',
       `${YAML}slice:\n  drop: [/opt/**]\n`,

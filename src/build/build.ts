@@ -31,6 +31,7 @@ import {
   changedEntries,
   isImageBase,
   openBaseImage,
+  packagesOnBase,
   saveBaseLock,
 } from './base-image.ts';
 import { assertRunnable, CHECK_VERSION } from './check.ts';
@@ -432,10 +433,15 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
   const sliceCfg: Partial<Exclude<typeof cfg.slice, string | undefined>> =
     typeof cfg.slice === 'object' ? cfg.slice : {};
   const compression = cfg.output.compression ?? 'gzip';
-  if (sliceCfg.drop?.length && !(cfg.packages?.length && sliceMode === 'auto'))
+  if (sliceCfg.base && !(isImageBase(cfg.base) && sliceMode === 'auto'))
     throw new UsageError(
       'CONFIG_INVALID',
-      `${loaded.locate(['slice', 'drop'])}: slice.drop needs a sliced packages: build (a files-only image or slice mode none is not sliced); remove it`,
+      `${loaded.locate(['slice', 'base'])}: slice.base re-slices an image base: it needs base: oci:…|oci-archive:…|docker://… and slice mode auto; remove it`,
+    );
+  if (sliceCfg.drop?.length && !((cfg.packages?.length || sliceCfg.base) && sliceMode === 'auto'))
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `${loaded.locate(['slice', 'drop'])}: slice.drop needs a sliced build (packages:, or slice.base on an image base; a files-only image or slice mode none is not sliced); remove it`,
     );
   // Platforms whose files come from the same entries and host paths share one layer (packed once), in every image.
   const appLayers = new Map<string, Layer>();
@@ -482,7 +488,9 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       let cacheKeyFor: string | undefined;
       let hit: CachedBase | undefined;
       let slicedApp: Tree | undefined;
-      let fromBase: { image: Image; layers: readonly Layer[]; config: RunConfig | undefined } | undefined;
+      let fromBase:
+        | { image: Image; layers: readonly Layer[]; config: RunConfig | undefined; resliced: boolean }
+        | undefined;
       const code = cfg.packages?.length && debian && layerCache ? await codeFingerprint() : undefined;
       if (cfg.packages?.length && debian && layerCache && code) {
         const arch = debianArch(platform);
@@ -510,11 +518,51 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
         const image = await baseImageFor(baseImage, platform);
         const lower = await imageToTree(image);
         assertDestsKeepLinks(loaded, platform, lower);
-        base = (await withAccounts(lower, loaded, epoch)) ?? lower;
+        // packages: on a Debian base: what the base's dpkg database lacks is installed on top (base-image.ts).
+        const upper =
+          cfg.packages?.length && debian
+            ? (await packagesOnBase(loaded, lower, platform, debian, epoch, set, await image.digest())).tree
+            : lower;
+        base = (await withAccounts(upper, loaded, epoch)) ?? upper;
         ids = await idsFromTree(base);
-        const own = changedEntries(lower, base);
-        if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
-        fromBase = { image, layers: await image.layers(), config: (await image.config()).config };
+        const baseConfig = (await image.config()).config;
+        if (sliceCfg.base && sliceMode === 'auto') {
+          // slice: { base: true }: the whole tree is sliced and becomes one layer of pare's; the base's layers (and
+          // their digests, history and base annotations) are not kept. Its run config still is.
+          const resolve = ownerResolver(ids.users, ids.groups);
+          slicedApp = await filesTree(loaded, epoch, resolve, filesOptions);
+          const rcForSlice = inheritedRunConfig(baseConfig, loaded, (u) =>
+            resolve(u, loaded.locate(['image', 'user'])),
+          );
+          const merged = merge([base, slicedApp], conflictReplace);
+          checkSymlinkLoops(merged, `${loaded.path} for ${key}`);
+          onStep?.({ step: 'slice', state: 'start', platform: key });
+          const r = await sliceTree(merged, {
+            entrypoint: rcForSlice.Entrypoint,
+            cmd: rcForSlice.Cmd,
+            env: rcForSlice.Env,
+            workingDir: rcForSlice.WorkingDir,
+            executables: [...(sliceCfg.executables ?? []), ...keepPrograms],
+            keep: sliceCfg.keep,
+            drop: sliceCfg.drop,
+            files: keepFiles,
+            shell: cfg.shell,
+            locales: sliceCfg.locales,
+            probe: sliceCfg.probe,
+          }).catch((e: unknown) => {
+            throw atGlob(e, loaded, sliceCfg);
+          });
+          onStep?.({ step: 'slice', state: 'done', platform: key });
+          slices.set(key, sliceReport(r));
+          const app = new Set(keepFiles);
+          base = r.tree.filter((p, e) => e.kind === 'dir' || !app.has(p));
+          baseLayer = layerFromTree(base, { compression, epoch });
+          fromBase = { image, layers: [], config: baseConfig, resliced: true };
+        } else {
+          const own = changedEntries(lower, base);
+          if (own.size > 1) baseLayer = layerFromTree(own, { compression, epoch });
+          fromBase = { image, layers: await image.layers(), config: baseConfig, resliced: false };
+        }
       } else if (hit) {
         // The cached layer's tree was checked when it was made (the key covers the files' paths); its links again.
         assertDestsKeepLinks(loaded, platform, minimalBase(epoch, usrArch(platform)));
@@ -635,16 +683,20 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       });
       if (!cachedLayer) checkSymlinkLoops(await trees.get(key)!(), `${loaded.path} for ${key}`);
       const layers: Layer[] = [...(fromBase?.layers ?? [])];
-      const history = [...((fromBase && (await fromBase.image.config()).history) ?? [])];
+      const history = [
+        ...((fromBase && !fromBase.resliced && (await fromBase.image.config()).history) || []),
+      ];
       if (baseLayer) {
         layers.push(baseLayer);
         history.push({
           created,
-          created_by: cfg.packages?.length
-            ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
-            : cfg.base === 'minimal'
-              ? 'pare build: base (minimal)'
-              : 'pare build: accounts',
+          created_by: fromBase?.resliced
+            ? `pare build: base ${baseImage?.name} re-sliced${cfg.packages?.length ? ` with packages ${cfg.packages.join(' ')}` : ''}`
+            : cfg.packages?.length
+              ? `pare build: packages ${cfg.packages.join(' ')}${slices.has(key) ? ' (sliced)' : ''}`
+              : cfg.base === 'minimal'
+                ? 'pare build: base (minimal)'
+                : 'pare build: accounts',
         });
       }
       if (appTree.size > 1) {
@@ -676,7 +728,7 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
       const annotations: Record<string, string> = {
         'org.opencontainers.image.created': created,
         'org.opencontainers.image.title': name,
-        ...(fromBase && baseImage
+        ...(fromBase && baseImage && !fromBase.resliced
           ? {
               'org.opencontainers.image.base.digest': await fromBase.image.digest(),
               'org.opencontainers.image.base.name': baseImage.name,
@@ -720,8 +772,8 @@ async function buildWith(loaded: LoadedConfig, options: BuildOptions): Promise<B
   }
 
   if (!options.dryRun) {
-    if (debian) await saveLock(debian);
-    if (baseImage) await saveBaseLock(baseImage);
+    if (debian && !baseImage) await saveLock(debian);
+    if (baseImage) await saveBaseLock(baseImage, debian);
     await timed(
       onStep,
       'write',

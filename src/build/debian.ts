@@ -104,8 +104,11 @@ export interface DebianPlan {
   lockedOf(set?: string): readonly LockedPackage[];
   /** Builds (and caches) the assembled root filesystem of a platform (of a request set; default the main image). */
   rootfs(platform: Platform, epoch: number, set?: string): Promise<Tree>;
-  /** Like rootfs, with which package owns each path (for slicing and the SBOM). */
-  assembled(platform: Platform, epoch: number, set?: string): Promise<Assembled>;
+  /**
+   * Like rootfs, with which package owns each path (for slicing and the SBOM). `skip` leaves out packages by
+   * `name:arch=version` (those an image base has already).
+   */
+  assembled(platform: Platform, epoch: number, set?: string, skip?: ReadonlySet<string>): Promise<Assembled>;
   /**
    * The newest changelog date (seconds) of the main image's locked packages, all architectures (changelog.ts), or
    * undefined when none has a changelog: the default SOURCE_DATE_EPOCH. Reads those .debs (kept for assembling).
@@ -365,15 +368,17 @@ function plan(
         for (const p of res.packages) want.add(`${p.name}:${p.architecture}=${p.version}`);
       return lock.packages.filter((p) => want.has(`${p.name}:${p.architecture}=${p.version}`));
     },
-    assembled(platform, epoch, set = '') {
+    assembled(platform, epoch, set = '', skip) {
       const arch = debianArch(platform);
-      const k = `${arch}@${epoch}@${set}`;
+      const k = `${arch}@${epoch}@${set}@${[...(skip ?? [])].sort().join(' ')}`;
       let r = roots.get(k);
       if (!r) {
         r = (async () => {
           // A few at a time, biggest first: every .deb read at once held all their decompressor pipes and chunks in
           // flight together (peak RSS of a cold python build 307-325 → 289-296 MiB, same time).
-          const list = debsOf(arch, set);
+          const list = debsOf(arch, set).filter(
+            (d) => !skip?.has(`${d.record.name}:${d.record.architecture}=${d.record.version}`),
+          );
           const bySize = list.map((_, i) => i).sort((a, b) => list[b]!.record.size - list[a]!.record.size);
           const got = await mapLimit(bySize, READ_CONCURRENCY, (i) => read(list[i]!));
           const pkgs: DebPackage[] = new Array(list.length);

@@ -209,6 +209,8 @@ const sliceSection = z.union([
     mode: z.enum(['auto', 'none']).default('auto'),
     executables: z.array(z.string()).optional(),
     keep: z.array(z.string()).optional(),
+    /** Re-slice an image base's whole tree into one layer of pare's (its layers and their digests are not kept). */
+    base: z.boolean().optional(),
     /** Globs removed even when something needs them (wins over every rule; why-kept shows the drop). */
     drop: z.array(z.string().min(1)).optional(),
     probe: z.array(stringOrList).optional(),

@@ -3,7 +3,7 @@ export { parseCopyright } from './copyright.ts';
 export type { CycloneDxOptions } from './cyclonedx.ts';
 export { cycloneDxJson, toCycloneDxModel } from './cyclonedx.ts';
 export type { DpkgPackage } from './dpkg.ts';
-export { packageKey, parseMd5sums, readDpkgDatabase, SLICED_FIELD } from './dpkg.ts';
+export { DPKG_STATUS_D, packageKey, parseMd5sums, readDpkgDatabase, SLICED_FIELD } from './dpkg.ts';
 export { readPackageNote } from './elf-note.ts';
 export type { Inventory, InventoryOptions, SbomFile, SbomPackage } from './inventory.ts';
 export { inventory, isAppFile } from './inventory.ts';

@@ -18,7 +18,8 @@ import { tempDir } from '../helpers/tmp.ts';
  * image's inputs plus the variant's, in the same run, from one pare.lock. Against a signed fake archive served on
  * 127.0.0.1 (digests, lock, records, errors), and against the host's Debian mirror for a shell that runs.
  */
-describe('variants: against a fake archive', () => {
+// Several cold builds each: minutes on a busy 2-core machine, not the default minute.
+describe('variants: against a fake archive', { timeout: 600_000 }, () => {
   const dir = tempDir();
   let archive: FakeArchive;
   beforeAll(async () => {
