@@ -199,9 +199,15 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
       },
     );
 
-    it.skipIf(rootless.skip)(
-      'does the same when pare runs as an unprivileged user (pasta makes the namespaces, bwrap joins them)',
-      async () => {
+    it.skipIf(rootless.skip).for([
+      ['pasta', 'pasta makes the namespaces'],
+      ['slirp4netns', 'unshare makes the namespaces, slirp4netns connects them'],
+    ] as const)(
+      'does the same when pare runs as an unprivileged user through %s (%s, bwrap joins them)',
+      // from a clone under a 0700 home, it packs and installs pare first
+      { timeout: 600_000 },
+      async ([tool], { skip }) => {
+        if (tool === 'slirp4netns' && slirp.skip) skip('slirp4netns is not installed');
         // pasta needs /dev/net/tun, which a Debian host makes 0666; a private mount namespace gives the unprivileged
         // user one where this host's is 0600 (root only). The host's device node is not changed.
         const tun = join(work, 'tun');
@@ -226,12 +232,11 @@ describe.skipIf(skipReason !== '')('pare run on a Debian image (examples/python)
             '--',
             ...as,
           ],
-          join(home, 'cache'),
-          { HOME: home },
+          join(home, `cache-${tool}`),
+          { HOME: home, PARE_NETWORK: tool },
           entryRunnableBy(as, join(work, 'for-nobody')),
         );
       },
-      600_000, // from a clone under a 0700 home, it packs and installs pare first
     );
 
     it('fails (exit 1) with pasta’s message when the host port is taken', async () => {
