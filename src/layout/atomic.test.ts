@@ -1,9 +1,19 @@
-import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  createReadStream,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exists, streamToTemp } from './atomic.ts';
+import { exists, streamToTemp, writeFileAtomic } from './atomic.ts';
 
 async function* from(chunks: readonly Uint8Array[], failAfter?: number): AsyncGenerator<Uint8Array> {
   for (const [i, c] of chunks.entries()) {
@@ -62,5 +72,40 @@ describe('exists', () => {
     expect(await exists(join(dir, 'missing'))).toBe(false); // ENOENT
     expect(await exists(join(dir, 'file', 'below'))).toBe(false); // ENOTDIR
     await expect(exists(join(dir, 'loop'))).rejects.toMatchObject({ code: 'ELOOP' });
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces a regular file whole, with the mode asked for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-atomic-'));
+    const f = join(dir, 'sub', 'key');
+    await writeFileAtomic(f, 'one', 0o600);
+    await writeFileAtomic(f, 'two', 0o600);
+    expect(readFileSync(f, 'utf8')).toBe('two');
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(dir, 'sub'))).toEqual(['key']);
+  });
+
+  it('writes through a symlink and into a FIFO instead of renaming over them (-o /dev/stdout, /dev/null)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pare-atomic-'));
+    writeFileSync(join(dir, 'target'), 'old');
+    symlinkSync('target', join(dir, 'link'));
+    await writeFileAtomic(join(dir, 'link'), 'new');
+    expect(lstatSync(join(dir, 'link')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'target'), 'utf8')).toBe('new');
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = new Promise<string>((resolve, reject) => {
+      let text = '';
+      createReadStream(fifo, 'utf8')
+        .on('data', (c) => {
+          text += c;
+        })
+        .on('end', () => resolve(text))
+        .on('error', reject);
+    });
+    await writeFileAtomic(fifo, 'through the pipe');
+    expect(await reader).toBe('through the pipe');
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
   });
 });

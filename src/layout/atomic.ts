@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { access, type FileHandle, mkdir, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  access,
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LayoutError } from '../errors.ts';
@@ -34,6 +45,10 @@ export function tempPath(path: string): string {
  * Writes `data` to `path` atomically: a fresh temp file beside it (created exclusively, with `mode` from the start, so
  * a secret is never readable by others), fsync, rename. Readers see the old file or the whole new one; a killed
  * process leaves at most a `.tmp-*` file. Missing parent directories are created with `dirMode`.
+ *
+ * A path that is a symlink, or anything but a regular file (`-o /dev/null`, `/dev/stdout`, a FIFO), is written
+ * through as it is, never renamed over: replacing it would turn the user's link or device into a plain file (as root,
+ * `/dev/null` itself).
  */
 export async function writeFileAtomic(
   path: string,
@@ -41,6 +56,14 @@ export async function writeFileAtomic(
   mode = 0o644,
   dirMode = 0o755,
 ): Promise<void> {
+  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
+    throw e;
+  });
+  if (st && (st.isSymbolicLink() || !st.isFile())) {
+    await writeFile(path, data);
+    return;
+  }
   await mkdir(dirname(path), { recursive: true, mode: dirMode });
   const tmp = tempPath(path);
   try {
