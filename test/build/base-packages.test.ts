@@ -63,6 +63,7 @@ describe('packages: on an image base', { timeout: 600_000 }, () => {
   const layerDigests = async (img: Image) => (await img.manifest()).layers.map((l) => l.digest);
 
   let baseDigest: string;
+  // biome-ignore lint/suspicious/noDuplicateTestHooks: runs after the archive hook above; builds the base from it
   beforeAll(async () => {
     // The base: base-files and libfoo 1.0 (no security suite), unsliced, with its dpkg status.d entries.
     const b = project('base', `name: base\n${debian(false)}packages: [base-files, libfoo]\nslice: none\n`);
