@@ -97,8 +97,14 @@ const CANARY_SYMBOLS = ['__stack_chk_fail', '__stack_chk_guard', '__intel_securi
 
 /** Most executable bytes scanned for stack-clash probes per file; beyond it the answer stays `unknown`. */
 export const MAX_CODE_SCAN_BYTES = 256 * 1024 * 1024;
-/** `sub rsp,0x1000` followed by `or QWORD PTR [rsp],0x0`: GCC's x86-64 stack-clash probe (static and alloca loops). */
+/**
+ * `sub rsp,0x1000` followed by `or QWORD PTR [rsp+DISP],0x0`: GCC's x86-64 stack-clash probe (static and alloca
+ * loops). The probe's displacement is 0 (`48 83 0c 24 00`), 8-bit (`48 83 4c 24 d8 00`) or 32-bit
+ * (`48 83 8c 24 d32 00`; GCC 12 probes alloca loops at [rsp+0xff8]); hardening-check accepts any `or …,0x0` there.
+ */
 const X86_64_PROBE = Buffer.from([0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00]);
+/** Longest probe: the 7-byte sub and the 9-byte or with a 32-bit displacement. */
+const X86_64_PROBE_MAX = 16;
 
 export interface HardeningOptions {
   /** Scan executable segments for stack-clash probes (reads the code; default true). */
@@ -399,14 +405,19 @@ function fortifyOfTable(t: SymbolTable, list: FortifyList): FortifyFacts & { lis
 const PROBE_ANCHOR = X86_64_PROBE.subarray(2, 7);
 
 /**
- * Returns the offset of the first X86_64_PROBE in `b`, or -1. Searches for PROBE_ANCHOR and checks the bytes around
+ * Returns the offset of the first probe (X86_64_PROBE, any displacement) in `b`, or -1. Searches for PROBE_ANCHOR and checks the bytes around
  * it: Buffer.indexOf with the whole pattern (ending in the common byte 00) ran at a fifth of the speed.
  */
 function findProbe(b: Buffer): number {
   for (let i = b.indexOf(PROBE_ANCHOR, 2); i >= 0; i = b.indexOf(PROBE_ANCHOR, i + 1)) {
     const s = i - 2;
-    if (s + X86_64_PROBE.length > b.length) return -1;
-    if (b[s] === 0x48 && b[s + 1] === 0x81 && b.compare(X86_64_PROBE, 7, 12, s + 7, s + 12) === 0) return s;
+    if (b[s] !== 0x48 || b[s + 1] !== 0x81) continue;
+    // the `or` after the sub: REX.W 83 /1 with SIB 24 (base rsp), ModRM giving no, 8-bit or 32-bit displacement
+    const o = s + 7;
+    const dispBytes = b[o + 2] === 0x0c ? 0 : b[o + 2] === 0x4c ? 1 : b[o + 2] === 0x8c ? 4 : -1;
+    if (dispBytes < 0) continue;
+    if (o + 4 + dispBytes + 1 > b.length) return -1;
+    if (b[o] === 0x48 && b[o + 1] === 0x83 && b[o + 3] === 0x24 && b[o + 4 + dispBytes] === 0x00) return s;
   }
   return -1;
 }
@@ -423,7 +434,7 @@ async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
     if (!(end > start)) continue;
     const len = Math.min(end - start, budget);
     budget -= len;
-    const found = await scanRange(f.source, start, len, X86_64_PROBE.length - 1, (chunk, at) => {
+    const found = await scanRange(f.source, start, len, X86_64_PROBE_MAX - 1, (chunk, at) => {
       const i = findProbe(chunk);
       if (i >= 0) hit = at + i;
       return i >= 0;
@@ -431,7 +442,7 @@ async function scanStackClash(f: ElfFile): Promise<Fact<'yes' | 'unknown'>> {
     if (found)
       return {
         value: 'yes',
-        evidence: `stack-clash probe (sub rsp,0x1000; or [rsp],0) at file offset 0x${hit.toString(16)}`,
+        evidence: `stack-clash probe (sub rsp,0x1000; or [rsp+d],0) at file offset 0x${hit.toString(16)}`,
       };
   }
   return {

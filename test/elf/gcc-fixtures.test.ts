@@ -22,7 +22,11 @@ const PROGRAM = `
 #include <stdlib.h>
 #include <alloca.h>
 extern int fix_fn(int);
+#ifdef ALLOCA_ONLY
+int big(int n) { char *p = alloca(n); memset(p, 1, n); return p[n - 1]; }
+#else
 int big(int n) { char *p = alloca(n); memset(p, 1, n); volatile char frame[70000]; frame[0] = p[0]; return frame[0]; }
+#endif
 int main(int argc, char **argv) {
   char buf[64];
   strcpy(buf, argc > 1 ? argv[1] : "x");
@@ -91,6 +95,8 @@ const CASES: [name: string, flags: string[], expected: Expect][] = [
   ],
   ['stripped', [...HARD, '-s'], { stripped: true }],
   ['stack-clash', [...HARD, '-fstack-clash-protection'], { stackClash: 'yes' }],
+  // only the alloca loop probes, at [rsp+0xff8] (GCC 12: `or QWORD PTR [rsp+0xff8],0x0`, as in samba-libs)
+  ['stack-clash-alloca', [...HARD, '-fstack-clash-protection', '-DALLOCA_ONLY'], { stackClash: 'yes' }],
 ];
 
 describe.skipIf(peers.skip)('pare audit of gcc fixtures', () => {
