@@ -3,11 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLock } from '../../src/debian/index.ts';
 import { pareAsync as pare } from '../helpers/cli.ts';
-import {
-  createFakeArchive,
-  type FakeArchive,
-  staticProgramPackages,
-} from '../helpers/fake-debian-archive.ts';
+import { appArchive, type FakeArchive } from '../helpers/fake-debian-archive.ts';
 import { peersOrSkip } from '../helpers/peers.ts';
 import { type RegistryServer, startRegistry } from '../helpers/registry-server.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -34,22 +30,7 @@ describe.skipIf(peers.skip)('pare build --cache (a registry shared by CI runners
   const poolRequests = () => archive.requests.filter((r) => r.startsWith('pool/')).length;
 
   beforeAll(async () => {
-    archive = await createFakeArchive({
-      architectures: ['amd64'],
-      suites: [
-        {
-          name: 'bookworm',
-          packages: [
-            {
-              name: 'base-files',
-              version: '12.4',
-              files: { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n' },
-            },
-            ...staticProgramPackages('app', '1.0'),
-          ],
-        },
-      ],
-    });
+    archive = await appArchive();
     registry = await startRegistry({ auth: 'none' });
     repo = `${registry.host}/ci/pare-cache`;
     project = join(dir, 'project');

@@ -2,11 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pareAsync as pare } from '../helpers/cli.ts';
-import {
-  createFakeArchive,
-  type FakeArchive,
-  staticProgramPackages,
-} from '../helpers/fake-debian-archive.ts';
+import { appArchive, type FakeArchive } from '../helpers/fake-debian-archive.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /**
@@ -46,22 +42,7 @@ describe('pare build of several projects', () => {
   }
 
   beforeAll(async () => {
-    archive = await createFakeArchive({
-      architectures: ['amd64'],
-      suites: [
-        {
-          name: 'bookworm',
-          packages: [
-            {
-              name: 'base-files',
-              version: '12.4',
-              files: { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n' },
-            },
-            ...staticProgramPackages('app', '1.0'),
-          ],
-        },
-      ],
-    });
+    archive = await appArchive();
     project('api', 'api', 'api\n');
     project('worker', 'worker', 'worker\n');
   }, 120_000);

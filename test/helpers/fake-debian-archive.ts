@@ -104,6 +104,29 @@ export interface FakeArchive {
 
 const MTIME = 1_700_000_000;
 
+/**
+ * The smallest archive an image can be built from and run: suite bookworm with base-files (an os-release) and `app`,
+ * a static program of each architecture at /usr/bin/app (staticProgramPackages).
+ */
+export function appArchive(architectures: readonly string[] = ['amd64']): Promise<FakeArchive> {
+  return createFakeArchive({
+    architectures,
+    suites: [
+      {
+        name: 'bookworm',
+        packages: [
+          {
+            name: 'base-files',
+            version: '12.4',
+            files: { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n' },
+          },
+          ...staticProgramPackages('app', '1.0'),
+        ],
+      },
+    ],
+  });
+}
+
 /** Returns a fresh signing key for test archives (ed25519, no passphrase). */
 /**
  * A package `name` with a static program at `/usr/bin/<name>` for amd64 and for arm64, each of its architecture's
